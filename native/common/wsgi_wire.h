@@ -1,0 +1,188 @@
+/*
+ * The wire protocol between an Apache child and a mod_wsgi daemon process.
+ * docs/protocol.md is the specification; this header is its only C rendering, shared by the Apache
+ * module (native/apache) and the CPython addon (native/addon). Plain C99, no Apache or Python headers.
+ *
+ * All integers are big-endian and are packed and unpacked byte by byte: never send a struct.
+ */
+#ifndef WSGI_WIRE_H
+#define WSGI_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define WSGI_WIRE_VERSION        1
+#define WSGI_WIRE_HEADER_SIZE    8
+
+/* Apache child -> daemon */
+#define WSGI_FRAME_REQUEST       0x01
+#define WSGI_FRAME_BODY          0x02
+#define WSGI_FRAME_BODY_END      0x03
+
+/* daemon -> Apache child */
+#define WSGI_FRAME_HEAD          0x11
+#define WSGI_FRAME_RBODY         0x12
+#define WSGI_FRAME_END           0x13
+#define WSGI_FRAME_FILE          0x14
+#define WSGI_FRAME_ERROR         0x15
+#define WSGI_FRAME_GOAWAY        0x16
+
+/* REQUEST payload flags */
+#define WSGI_REQUEST_BODY_FOLLOWS 0x00000001u
+
+/* END outcomes */
+#define WSGI_END_COMPLETE        0
+#define WSGI_END_INCOMPLETE      1
+
+/* FILE count meaning "to the end of the file" */
+#define WSGI_FILE_TO_EOF         UINT64_C(0xFFFFFFFFFFFFFFFF)
+
+/* Payload limits (bytes). HEAD's limit is the group's header-buffer-size, set at run time. */
+#define WSGI_LIMIT_REQUEST       (8u * 1024u * 1024u)
+#define WSGI_LIMIT_BODY          (1u * 1024u * 1024u)
+#define WSGI_LIMIT_RBODY         (4u * 1024u * 1024u)
+#define WSGI_LIMIT_END           4u
+#define WSGI_LIMIT_FILE          16u
+#define WSGI_LIMIT_ERROR         (64u * 1024u)
+
+/* Fixed part of a REQUEST payload: flags (4), request_start (8), count (4). */
+#define WSGI_REQUEST_FIXED_SIZE  16
+
+typedef struct wsgi_frame_header {
+    uint8_t  version;
+    uint8_t  type;
+    uint16_t flags;
+    uint32_t length;
+} wsgi_frame_header;
+
+static inline void wsgi_put_u16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+static inline void wsgi_put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static inline void wsgi_put_u64(unsigned char *p, uint64_t v)
+{
+    wsgi_put_u32(p, (uint32_t)(v >> 32));
+    wsgi_put_u32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t wsgi_get_u16(const unsigned char *p)
+{
+    return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
+}
+
+static inline uint32_t wsgi_get_u32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static inline uint64_t wsgi_get_u64(const unsigned char *p)
+{
+    return ((uint64_t)wsgi_get_u32(p) << 32) | wsgi_get_u32(p + 4);
+}
+
+/* Writes the 8-byte header of a frame into out. */
+static inline void wsgi_frame_header_pack(unsigned char *out, uint8_t type, uint16_t flags,
+                                          uint32_t length)
+{
+    out[0] = WSGI_WIRE_VERSION;
+    out[1] = type;
+    wsgi_put_u16(out + 2, flags);
+    wsgi_put_u32(out + 4, length);
+}
+
+/* Reads an 8-byte header. The caller checks version, type and length against its state and limits. */
+static inline void wsgi_frame_header_unpack(const unsigned char *in, wsgi_frame_header *h)
+{
+    h->version = in[0];
+    h->type = in[1];
+    h->flags = wsgi_get_u16(in + 2);
+    h->length = wsgi_get_u32(in + 4);
+}
+
+/*
+ * A bounded reader over a payload, for strings and pairs. Every read checks the remaining length;
+ * after the first failure `ok` stays 0 and later reads return zeros, so a caller checks once at the end.
+ */
+typedef struct wsgi_reader {
+    const unsigned char *p;
+    size_t left;
+    int ok;
+} wsgi_reader;
+
+static inline void wsgi_reader_init(wsgi_reader *r, const unsigned char *p, size_t n)
+{
+    r->p = p;
+    r->left = n;
+    r->ok = 1;
+}
+
+static inline uint32_t wsgi_read_u32(wsgi_reader *r)
+{
+    uint32_t v;
+    if (!r->ok || r->left < 4) {
+        r->ok = 0;
+        return 0;
+    }
+    v = wsgi_get_u32(r->p);
+    r->p += 4;
+    r->left -= 4;
+    return v;
+}
+
+static inline uint64_t wsgi_read_u64(wsgi_reader *r)
+{
+    uint64_t v;
+    if (!r->ok || r->left < 8) {
+        r->ok = 0;
+        return 0;
+    }
+    v = wsgi_get_u64(r->p);
+    r->p += 8;
+    r->left -= 8;
+    return v;
+}
+
+/* Reads a string: sets *s to its bytes inside the payload (not terminated) and *n to its length. */
+static inline int wsgi_read_string(wsgi_reader *r, const char **s, uint32_t *n)
+{
+    uint32_t len = wsgi_read_u32(r);
+    if (!r->ok || r->left < len) {
+        r->ok = 0;
+        *s = NULL;
+        *n = 0;
+        return 0;
+    }
+    *s = (const char *)r->p;
+    *n = len;
+    r->p += len;
+    r->left -= len;
+    return 1;
+}
+
+/* Bytes a string of n bytes takes in a payload. */
+static inline size_t wsgi_string_size(size_t n)
+{
+    return 4 + n;
+}
+
+/* Writes a string at out; returns the bytes written (4 + n). */
+static inline size_t wsgi_write_string(unsigned char *out, const char *s, uint32_t n)
+{
+    wsgi_put_u32(out, n);
+    if (n)
+        memcpy(out + 4, s, n);
+    return 4 + (size_t)n;
+}
+
+#endif /* WSGI_WIRE_H */

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Prepares a fresh Debian 12 machine to build and run mod_wsgi: Debian's packages, npm dependencies, build.
+# As root it installs what is missing; otherwise it prints the one apt-get line to run and stops.
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="apache2 apache2-dev libpython3.11-dev python3-django python3-flask"
+# Only for bench/ (side by side with the original module) and the sendfile tests.
+EXTRA=${MOD_WSGI_SETUP_EXTRA-"libapache2-mod-wsgi-py3 wrk strace"}
+
+missing=""
+for p in $PACKAGES $EXTRA; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "mod_wsgi setup: these Debian packages are needed; run as root:" >&2
+        echo "  apt-get install -y$missing" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q $missing >/dev/null
+fi
+command -v node >/dev/null || { echo "mod_wsgi setup: Node.js 20 or later is needed (nodejs)" >&2; exit 1; }
+
+export npm_config_nodedir=${npm_config_nodedir:-/usr}
+npm ci --no-audit --no-fund --loglevel=error
+sh scripts/build.sh all
+echo "mod_wsgi setup: built build/mod_wsgi.so, lib/ and the CPython addon"

@@ -1,0 +1,115 @@
+// The contract between the daemon (src/daemon) and the CPython addon (native/addon), as seen from
+// TypeScript. src/native/index.ts is the one module that loads the .node binary; it validates every
+// option before native code sees it and exposes exactly this interface.
+
+/** Everything the addon needs to start Python in this daemon process. */
+export interface PythonOptions {
+  /** sys.executable / program name: /usr/bin/python3.11, or <virtualenv>/bin/python for python-home. */
+  programName: string
+  /** python-home (or WSGIPythonHome): a virtualenv or prefix; null for Debian's own /usr. */
+  home: string | null
+  /** Entries added to sys.path, in order, before site-packages (python-path, WSGIPythonPath). */
+  path: string[]
+  /** Put '' first on sys.path (the WSGIDaemonProcess `home=` option, release notes Features Changed 5). */
+  cwdFirstOnPath: boolean
+  /** WSGIPythonHashSeed: null (Python's default), 'random', or 0..4294967295. */
+  hashSeed: number | 'random' | null
+  dontWriteBytecode: boolean
+  /** WSGIPythonOptimize: 0, 1 or 2. */
+  optimize: number
+  /** WSGIPythonWarnings entries, as for `python -W`. */
+  warnings: string[]
+  /** WSGIRestrictSignal: signal.signal() from apps logs a warning and is ignored. */
+  restrictSignal: boolean
+  /** WSGIRestrictStdin / WSGIRestrictStdout: sys.stdin / sys.stdout use raise an error, as in mod_wsgi. */
+  restrictStdin: boolean
+  restrictStdout: boolean
+  /** Values seen by apps in the `mod_wsgi` module and in environ. */
+  processGroup: string
+  /** Maximum requests run at once in this process (the `threads` option); each application group gets
+   *  its own worker threads, at most this many, created on demand. */
+  threads: number
+  /** Thread stack size in bytes, 0 for the default. */
+  stackSize: number
+  /** wsgi.multithread and wsgi.multiprocess. */
+  multithread: boolean
+  multiprocess: boolean
+  /** The daemon's log level; the addon writes lines below it only when verbose. */
+  logLevel: LogLevel
+  /** Log each step of interpreter and script setup (WSGIVerboseDebugging). */
+  verbose: boolean
+}
+
+export type LogLevel = 'emerg' | 'alert' | 'crit' | 'error' | 'warn' | 'notice' | 'info' | 'debug'
+
+/**
+ * Receives what a request produces, on the JS thread, through the addon's single thread-safe function.
+ *
+ * `data` is always complete response frames of docs/protocol.md (HEAD, BODY, END, ERROR — or for a file,
+ * one FILE frame whose descriptor is `fd`), ready to be written to the request's connection as they are.
+ * `final` is true for the last event of a request: its worker thread is free again, the iterable's close()
+ * has been called and the connection may take the next request.
+ *
+ * Returning true asks the worker to stop producing output for this request until `resume(id)` is called
+ * (the connection's socket is backed up); the worker waits with the GIL released.
+ */
+export type OutputHandler = (id: number, data: Buffer, final: boolean, fd: number) => boolean | void
+
+/** The worker has consumed enough buffered input that reading the connection may go on. */
+export type InputResumeHandler = (id: number) => void
+
+export interface BridgeHandlers {
+  output: OutputHandler
+  inputResume: InputResumeHandler
+}
+
+export interface Bridge {
+  /**
+   * Queues a request for a worker thread. `request` is the payload of a REQUEST frame exactly as received
+   * (flags, request_start, variables): the addon builds the environ from it in native code.
+   * `hasBody` is the BODY_FOLLOWS flag; without it wsgi.input is empty from the start.
+   * The caller never has more than `threads` requests submitted and not yet final.
+   */
+  submit(id: number, request: Buffer, hasBody: boolean): void
+
+  /** Appends request body bytes for `id`; returns how many bytes are now buffered, unread by the app.
+   *  Above 256 KiB the caller stops reading the connection until `inputResume(id)` fires (below 64 KiB). */
+  input(id: number, chunk: Buffer): number
+
+  /** The request body is complete: reads past what is buffered return b''. */
+  endInput(id: number): void
+
+  /** The connection is gone: reads of wsgi.input and writes of output raise OSError from now on, and the
+   *  request ends as soon as the app lets it (its `final` event still comes). Safe to call at any time. */
+  abort(id: number): void
+
+  /** Lets a paused request (its output handler returned true) produce output again. */
+  resume(id: number): void
+
+  /** Loads a script into an application group ahead of requests (WSGIImportScript). Rejects with the
+   *  Python error's text when the script fails. */
+  preload(script: string, applicationGroup: string): Promise<void>
+
+  /** Date.now() of the last time a watchdog thread obtained the GIL (it tries every second). */
+  lastGilAcquired(): number
+
+  /** Writes the Python stack of every thread of every interpreter to the error log (fd 2). Safe to call
+   *  while a thread holds the GIL forever. */
+  dumpStacks(reason: string): void
+
+  /** Ends Python: lets workers finish for at most `timeoutMs`, then finalises. Returns false when it had
+   *  to give up (the caller exits anyway). Safe to call twice. */
+  shutdown(timeoutMs: number): boolean
+}
+
+/** Process-level primitives Node lacks, provided by the addon for src/daemon's identity and limits code. */
+export interface ProcessControl {
+  setrlimit(resource: RlimitResource, soft: number, hard: number): void
+  getrlimit(resource: RlimitResource): { soft: number; hard: number }
+  /** setpriority(PRIO_PROCESS, 0, nice). */
+  setPriority(nice: number): void
+  /** mallopt(M_ARENA_MAX, n): bounds address space taken by thread malloc arenas. */
+  setMallocArenaMax(n: number): void
+}
+
+export type RlimitResource = 'cpu' | 'data' | 'as' | 'stack' | 'nofile'
