@@ -46,10 +46,11 @@ build_addon() {
         fail "Node's headers not found under $nodedir/include/node: install the nodejs package with headers"
     gyp="node_modules/.bin/node-gyp"
     [ -x "$gyp" ] || gyp="$(dirname "$NODE")/../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
-    # An existing build tree is rebuilt incrementally (make); a fresh one is configured first.
-    step=rebuild
-    [ -f build/Makefile ] && [ build/Makefile -nt binding.gyp ] && step=build
-    PYTHON_CONFIG="$PYTHON_CONFIG" "$NODE" "$gyp" $step --nodedir="$nodedir" --loglevel=warn
+    # configure + build, never rebuild/clean: those delete build/, which also holds mod_wsgi.so.
+    if ! [ -f build/Makefile ] || [ binding.gyp -nt build/Makefile ]; then
+        PYTHON_CONFIG="$PYTHON_CONFIG" "$NODE" "$gyp" configure --nodedir="$nodedir" --loglevel=warn
+    fi
+    PYTHON_CONFIG="$PYTHON_CONFIG" "$NODE" "$gyp" build --nodedir="$nodedir" --loglevel=warn
 }
 
 build_ts() {

@@ -5,9 +5,22 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import * as http from 'node:http'
 import * as net from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 
-export const ROOT = resolve(__dirname, '..', '..')
+/** The project root: the nearest directory above this file with the project's package.json (this file
+ *  also runs compiled, from build/bench/, for bench/). */
+export const ROOT = findRoot(__dirname)
+
+function findRoot(from: string): string {
+  for (let d = from; d !== dirname(d); d = dirname(d)) {
+    try {
+      if (JSON.parse(readFileSync(join(d, 'package.json'), 'utf8')).name === 'mod_wsgi') return d
+    } catch {
+      /* keep looking */
+    }
+  }
+  return resolve(from, '..', '..')
+}
 export const MODULE = join(ROOT, 'build', 'mod_wsgi.so')
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'wsgi')
 export const APACHE_BIN = process.env.APACHE_BIN ?? '/usr/sbin/apache2'
@@ -16,7 +29,7 @@ export const APACHE_MODULES = process.env.APACHE_MODULES ?? '/usr/lib/apache2/mo
 export const PYTHON = '/usr/bin/python3'
 
 /** Modules every test server loads; a test adds others with `modules`. */
-const BASE_MODULES = ['mpm_event', 'authz_core', 'authn_core', 'alias', 'mime', 'env', 'setenvif', 'dir', 'log_config']
+const BASE_MODULES = ['mpm_event', 'authz_core', 'authn_core', 'alias', 'mime', 'env', 'setenvif', 'dir']
 
 export interface ApacheOptions {
   /** Config lines after the base config: WSGI* directives, vhosts... */

@@ -1,0 +1,134 @@
+// The options of `mod_wsgi-express start-server` (and `setup-server`, and Django's `runmodwsgi`, which
+// passes its arguments through), with mod_wsgi 4.1.0's defaults. One table drives both the argument
+// parser and the config renderer, so an option cannot exist in one and be missing from the other.
+
+export interface ExpressOptions {
+  script: string | null
+  host: string | null
+  port: number
+  processes: number | null
+  threads: number
+  maxClients: number | null
+  limitRequestBody: number
+  maximumRequests: number
+  shutdownTimeout: number
+  gracefulTimeout: number
+  deadlockTimeout: number
+  inactivityTimeout: number
+  requestTimeout: number
+  connectTimeout: number
+  socketTimeout: number
+  queueTimeout: number
+  serverBacklog: number
+  daemonBacklog: number
+  headerBufferSize: number
+  reloadOnChanges: boolean
+  user: string | null
+  group: string | null
+  callableObject: string
+  documentRoot: string | null
+  urlAlias: Array<[string, string]>
+  errorDocument: Array<[string, string]>
+  keepAliveTimeout: number
+  serverStatus: boolean
+  includeFile: string[]
+  workingDirectory: string | null
+  pidFile: string | null
+  serverRoot: string | null
+  logDirectory: string | null
+  logLevel: string
+  accessLog: boolean
+  logToTerminal: boolean
+  startupLog: boolean
+  httpdExecutable: string | null
+  modulesDirectory: string | null
+  mimeTypes: string | null
+  pythonPath: string[]
+}
+
+type Kind = 'string' | 'number' | 'boolean' | 'pair' | 'list'
+
+export interface OptionSpec {
+  /** Command-line name without the leading dashes. */
+  flag: string
+  key: keyof ExpressOptions
+  kind: Kind
+  default: unknown
+  describe: string
+  /** Names for the two values of a 'pair' option, for --help. */
+  pairNames?: [string, string]
+}
+
+export const LOG_LEVELS = ['emerg', 'alert', 'crit', 'error', 'warn', 'notice', 'info', 'debug']
+
+export const OPTION_SPECS: OptionSpec[] = [
+  { flag: 'host', key: 'host', kind: 'string', default: null, describe: 'The host name or IP address to listen on; all interfaces when not given.' },
+  { flag: 'port', key: 'port', kind: 'number', default: 8000, describe: 'The port to listen on.' },
+  { flag: 'processes', key: 'processes', kind: 'number', default: null, describe: 'Number of daemon processes; giving it, even as 1, makes wsgi.multiprocess true.' },
+  { flag: 'threads', key: 'threads', kind: 'number', default: 5, describe: 'Number of threads in each daemon process handling requests.' },
+  { flag: 'max-clients', key: 'maxClients', kind: 'number', default: null, describe: 'Maximum number of simultaneous client connections Apache accepts (default: derived from processes and threads).' },
+  { flag: 'limit-request-body', key: 'limitRequestBody', kind: 'number', default: 10485760, describe: 'Largest request body accepted, in bytes.' },
+  { flag: 'maximum-requests', key: 'maximumRequests', kind: 'number', default: 0, describe: 'Requests a daemon process handles before it is restarted; 0 for no limit.' },
+  { flag: 'shutdown-timeout', key: 'shutdownTimeout', kind: 'number', default: 5, describe: 'Seconds to wait for active requests when a daemon process shuts down.' },
+  { flag: 'graceful-timeout', key: 'gracefulTimeout', kind: 'number', default: 15, describe: 'Seconds to wait for active requests on a graceful restart before forcing it.' },
+  { flag: 'deadlock-timeout', key: 'deadlockTimeout', kind: 'number', default: 60, describe: 'Seconds the Python GIL may stay unobtainable before the daemon process restarts.' },
+  { flag: 'inactivity-timeout', key: 'inactivityTimeout', kind: 'number', default: 0, describe: 'Seconds without requests after which a daemon process restarts; 0 for never.' },
+  { flag: 'request-timeout', key: 'requestTimeout', kind: 'number', default: 60, describe: 'Seconds a request may run (averaged over threads) before the daemon process restarts.' },
+  { flag: 'connect-timeout', key: 'connectTimeout', kind: 'number', default: 15, describe: 'Seconds Apache tries to connect to a daemon process.' },
+  { flag: 'socket-timeout', key: 'socketTimeout', kind: 'number', default: 60, describe: 'Seconds any one read or write between Apache and a daemon process may take.' },
+  { flag: 'queue-timeout', key: 'queueTimeout', kind: 'number', default: 30, describe: 'Seconds a request may wait for a daemon process before it gets 503.' },
+  { flag: 'server-backlog', key: 'serverBacklog', kind: 'number', default: 500, describe: "Listen backlog of Apache's own listening socket." },
+  { flag: 'daemon-backlog', key: 'daemonBacklog', kind: 'number', default: 100, describe: "Listen backlog of the daemon processes' socket." },
+  { flag: 'header-buffer-size', key: 'headerBufferSize', kind: 'number', default: 32768, describe: 'Largest response header block accepted from the application, in bytes (at least 8192).' },
+  { flag: 'reload-on-changes', key: 'reloadOnChanges', kind: 'boolean', default: false, describe: 'Restart the daemon process when a source file of an imported module changes.' },
+  { flag: 'user', key: 'user', kind: 'string', default: null, describe: 'User the daemon processes run as (default: yours; an unprivileged user when run as root).' },
+  { flag: 'group', key: 'group', kind: 'string', default: null, describe: "Group the daemon processes run as (default: the user's group)." },
+  { flag: 'callable-object', key: 'callableObject', kind: 'string', default: 'application', describe: 'Name of the WSGI callable in the script.' },
+  { flag: 'document-root', key: 'documentRoot', kind: 'string', default: null, describe: 'Directory of static files served ahead of the application.' },
+  { flag: 'url-alias', key: 'urlAlias', kind: 'pair', default: [], pairNames: ['URL', 'PATH'], describe: 'Serve the file or directory PATH at URL (repeatable).' },
+  { flag: 'error-document', key: 'errorDocument', kind: 'pair', default: [], pairNames: ['STATUS', 'DOCUMENT'], describe: 'Use DOCUMENT (a URL path) for error responses with STATUS (repeatable).' },
+  { flag: 'keep-alive-timeout', key: 'keepAliveTimeout', kind: 'number', default: 0, describe: 'Seconds to keep idle client connections open; 0 turns keep-alive off.' },
+  { flag: 'server-status', key: 'serverStatus', kind: 'boolean', default: false, describe: 'Serve Apache server status at /server-status (from localhost only).' },
+  { flag: 'include-file', key: 'includeFile', kind: 'list', default: [], describe: 'An extra Apache configuration file to include (repeatable).' },
+  { flag: 'working-directory', key: 'workingDirectory', kind: 'string', default: null, describe: 'Working directory of the daemon processes, first on sys.path (default: the current directory).' },
+  { flag: 'pid-file', key: 'pidFile', kind: 'string', default: null, describe: "Where Apache writes its pid (default: httpd.pid in the server root)." },
+  { flag: 'server-root', key: 'serverRoot', kind: 'string', default: null, describe: 'Directory for the generated configuration, logs and sockets (default: /tmp/mod_wsgi-HOST:PORT:UID).' },
+  { flag: 'log-directory', key: 'logDirectory', kind: 'string', default: null, describe: 'Directory for the log files (default: the server root).' },
+  { flag: 'log-level', key: 'logLevel', kind: 'string', default: 'info', describe: `Apache LogLevel: ${LOG_LEVELS.join(', ')}.` },
+  { flag: 'access-log', key: 'accessLog', kind: 'boolean', default: false, describe: 'Write an access log.' },
+  { flag: 'log-to-terminal', key: 'logToTerminal', kind: 'boolean', default: false, describe: 'Send the error log (and access log) to the terminal instead of files.' },
+  { flag: 'startup-log', key: 'startupLog', kind: 'boolean', default: false, describe: "Keep Apache's startup messages in a startup log file." },
+  { flag: 'httpd-executable', key: 'httpdExecutable', kind: 'string', default: null, describe: 'The Apache httpd binary (default: from $HTTPD, or from apxs).' },
+  { flag: 'modules-directory', key: 'modulesDirectory', kind: 'string', default: null, describe: "Directory of Apache's modules (default: from apxs)." },
+  { flag: 'mime-types', key: 'mimeTypes', kind: 'string', default: null, describe: 'The mime.types file (default: /etc/mime.types).' },
+  { flag: 'python-path', key: 'pythonPath', kind: 'list', default: [], describe: 'A directory to add to sys.path (repeatable).' },
+]
+
+/** The options with every default applied. */
+export function defaultOptions(): ExpressOptions {
+  const o: Record<string, unknown> = { script: null }
+  for (const s of OPTION_SPECS) o[s.key] = Array.isArray(s.default) ? [...s.default] : s.default
+  return o as unknown as ExpressOptions
+}
+
+/** Checks what the parser cannot: ranges and combinations. Returns a message or null. */
+export function validateOptions(o: ExpressOptions): string | null {
+  const positive: Array<keyof ExpressOptions> = ['port', 'threads']
+  for (const k of positive) if (!Number.isInteger(o[k]) || (o[k] as number) < 1) return `--${flagOf(k)} must be a positive integer`
+  if (o.processes !== null && (!Number.isInteger(o.processes) || o.processes < 1)) return '--processes must be a positive integer'
+  if (o.port > 65535) return '--port must be at most 65535'
+  for (const s of OPTION_SPECS) {
+    if (s.kind !== 'number' || s.key === 'processes' || s.key === 'maxClients') continue
+    const v = o[s.key] as number
+    if (!Number.isInteger(v) || v < 0) return `--${s.flag} must be a whole number, 0 or more`
+  }
+  if (o.headerBufferSize < 8192) return '--header-buffer-size must be at least 8192'
+  if (!LOG_LEVELS.includes(o.logLevel)) return `--log-level must be one of ${LOG_LEVELS.join(', ')}`
+  for (const [status] of o.errorDocument) if (!/^[1-5]\d\d$/.test(status)) return `--error-document status '${status}' is not an HTTP status`
+  for (const [url] of o.urlAlias) if (!url.startsWith('/')) return `--url-alias URL '${url}' must start with /`
+  return null
+}
+
+function flagOf(key: keyof ExpressOptions): string {
+  return OPTION_SPECS.find((s) => s.key === key)?.flag ?? String(key)
+}
