@@ -71,7 +71,8 @@ build_apache() {
         "-DMOD_WSGI_NODE=\\\"$NODE\\\"" \
         "-DMOD_WSGI_DAEMON_MAIN=\\\"$main\\\"" \
         ./*.c >build.log 2>&1) || { cat build/apache/build.log >&2; fail "apxs failed (log above)"; }
-    cp build/apache/.libs/mod_wsgi.so build/mod_wsgi.so
+    # Replace, never overwrite in place: running Apaches have the old file mapped (cp onto it crashes them).
+    cp build/apache/.libs/mod_wsgi.so build/mod_wsgi.so.new && mv -f build/mod_wsgi.so.new build/mod_wsgi.so
     # Apache's children (User www-data) and daemons load from here: keep it readable.
     chmod 755 build build/mod_wsgi.so
 }

@@ -1,0 +1,83 @@
+/*
+ * Connections from an Apache child to a process group's daemons (wsgi_conn.c): a pool of idle
+ * connections per child and group, connecting with retries, and bounded I/O that collects the file
+ * descriptors a daemon passes with FILE frames.
+ */
+#ifndef WSGI_CONN_H
+#define WSGI_CONN_H
+
+#include "httpd.h"
+#include "apr_thread_mutex.h"
+
+#include "wsgi_config.h"
+#include "wsgi_wire.h"
+
+#include <sys/uio.h>
+#include <sys/un.h>
+
+/* Large enough for the biggest frame parsed in place (ERROR) with its header. */
+#define WSGI_CONN_BUFSIZE   (WSGI_LIMIT_ERROR + 1024)
+#define WSGI_CONN_MAXFDS    8
+
+typedef struct wsgi_conn {
+    struct wsgi_conn *next;             /* in the idle stack */
+    struct wsgi_conn_pool *pool;
+    int fd;
+    int reused;                         /* taken from the idle stack: the daemon may have closed it */
+    apr_size_t rpos;                    /* unread bytes are buf[rpos, rlen) */
+    apr_size_t rlen;
+    int fds[WSGI_CONN_MAXFDS];          /* descriptors received and not used yet */
+    int nfds;
+    int fds_lost;                       /* descriptors were dropped (control buffer too small) */
+    unsigned char buf[WSGI_CONN_BUFSIZE];
+} wsgi_conn;
+
+typedef struct wsgi_conn_pool {
+    wsgi_group *group;
+    apr_thread_mutex_t *mutex;
+    wsgi_conn *idle;
+    int nidle;
+    int max_idle;
+    struct sockaddr_un addr;
+    socklen_t addrlen;
+} wsgi_conn_pool;
+
+/* child_init: one pool per process group. */
+void wsgi_conn_child_init(apr_pool_t *pchild, server_rec *s);
+
+/*
+ * A connection to group g: an idle one that is still usable (unless `fresh`), else a new one,
+ * connecting with retries for the group's connect-timeout. Returns OK, or HTTP_SERVICE_UNAVAILABLE
+ * after logging why.
+ */
+int wsgi_conn_acquire(request_rec *r, wsgi_group *g, int fresh, wsgi_conn **out);
+
+/* After a complete response: back to the idle stack if nothing is pending, else closed. */
+void wsgi_conn_release(wsgi_conn *c);
+
+/* Abandons the connection (the daemon sees the close as "abandon the request"). */
+void wsgi_conn_close(wsgi_conn *c);
+
+/* Writes all of iov or fails: APR_TIMEUP on socket-timeout, an errno value otherwise. */
+apr_status_t wsgi_conn_writev(wsgi_conn *c, struct iovec *iov, int n);
+
+/* Bytes buffered and not consumed. */
+#define wsgi_conn_avail(c) ((c)->rlen - (c)->rpos)
+
+/*
+ * Makes at least `need` (<= WSGI_CONN_BUFSIZE) unread bytes contiguous in buf, reading as needed.
+ * Moves unread bytes to the start of buf: no bucket may still point into buf. APR_EOF at end of
+ * stream, APR_TIMEUP on socket-timeout.
+ */
+apr_status_t wsgi_conn_fill(wsgi_conn *c, apr_size_t need);
+
+/* Reads up to n bytes directly into dst (for payloads larger than buf); *got is set. */
+apr_status_t wsgi_conn_read_into(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t *got);
+
+/* Whether the daemon has sent more bytes that can be read without waiting. */
+int wsgi_conn_readable(wsgi_conn *c);
+
+/* The next received descriptor (passed with a FILE frame), or -1. The caller owns it. */
+int wsgi_conn_take_fd(wsgi_conn *c);
+
+#endif /* WSGI_CONN_H */

@@ -1,0 +1,60 @@
+/*
+ * Forwarding a request to a daemon process and relaying its response (docs/protocol.md):
+ * wsgi_forward.c maps URLs (translate_name) and runs the handler, wsgi_request.c builds and sends the
+ * REQUEST and the body, wsgi_response.c reads the response frames and passes them down the filters.
+ */
+#ifndef WSGI_FORWARD_H
+#define WSGI_FORWARD_H
+
+#include "httpd.h"
+
+#include "wsgi_config.h"
+#include "wsgi_conn.h"
+
+/* Bodies up to this size are read before connecting and sent with the REQUEST in one write; such a
+ * request can be sent again when a daemon answers GOAWAY. Larger ones are streamed. */
+#define WSGI_BUFFERED_BODY  65536
+
+/* Everything about one forwarded request (r->pool). */
+typedef struct wsgi_req {
+    request_rec *r;
+    wsgi_group *group;
+    const char *process_group;
+    const char *application_group;
+    const char *callable_object;
+    const char *handler_script;
+    int pass_authorization;
+    int script_reloading;
+    int error_override;
+    int enable_sendfile;
+
+    /* The REQUEST frame, followed by BODY + BODY_END when the body was buffered. */
+    unsigned char *head;
+    apr_size_t head_len;
+    int body_follows;           /* the body is streamed after head, from the client */
+    int body_started;           /* streaming began: the request can no longer be sent again */
+} wsgi_req;
+
+/* translate_name: WSGIScriptAlias and WSGIScriptAliasMatch. */
+int wsgi_translate_name(request_rec *r);
+
+/* The content handler. */
+int wsgi_handler(request_rec *r);
+
+/*
+ * wsgi_request.c: builds q->head from the request's variables (and reads a small body).
+ * Returns OK or an HTTP status (client body errors).
+ */
+int wsgi_request_build(wsgi_req *q);
+
+/* Streams the client body as BODY frames then BODY_END. OK, or an HTTP status after logging. */
+int wsgi_request_stream_body(wsgi_req *q, wsgi_conn *c);
+
+/*
+ * wsgi_response.c: reads the daemon's answer on c and relays it. Takes ownership of c (released or
+ * closed). Sets *retry when the daemon did not process the request (GOAWAY, or a connection closed
+ * before any answer) and it may be sent again; otherwise returns what the handler returns.
+ */
+int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry);
+
+#endif /* WSGI_FORWARD_H */
