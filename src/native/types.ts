@@ -110,6 +110,12 @@ export interface ProcessControl {
   setPriority(nice: number): void
   /** mallopt(M_ARENA_MAX, n): bounds address space taken by thread malloc arenas. */
   setMallocArenaMax(n: number): void
+  /** sendmsg() of `data` (at least 1 byte) on the connected UNIX socket `socketFd` with `fd` attached as
+   *  SCM_RIGHTS: how a FILE frame's descriptor reaches the Apache child (Node's sockets cannot send
+   *  ancillary data). Non-blocking: returns the bytes sent, 0 when the socket was full and nothing (not
+   *  even the descriptor) was sent. Call it only when Node's write queue for the socket is empty. The
+   *  caller still owns and closes `fd`. Throws on other errors. Always provided by src/native/index.ts. */
+  sendWithFd?(socketFd: number, data: Buffer, fd: number): number
 }
 
 export type RlimitResource = 'cpu' | 'data' | 'as' | 'stack' | 'nofile'

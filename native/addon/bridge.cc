@@ -1,0 +1,381 @@
+#include "bridge.h"
+
+#include <unistd.h>
+
+#include <new>
+#include <stdexcept>
+
+#include "options.h"
+
+namespace modwsgi {
+
+namespace {
+
+// Above this size a response chunk is handed to JavaScript without a copy.
+constexpr size_t kCopyLimit = 64 * 1024;
+
+void DropEvent(Event &ev) {
+    if (ev.fd >= 0) {
+        close(ev.fd);
+        ev.fd = -1;
+    }
+}
+
+double IdArg(const Napi::CallbackInfo &info) {
+    if (!info[0].IsNumber())
+        throw Napi::TypeError::New(info.Env(), "request id must be a number");
+    return info[0].As<Napi::Number>().DoubleValue();
+}
+
+}  // namespace
+
+// --- Sink ---
+
+bool Sink::post(Event &&ev) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_)
+        return false;
+    try {
+        queue_.push_back(std::move(ev));
+    } catch (const std::bad_alloc &) {
+        return false;  // the caller treats the event as undeliverable (and closes its descriptor)
+    }
+    if (!scheduled_) {
+        // Under the lock, so that close() cannot release the function between check and call.
+        if (napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking) != napi_ok) {
+            queue_.pop_back();
+            return false;
+        }
+        scheduled_ = true;
+    }
+    return true;
+}
+
+std::vector<Event> Sink::take() {
+    std::vector<Event> batch;
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(queue_);
+    scheduled_ = false;
+    return batch;
+}
+
+void Sink::close() {
+    std::vector<Event> dropped;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        closed_ = true;
+        dropped.swap(queue_);
+    }
+    for (Event &ev : dropped)
+        DropEvent(ev);
+}
+
+// --- Bridge ---
+
+Napi::Function Bridge::Define(Napi::Env env) {
+    return DefineClass(env, "Bridge",
+                       {
+                           InstanceMethod<&Bridge::Submit>("submit"),
+                           InstanceMethod<&Bridge::Input>("input"),
+                           InstanceMethod<&Bridge::EndInput>("endInput"),
+                           InstanceMethod<&Bridge::Abort>("abort"),
+                           InstanceMethod<&Bridge::Resume>("resume"),
+                           InstanceMethod<&Bridge::Preload>("preload"),
+                           InstanceMethod<&Bridge::LastGilAcquired>("lastGilAcquired"),
+                           InstanceMethod<&Bridge::DumpStacks>("dumpStacks"),
+                           InstanceMethod<&Bridge::Shutdown>("shutdown"),
+                       });
+}
+
+// new Bridge(options, output, inputResume)
+Bridge::Bridge(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Bridge>(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    HostOptions options = ParseOptions(env, info[0]);
+    if (!info[1].IsFunction() || !info[2].IsFunction())
+        throw Napi::TypeError::New(env, "BridgeHandlers.output and BridgeHandlers.inputResume must be functions");
+    output_ = Napi::Persistent(info[1].As<Napi::Function>());
+    input_resume_ = Napi::Persistent(info[2].As<Napi::Function>());
+
+    sink_ = std::make_shared<Sink>();
+    // The function's finaliser owns a reference to the sink: late callbacks still find it alive.
+    auto *keep = new std::shared_ptr<Sink>(sink_);
+    napi_status s = napi_create_threadsafe_function(
+        env, nullptr, nullptr, Napi::String::New(env, "mod_wsgi.bridge"), 0, 1, keep,
+        [](napi_env, void *data, void *) { delete static_cast<std::shared_ptr<Sink> *>(data); }, sink_.get(), CallJs,
+        &tsfn_);
+    if (s != napi_ok) {
+        delete keep;
+        throw Napi::Error::New(env, "cannot create the thread-safe function");
+    }
+    sink_->set_tsfn(tsfn_);
+    sink_->owner = this;
+    napi_unref_threadsafe_function(env, tsfn_);  // only work in flight keeps the loop alive
+
+    std::string error;
+    host_ = start_host(options, sink_, &error);
+    if (!host_) {
+        sink_->owner = nullptr;
+        sink_->close();
+        napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+        closed_ = true;
+        throw Napi::Error::New(env, "cannot start Python: " + error);
+    }
+    napi_add_env_cleanup_hook(env, CleanupHook, this);
+    hook_added_ = true;
+    // Python lives until shutdown(): the JavaScript object must not be collected before that.
+    Ref();
+    self_ref_ = true;
+}
+
+Bridge::~Bridge() {
+    if (hook_added_)
+        napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+    if (!closed_)
+        Close(nullptr, 2000);
+    // A runtime that could not stop cleanly may still have threads using it: leave it allocated.
+    if (!close_result_)
+        (void)host_.release();
+}
+
+void Bridge::CleanupHook(void *arg) {
+    auto *self = static_cast<Bridge *>(arg);
+    self->hook_added_ = false;
+    self->Close(nullptr, 2000);
+}
+
+void Bridge::CheckOpen(Napi::Env env) const {
+    if (closed_)
+        throw Napi::Error::New(env, "the Python bridge is shut down");
+}
+
+void Bridge::Hold() {
+    if (held_++ == 0)
+        napi_ref_threadsafe_function(env_, tsfn_);
+}
+
+void Bridge::Release() {
+    if (held_ && --held_ == 0 && !closed_)
+        napi_unref_threadsafe_function(env_, tsfn_);
+}
+
+std::shared_ptr<Request> Bridge::Find(const Napi::CallbackInfo &info) {
+    auto it = requests_.find(IdArg(info));
+    return it == requests_.end() ? nullptr : it->second;
+}
+
+Napi::Value Bridge::Submit(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    double id = IdArg(info);
+    if (!info[1].IsBuffer())
+        throw Napi::TypeError::New(env, "submit(): request must be a Buffer");
+    if (requests_.count(id))
+        throw Napi::Error::New(env, "submit(): request id " + std::to_string(id) + " is already in flight");
+    auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+    try {
+        std::vector<uint8_t> payload(buf.Data(), buf.Data() + buf.Length());
+        auto req = std::make_shared<Request>(id, std::move(payload), info[2].ToBoolean().Value(), sink_);
+        host_->submit(req);
+        requests_.emplace(id, std::move(req));
+    } catch (const std::invalid_argument &e) {
+        throw Napi::TypeError::New(env, std::string("submit(): ") + e.what());
+    } catch (const std::bad_alloc &) {
+        throw Napi::Error::New(env, "submit(): out of memory");
+    } catch (const std::runtime_error &e) {
+        throw Napi::Error::New(env, std::string("submit(): ") + e.what());
+    }
+    Hold();
+    return env.Undefined();
+}
+
+Napi::Value Bridge::Input(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::shared_ptr<Request> req = Find(info);
+    if (!info[1].IsBuffer())
+        throw Napi::TypeError::New(env, "input(): chunk must be a Buffer");
+    if (!req)
+        return Napi::Number::New(env, 0);
+    auto chunk = info[1].As<Napi::Buffer<uint8_t>>();
+    try {
+        return Napi::Number::New(env, static_cast<double>(req->input(chunk.Data(), chunk.Length())));
+    } catch (const std::bad_alloc &) {
+        throw Napi::Error::New(env, "input(): out of memory");
+    }
+}
+
+Napi::Value Bridge::EndInput(const Napi::CallbackInfo &info) {
+    if (std::shared_ptr<Request> req = Find(info))
+        req->end_input();
+    return info.Env().Undefined();
+}
+
+Napi::Value Bridge::Abort(const Napi::CallbackInfo &info) {
+    if (std::shared_ptr<Request> req = Find(info))
+        req->abort();
+    return info.Env().Undefined();
+}
+
+Napi::Value Bridge::Resume(const Napi::CallbackInfo &info) {
+    if (std::shared_ptr<Request> req = Find(info))
+        req->resume_output();
+    return info.Env().Undefined();
+}
+
+Napi::Value Bridge::Preload(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    if (!info[0].IsString() || !info[1].IsString())
+        throw Napi::TypeError::New(env, "preload(script, applicationGroup) takes two strings");
+    double token = next_token_++;
+    auto deferred = Napi::Promise::Deferred::New(env);
+    try {
+        host_->preload(token, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value());
+    } catch (const std::exception &e) {
+        throw Napi::Error::New(env, std::string("preload(): ") + e.what());
+    }
+    preloads_.emplace(token, deferred);
+    Hold();
+    return deferred.Promise();
+}
+
+Napi::Value Bridge::LastGilAcquired(const Napi::CallbackInfo &info) {
+    return Napi::Number::New(info.Env(), host_->last_gil_acquired());
+}
+
+Napi::Value Bridge::DumpStacks(const Napi::CallbackInfo &info) {
+    std::string reason = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string("requested");
+    if (!closed_)
+        host_->dump_stacks(reason);
+    return info.Env().Undefined();
+}
+
+Napi::Value Bridge::Shutdown(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double timeout = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+    if (!(timeout >= 0))
+        timeout = 0;
+    if (timeout > 86400000)
+        timeout = 86400000;
+    return Napi::Boolean::New(env, Close(env, static_cast<int>(timeout)));
+}
+
+// Stops Python and the event flow. Safe to call twice. With env null (environment teardown) no
+// JavaScript is called: pending preload promises are then left unsettled.
+bool Bridge::Close(napi_env env, int timeout_ms) {
+    if (closed_)
+        return close_result_;
+    closed_ = true;
+    // Nothing reaches JavaScript any more (this thread is busy here, then the events are dropped):
+    // requests in flight are aborted, so that a worker waiting to send output or to read input
+    // gets OSError and finishes instead of holding up the shutdown.
+    sink_->owner = nullptr;
+    sink_->close();
+    for (auto &r : requests_)
+        r.second->abort();
+    requests_.clear();
+    close_result_ = host_->shutdown(timeout_ms);
+    napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
+    if (env) {
+        Napi::Env e(env);
+        for (auto &p : preloads_)
+            p.second.Reject(Napi::Error::New(e, "the Python bridge was shut down").Value());
+    }
+    preloads_.clear();
+    if (self_ref_ && env) {
+        self_ref_ = false;
+        Unref();
+    }
+    return close_result_;
+}
+
+void Bridge::CallJs(napi_env env, napi_value, void *context, void *) {
+    auto *sink = static_cast<Sink *>(context);
+    if (!env || !sink->owner) {
+        // Torn down with the environment, or the bridge is closed: nobody will handle these.
+        for (Event &ev : sink->take())
+            DropEvent(ev);
+        return;
+    }
+    sink->owner->Drain(Napi::Env(env));
+}
+
+void Bridge::Drain(Napi::Env env) {
+    std::vector<Event> batch = sink_->take();
+    Napi::HandleScope scope(env);
+    Napi::Value first_error;
+    for (Event &ev : batch) {
+        try {
+            Dispatch(env, ev);
+        } catch (const Napi::Error &e) {
+            if (first_error.IsEmpty())
+                first_error = e.Value();
+        } catch (const std::bad_alloc &) {
+            if (first_error.IsEmpty())
+                first_error = Napi::Error::New(env, "mod_wsgi bridge: out of memory delivering output").Value();
+        }
+        DropEvent(ev);
+    }
+    // A handler threw: report it as an uncaught exception once the batch's bookkeeping is done.
+    if (!first_error.IsEmpty())
+        napi_fatal_exception(env, first_error);
+}
+
+void Bridge::Dispatch(Napi::Env env, Event &ev) {
+    switch (ev.kind) {
+    case Event::Kind::kOutput: {
+        size_t n = ev.data.size();
+        if (ev.final) {
+            auto it = requests_.find(ev.id);
+            if (it != requests_.end() && it->second == ev.req) {
+                // Before the handler runs: it may submit the connection's next request with this id.
+                requests_.erase(it);
+                Release();
+            }
+        }
+        bool pause = false;
+        try {
+            Napi::Value buffer;
+            if (n <= kCopyLimit) {
+                buffer = Napi::Buffer<char>::Copy(env, ev.data.data(), n);
+            } else {
+                auto *owned = new std::string(std::move(ev.data));
+                buffer = Napi::Buffer<char>::NewOrCopy(
+                    env, &(*owned)[0], owned->size(), [](Napi::Env, char *, std::string *s) { delete s; }, owned);
+            }
+            int fd = ev.fd;
+            ev.fd = -1;  // JavaScript owns the descriptor now
+            Napi::Value r = output_.Call({Napi::Number::New(env, ev.id), buffer, Napi::Boolean::New(env, ev.final),
+                                          Napi::Number::New(env, fd)});
+            pause = !ev.final && r.ToBoolean().Value();
+        } catch (...) {
+            ev.req->delivered(n);  // never leave a worker waiting on output JavaScript has seen
+            throw;
+        }
+        if (pause)
+            ev.req->pause_output();
+        ev.req->delivered(n);
+        break;
+    }
+    case Event::Kind::kInputResume: {
+        auto it = requests_.find(ev.id);
+        if (it != requests_.end() && it->second == ev.req)
+            input_resume_.Call({Napi::Number::New(env, ev.id)});
+        break;
+    }
+    case Event::Kind::kPreloadDone: {
+        auto it = preloads_.find(ev.id);
+        if (it == preloads_.end())
+            break;
+        Napi::Promise::Deferred deferred = it->second;
+        preloads_.erase(it);
+        Release();
+        if (ev.ok)
+            deferred.Resolve(env.Undefined());
+        else
+            deferred.Reject(Napi::Error::New(env, ev.data).Value());
+        break;
+    }
+    }
+}
+
+}  // namespace modwsgi

@@ -1,0 +1,154 @@
+#include "process_control.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+namespace modwsgi {
+
+namespace {
+
+int Resource(const Napi::CallbackInfo &info, std::string *name) {
+    if (!info[0].IsString())
+        throw Napi::TypeError::New(info.Env(), "resource must be one of cpu, data, as, stack, nofile");
+    *name = info[0].As<Napi::String>().Utf8Value();
+    if (*name == "cpu")
+        return RLIMIT_CPU;
+    if (*name == "data")
+        return RLIMIT_DATA;
+    if (*name == "as")
+        return RLIMIT_AS;
+    if (*name == "stack")
+        return RLIMIT_STACK;
+    if (*name == "nofile")
+        return RLIMIT_NOFILE;
+    throw Napi::TypeError::New(info.Env(), "resource must be one of cpu, data, as, stack, nofile, not '" + *name + "'");
+}
+
+// Infinity (or -1) is RLIM_INFINITY; anything else a non-negative integer.
+rlim_t Limit(Napi::Env env, Napi::Value v, const char *what) {
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (d == -1 || d == std::numeric_limits<double>::infinity())
+        return RLIM_INFINITY;
+    if (!(d >= 0) || std::floor(d) != d || d >= 18446744073709551615.0)
+        throw Napi::RangeError::New(env, std::string(what) + " must be a non-negative integer or Infinity");
+    return static_cast<rlim_t>(d);
+}
+
+Napi::Value ToJs(Napi::Env env, rlim_t v) {
+    return Napi::Number::New(env, v == RLIM_INFINITY ? std::numeric_limits<double>::infinity() : static_cast<double>(v));
+}
+
+Napi::Error SysError(Napi::Env env, const std::string &call, int err) {
+    Napi::Error e = Napi::Error::New(env, call + " failed: " + strerror(err));
+    e.Set("errno", Napi::Number::New(env, err));
+    return e;
+}
+
+Napi::Value SetRlimit(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::string name;
+    int resource = Resource(info, &name);
+    struct rlimit rl;
+    rl.rlim_cur = Limit(env, info[1], "soft");
+    rl.rlim_max = Limit(env, info[2], "hard");
+    if (setrlimit(resource, &rl) != 0)
+        throw SysError(env, "setrlimit(" + name + ")", errno);
+    return env.Undefined();
+}
+
+Napi::Value GetRlimit(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::string name;
+    int resource = Resource(info, &name);
+    struct rlimit rl;
+    if (getrlimit(resource, &rl) != 0)
+        throw SysError(env, "getrlimit(" + name + ")", errno);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("soft", ToJs(env, rl.rlim_cur));
+    out.Set("hard", ToJs(env, rl.rlim_max));
+    return out;
+}
+
+Napi::Value SetPriority(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double nice = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(nice >= -20 && nice <= 20) || std::floor(nice) != nice)
+        throw Napi::RangeError::New(env, "nice must be an integer from -20 to 20");
+    if (setpriority(PRIO_PROCESS, 0, static_cast<int>(nice)) != 0)
+        throw SysError(env, "setpriority(" + std::to_string(static_cast<int>(nice)) + ")", errno);
+    return env.Undefined();
+}
+
+Napi::Value SetMallocArenaMax(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double n = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(n >= 1 && n <= 1024) || std::floor(n) != n)
+        throw Napi::RangeError::New(env, "arena count must be an integer from 1 to 1024");
+    if (mallopt(M_ARENA_MAX, static_cast<int>(n)) != 1)
+        throw Napi::Error::New(env, "mallopt(M_ARENA_MAX) failed");
+    return env.Undefined();
+}
+
+// sendWithFd(socketFd, data, fd): sendmsg() of data with fd attached (SCM_RIGHTS), non-blocking.
+// Returns the bytes sent; 0 when the socket is full before anything was sent (nor the descriptor).
+Napi::Value SendWithFd(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double sock = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    double fd = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(sock >= 0 && sock <= INT32_MAX) || std::floor(sock) != sock || !(fd >= 0 && fd <= INT32_MAX) ||
+        std::floor(fd) != fd)
+        throw Napi::TypeError::New(env, "sendWithFd(socketFd, data, fd): descriptors must be non-negative integers");
+    if (!info[1].IsBuffer() || info[1].As<Napi::Buffer<char>>().Length() == 0)
+        throw Napi::TypeError::New(env, "sendWithFd(): data must be a non-empty Buffer (the descriptor rides on it)");
+    auto data = info[1].As<Napi::Buffer<char>>();
+    int passed = static_cast<int>(fd);
+    struct iovec iov;
+    iov.iov_base = data.Data();
+    iov.iov_len = data.Length();
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &passed, sizeof(int));
+    ssize_t n;
+    do
+        n = sendmsg(static_cast<int>(sock), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return Napi::Number::New(env, 0);
+        throw SysError(env, "sendmsg(SCM_RIGHTS)", errno);
+    }
+    return Napi::Number::New(env, static_cast<double>(n));
+}
+
+}  // namespace
+
+void InitProcessControl(Napi::Env env, Napi::Object exports) {
+    exports.Set("setrlimit", Napi::Function::New<SetRlimit>(env, "setrlimit"));
+    exports.Set("getrlimit", Napi::Function::New<GetRlimit>(env, "getrlimit"));
+    exports.Set("setPriority", Napi::Function::New<SetPriority>(env, "setPriority"));
+    exports.Set("setMallocArenaMax", Napi::Function::New<SetMallocArenaMax>(env, "setMallocArenaMax"));
+    exports.Set("sendWithFd", Napi::Function::New<SendWithFd>(env, "sendWithFd"));
+}
+
+}  // namespace modwsgi

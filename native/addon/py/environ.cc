@@ -1,0 +1,128 @@
+// The WSGI environ, built straight from the REQUEST payload's variables: ISO-8859-1 str keys and
+// values (PEP 3333), keys interned once per interpreter, plus the wsgi.* and mod_wsgi.* entries.
+#include "py_internal.h"
+
+#include "runtime.h"
+#include "wsgi_wire.h"
+
+namespace modwsgi {
+
+namespace {
+
+bool set(PyObject *env, PyObject *key, PyObject *value) {
+    // Takes the value's reference.
+    if (!value)
+        return false;
+    int r = PyDict_SetItem(env, key, value);
+    Py_DECREF(value);
+    return r == 0;
+}
+
+bool set_borrowed(PyObject *env, PyObject *key, PyObject *value) { return PyDict_SetItem(env, key, value) == 0; }
+
+// Remembers the variables the worker itself needs (views into the payload, which outlives the call).
+void note(Call &call, std::string_view name, std::string_view value) {
+    switch (name.size()) {
+    case 11:
+        if (name == "REMOTE_ADDR")
+            call.remote_addr = value;
+        else if (name == "REMOTE_PORT")
+            call.remote_port = value;
+        break;
+    case 14:
+        if (name == "REQUEST_METHOD")
+            call.method = value;
+        break;
+    case 15:
+        if (name == "SCRIPT_FILENAME")
+            call.script = value;
+        break;
+    case 23:
+        if (name == "mod_wsgi.handler_script")
+            call.handler_script = value;
+        break;
+    case 24:
+        if (name == "mod_wsgi.callable_object")
+            call.callable = value;
+        break;
+    case 25:
+        if (name == "mod_wsgi.script_reloading")
+            call.reloading = value == "1";
+        break;
+    default:
+        break;
+    }
+}
+
+}  // namespace
+
+PyObject *build_environ(Call &call) {
+    InterpState &st = call.st;
+    const HostOptions &o = runtime_options(*st.rt);
+    const std::vector<uint8_t> &payload = call.req.payload();
+    wsgi_reader r;
+    wsgi_reader_init(&r, payload.data(), payload.size());
+    wsgi_read_u32(&r);  // flags: BODY_FOLLOWS is passed to submit() separately
+    call.request_start = wsgi_read_u64(&r);
+    uint32_t count = wsgi_read_u32(&r);
+    if (!r.ok || count > payload.size() / 8) {
+        PyErr_SetString(PyExc_ValueError, "malformed REQUEST payload");
+        return nullptr;
+    }
+    PyRef env(_PyDict_NewPresized(static_cast<Py_ssize_t>(count) + 16));
+    if (!env)
+        return nullptr;
+    for (uint32_t i = 0; i < count; ++i) {
+        const char *n, *v;
+        uint32_t nlen, vlen;
+        wsgi_read_string(&r, &n, &nlen);
+        wsgi_read_string(&r, &v, &vlen);
+        if (!r.ok) {
+            PyErr_SetString(PyExc_ValueError, "malformed REQUEST payload");
+            return nullptr;
+        }
+        std::string_view name(n, nlen), value(v, vlen);
+        if (name == "mod_wsgi.url_scheme") {
+            call.url_scheme = value;  // becomes wsgi.url_scheme, not an environ entry of its own
+            continue;
+        }
+        note(call, name, value);
+        PyRef key(st.keys.get(name));
+        if (!key || !set(env.get(), key.get(), PyUnicode_DecodeLatin1(v, vlen, nullptr)))
+            return nullptr;
+    }
+    // A WSGIHandlerScript runs in place of the resource: SCRIPT_FILENAME stays the resource, as in mod_wsgi.
+    if (!call.handler_script.empty())
+        call.script = call.handler_script;
+    if (call.callable.empty())
+        call.callable = "application";
+    call.head_method = call.method == "HEAD";
+    if (!call.remote_addr.empty()) {
+        call.client.assign(call.remote_addr);
+        if (!call.remote_port.empty())
+            call.client.append(":").append(call.remote_port);
+    }
+
+    PyObject *e = env.get();
+    const EnvironKeys &k = st.k;
+    PyRef scheme(call.url_scheme.empty() ? (Py_INCREF(st.str_http), st.str_http) : st.keys.get(call.url_scheme));
+    call.errors.reset(log_new(st, LogLevel::kError, call.client, "<wsgi.errors>"));
+    bool ok = scheme && call.errors && set_borrowed(e, k.wsgi_version, st.wsgi_version) &&
+              set_borrowed(e, k.wsgi_url_scheme, scheme.get()) &&
+              set(e, k.wsgi_input, input_new(st, call.req.shared_from_this())) &&
+              set_borrowed(e, k.wsgi_errors, call.errors.get()) &&
+              set_borrowed(e, k.wsgi_multithread, o.multithread ? Py_True : Py_False) &&
+              set_borrowed(e, k.wsgi_multiprocess, o.multiprocess ? Py_True : Py_False) &&
+              set_borrowed(e, k.wsgi_run_once, Py_False) &&
+              set_borrowed(e, k.wsgi_file_wrapper, reinterpret_cast<PyObject *>(st.file_wrapper_type)) &&
+              set_borrowed(e, k.mod_wsgi_version, st.mod_wsgi_version) &&
+              set(e, k.request_start, PyUnicode_FromFormat("%llu", static_cast<unsigned long long>(call.request_start)));
+    // Apache always sends these; a direct caller may not.
+    ok = ok && PyDict_SetDefault(e, k.process_group, st.process_group) &&
+         PyDict_SetDefault(e, k.application_group, st.application_group);
+    if (ok && !PyDict_GetItemWithError(e, k.callable_object))
+        ok = !PyErr_Occurred() && set_borrowed(e, k.callable_object, st.str_application);
+    return ok ? env.release() : nullptr;
+}
+
+}  // namespace modwsgi

@@ -1,0 +1,67 @@
+// Error-log lines of the addon, in docs/logging.md's format, written to fd 2 with one write() each.
+// Plain C++ (no Python): usable from any thread, with or without the GIL.
+#ifndef MODWSGI_ADDON_LOG_H
+#define MODWSGI_ADDON_LOG_H
+
+#include <string>
+#include <string_view>
+
+#include "host.h"
+
+namespace modwsgi {
+
+// The addon's message catalogue (WSGI03nnn). A number never changes meaning.
+enum LogCode : int {
+    kLogNone = 0,                 // application output: no code
+    kLogInitFailed = 3001,        // Python could not be initialised
+    kLogInitializing = 3002,      // verbose: initialising Python
+    kLogCreateInterp = 3003,      // verbose: creating an interpreter
+    kLogInterpFailed = 3004,      // an application group's interpreter could not be set up
+    kLogDestroyInterp = 3005,     // verbose: destroying an interpreter
+    kLogLoadScript = 3010,        // loading a WSGI script file
+    kLogScriptLoadFailed = 3011,  // Target WSGI script cannot be loaded as Python module
+    kLogNoCallable = 3012,        // Target WSGI script does not contain WSGI application
+    kLogException = 3013,         // Exception occurred processing WSGI script
+    kLogReloadScript = 3014,      // script changed on disk, reloading
+    kLogNoStartResponse = 3021,   // the application never called start_response()
+    kLogOutputTooLong = 3022,     // more output than Content-Length
+    kLogOutputTooShort = 3023,    // less output than Content-Length
+    kLogClientGone = 3024,        // the connection went away during the response
+    kLogSignalIgnored = 3030,     // WSGIRestrictSignal: signal.signal() ignored
+    kLogStackDump = 3040,         // stack dump requested
+    kLogStackDumpFailed = 3041,   // stack dump could not be written
+    kLogShutdownBusy = 3050,      // workers still busy at shutdown
+    kLogShutdownTimeout = 3051,   // finalisation did not finish in time
+    kLogInterpNotEnded = 3052,    // an interpreter still had threads and was left alone
+    kLogNoMemory = 3060,          // allocation failed in native code
+    kLogThreadFailed = 3061,      // a worker thread could not be started
+    kLogPreloadFailed = 3070,     // WSGIImportScript failed
+    kLogInternal = 3090,          // a native-side invariant failed (bug)
+};
+
+class Logger {
+public:
+    Logger(LogLevel level, bool verbose) : level_(level), verbose_(verbose) {}
+
+    bool enabled(LogLevel level) const { return level <= level_ || verbose_; }
+    bool verbose() const { return verbose_; }
+
+    // Writes one line (newlines inside `message` are replaced). `client` adds "[client ...] ".
+    void write(LogLevel level, int code, std::string_view message, std::string_view client = {}) const;
+
+    // Verbose-only step messages (WSGIVerboseDebugging).
+    void step(int code, std::string_view message) const {
+        if (verbose_)
+            write(LogLevel::kInfo, code, message);
+    }
+
+private:
+    const LogLevel level_;
+    const bool verbose_;
+};
+
+const char *log_level_name(LogLevel level);
+
+}  // namespace modwsgi
+
+#endif

@@ -1,0 +1,218 @@
+#include "pool.h"
+
+#include "runtime.h"
+#include "wsgi_wire.h"
+
+namespace modwsgi {
+
+namespace {
+
+// An ERROR frame: the request failed before any HEAD.
+std::string error_frame(uint32_t status, const std::string &text) {
+    std::string out(WSGI_WIRE_HEADER_SIZE + 4 + 4 + text.size(), '\0');
+    auto *p = reinterpret_cast<unsigned char *>(&out[0]);
+    wsgi_frame_header_pack(p, WSGI_FRAME_ERROR, 0, static_cast<uint32_t>(out.size() - WSGI_WIRE_HEADER_SIZE));
+    wsgi_put_u32(p + WSGI_WIRE_HEADER_SIZE, status);
+    wsgi_write_string(p + WSGI_WIRE_HEADER_SIZE + 4, text.data(), static_cast<uint32_t>(text.size()));
+    return out;
+}
+
+}  // namespace
+
+Group::Group(Runtime &rt, std::string name) : rt_(rt), name_(std::move(name)) {}
+
+InterpState *Group::state() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_ == InterpStatus::kReady ? st_ : nullptr;
+}
+
+void Group::push(Job &&job) {
+    bool spawn = false;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        queue_.push_back(std::move(job));
+        if (idle_ > 0) {
+            --idle_;
+            ++wakeups_;
+            cv_.notify_one();
+        } else if (workers_ < rt_.options().threads) {
+            ++workers_;
+            spawn = true;
+        }
+    }
+    if (!spawn || rt_.start_thread(thread_main, this))
+        return;
+    rt_.log().write(LogLevel::kError, kLogThreadFailed,
+                    "Unable to start a worker thread for application group '" + name_ + "'.");
+    // With no worker at all nobody would ever take the queue: answer its jobs now.
+    std::deque<Job> orphans;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (--workers_ == 0)
+            orphans.swap(queue_);
+    }
+    for (Job &j : orphans)
+        fail_job(j, "Unable to start a worker thread.");
+}
+
+void Group::stop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+}
+
+void *Group::thread_main(void *arg) {
+    static_cast<Group *>(arg)->run();
+    return nullptr;
+}
+
+void Group::run() {
+    PyThreadState *tstate = nullptr;
+    const bool ready = attach(&tstate);
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+        if (queue_.empty()) {
+            if (stopping_)
+                break;
+            ++idle_;
+            cv_.wait(lock, [this] { return wakeups_ > 0 || stopping_; });
+            if (wakeups_ > 0)
+                --wakeups_;  // claimed by push(); the job may have gone to a busier worker meanwhile
+            else
+                --idle_;
+            continue;
+        }
+        Job job = std::move(queue_.front());
+        queue_.pop_front();
+        lock.unlock();
+        if (ready)
+            run_job(*st_, tstate, job);
+        else
+            fail_job(job, failure_);
+        lock.lock();
+    }
+    --workers_;
+    lock.unlock();
+    if (tstate) {
+        PyEval_RestoreThread(tstate);
+        PyThreadState_Clear(tstate);
+        PyThreadState_DeleteCurrent();
+    }
+    rt_.thread_exited();
+}
+
+void Group::run_job(InterpState &st, PyThreadState *tstate, Job &job) {
+    if (job.kind == Job::Kind::kPreload) {
+        std::string error;
+        PyEval_RestoreThread(tstate);
+        bool ok;
+        try {
+            ok = preload_script(st, job.script, &error);
+        } catch (const std::bad_alloc &) {
+            PyErr_Clear();
+            ok = false;
+            error = "out of memory";
+        }
+        PyEval_SaveThread();
+        Event ev;
+        ev.kind = Event::Kind::kPreloadDone;
+        ev.id = job.token;
+        ev.ok = ok;
+        ev.data = std::move(error);
+        rt_.sink().post(std::move(ev));
+        return;
+    }
+    PyEval_RestoreThread(tstate);
+    std::string frames = run_request(st, *job.req);
+    PyEval_SaveThread();
+    job.req->finish();
+    // Not under the group lock: the next request may then start another worker (at most `threads`,
+    // as mod_wsgi has from the start), but submit() never waits for this post's system call.
+    job.req->post_output(std::move(frames), true, -1);
+}
+
+void Group::fail_job(Job &job, const std::string &why) {
+    if (job.kind == Job::Kind::kPreload) {
+        Event ev;
+        ev.kind = Event::Kind::kPreloadDone;
+        ev.id = job.token;
+        ev.ok = false;
+        ev.data = why;
+        rt_.sink().post(std::move(ev));
+        return;
+    }
+    job.req->finish();
+    job.req->post_output(error_frame(500, why), true, -1);
+}
+
+bool Group::attach(PyThreadState **tstate) {
+    std::unique_lock<std::mutex> lock(mu_);
+    ready_cv_.wait(lock, [this] { return status_ != InterpStatus::kCreating; });
+    if (status_ == InterpStatus::kReady) {
+        PyInterpreterState *interp = st_->interp;
+        lock.unlock();
+        // The GIL is not needed to make a thread state; this is the first one on this OS thread.
+        *tstate = PyThreadState_New(interp);
+        return *tstate != nullptr;
+    }
+    if (status_ == InterpStatus::kFailed)
+        return false;
+    status_ = InterpStatus::kCreating;
+    lock.unlock();
+    bool ok = create_interpreter(tstate);
+    lock.lock();
+    status_ = ok ? InterpStatus::kReady : InterpStatus::kFailed;
+    ready_cv_.notify_all();
+    return ok;
+}
+
+bool Group::create_interpreter(PyThreadState **tstate) {
+    const Logger &log = rt_.log();
+    PyInterpreterState *main_interp = PyInterpreterState_Main();
+    std::string error;
+    if (name_.empty()) {
+        PyThreadState *ts = PyThreadState_New(main_interp);
+        PyEval_RestoreThread(ts);
+        st_ = interp_setup(rt_, name_, &error);
+        PyEval_SaveThread();
+        *tstate = ts;
+    } else {
+        // Py_NewInterpreter needs the GIL. Take it with a thread state that is not registered for
+        // PyGILState, so that the new interpreter's thread state is this thread's first one.
+        PyThreadState *borrowed = _PyThreadState_Prealloc(main_interp);
+        PyEval_RestoreThread(borrowed);
+        log.step(kLogCreateInterp, "Create interpreter '" + name_ + "'.");
+        PyThreadState *ts = Py_NewInterpreter();
+        if (!ts) {
+            error = "Py_NewInterpreter() failed";
+            PyThreadState_Clear(borrowed);
+            PyThreadState_DeleteCurrent();
+            *tstate = nullptr;
+        } else {
+            interp_ = ts->interp;
+            keeper_ = _PyThreadState_Prealloc(interp_);  // not registered for PyGILState either
+            st_ = interp_setup(rt_, name_, &error);
+            PyThreadState_Clear(borrowed);
+            PyThreadState_Delete(borrowed);
+            PyEval_SaveThread();
+            *tstate = ts;
+        }
+    }
+    if (st_)
+        return true;
+    failure_ = "Failed to create Python interpreter for application group '" + name_ + "'.";
+    log.write(LogLevel::kError, kLogInterpFailed, failure_ + " " + error);
+    return false;
+}
+
+PyInterpreterState *Group::interpreter() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return interp_;
+}
+
+PyThreadState *Group::keeper() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return keeper_;
+}
+
+}  // namespace modwsgi

@@ -1,0 +1,173 @@
+#include "request.h"
+
+#include <unistd.h>
+
+#include <cstring>
+
+namespace modwsgi {
+
+Request::Request(double id, std::vector<uint8_t> payload, bool has_body, std::shared_ptr<EventSink> sink)
+    : id_(id), payload_(std::move(payload)), sink_(std::move(sink)), eof_(!has_body) {}
+
+size_t Request::input(const uint8_t *data, size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Once the application is done (or the request ended) nobody will read: drop the bytes and report
+    // nothing buffered so the daemon keeps draining the connection.
+    if (finished_ || aborted_ || eof_)
+        return 0;
+    if (n) {
+        chunks_.emplace_back(reinterpret_cast<const char *>(data), n);
+        buffered_ += n;
+        if (waiters_)
+            cv_.notify_all();
+    }
+    if (buffered_ > kInputHigh)
+        input_paused_ = true;
+    return buffered_;
+}
+
+void Request::end_input() {
+    std::lock_guard<std::mutex> lock(mu_);
+    eof_ = true;
+    if (waiters_)
+        cv_.notify_all();
+}
+
+void Request::abort() {
+    std::lock_guard<std::mutex> lock(mu_);
+    aborted_ = true;
+    cv_.notify_all();
+}
+
+void Request::pause_output() {
+    std::lock_guard<std::mutex> lock(mu_);
+    output_paused_ = true;
+}
+
+void Request::resume_output() {
+    std::lock_guard<std::mutex> lock(mu_);
+    output_paused_ = false;
+    if (waiters_)
+        cv_.notify_all();
+}
+
+void Request::delivered(size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    inflight_ = n > inflight_ ? 0 : inflight_ - n;
+    if (waiters_ && inflight_ < kOutputHigh)
+        cv_.notify_all();
+}
+
+Request::InputStatus Request::take(std::string *out, size_t max, bool line, bool *newline) {
+    bool resume = false;
+    InputStatus status;
+    *newline = false;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (aborted_)
+            return InputStatus::kAborted;
+        if (finished_)
+            return InputStatus::kExpired;
+        size_t copied = 0;
+        while (copied < max && !chunks_.empty()) {
+            const std::string &c = chunks_.front();
+            const char *p = c.data() + chunk_offset_;
+            size_t n = c.size() - chunk_offset_;
+            if (n > max - copied)
+                n = max - copied;
+            if (line) {
+                const void *nl = memchr(p, '\n', n);
+                if (nl) {
+                    n = static_cast<size_t>(static_cast<const char *>(nl) - p) + 1;
+                    *newline = true;
+                }
+            }
+            out->append(p, n);
+            copied += n;
+            chunk_offset_ += n;
+            buffered_ -= n;
+            if (chunk_offset_ == c.size()) {
+                chunks_.pop_front();
+                chunk_offset_ = 0;
+            }
+            if (*newline)
+                break;
+        }
+        if (input_paused_ && buffered_ < kInputLow) {
+            input_paused_ = false;
+            resume = true;
+        }
+        status = (copied || !eof_ || buffered_) ? InputStatus::kData : InputStatus::kEof;
+    }
+    if (resume)
+        post_input_resume();
+    return status;
+}
+
+void Request::wait_input() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++waiters_;
+    cv_.wait(lock, [this] { return buffered_ || eof_ || aborted_ || finished_; });
+    --waiters_;
+}
+
+bool Request::writable() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return aborted_ || (!output_paused_ && inflight_ < kOutputHigh);
+}
+
+bool Request::wait_writable() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++waiters_;
+    cv_.wait(lock, [this] { return aborted_ || (!output_paused_ && inflight_ < kOutputHigh); });
+    --waiters_;
+    return !aborted_;
+}
+
+bool Request::aborted() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return aborted_;
+}
+
+bool Request::post_output(std::string &&frames, bool final, int fd) {
+    size_t n = frames.size();
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        inflight_ += n;
+    }
+    Event ev;
+    ev.kind = Event::Kind::kOutput;
+    ev.id = id_;
+    ev.req = shared_from_this();
+    ev.data = std::move(frames);
+    ev.final = final;
+    ev.fd = fd;
+    if (sink_->post(std::move(ev)))
+        return true;
+    // The bridge is closed: nobody will ever see this output, so nothing may wait for it.
+    if (fd >= 0)
+        close(fd);
+    std::lock_guard<std::mutex> lock(mu_);
+    inflight_ = 0;
+    aborted_ = true;
+    cv_.notify_all();
+    return false;
+}
+
+void Request::finish() {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ = true;
+    chunks_.clear();
+    buffered_ = 0;
+    cv_.notify_all();
+}
+
+void Request::post_input_resume() {
+    Event ev;
+    ev.kind = Event::Kind::kInputResume;
+    ev.id = id_;
+    ev.req = shared_from_this();
+    sink_->post(std::move(ev));
+}
+
+}  // namespace modwsgi

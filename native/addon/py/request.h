@@ -1,0 +1,82 @@
+// One request between the daemon and a worker thread: its REQUEST payload, the buffered request body
+// (wsgi.input) and the accounting of response output not yet seen by JavaScript. Plain C++, no Python:
+// the JavaScript thread calls the "JS side" methods, the worker the others; one mutex guards both.
+#ifndef MODWSGI_ADDON_REQUEST_H
+#define MODWSGI_ADDON_REQUEST_H
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "host.h"
+
+namespace modwsgi {
+
+class Request : public std::enable_shared_from_this<Request> {
+public:
+    // Input watermarks of the Bridge contract: the daemon pauses reading above kInputHigh buffered
+    // bytes and is told to resume once the application has read it down below kInputLow.
+    static constexpr size_t kInputHigh = 256 * 1024;
+    static constexpr size_t kInputLow = 64 * 1024;
+    // Output bytes a worker may have posted that the JavaScript thread has not handled yet.
+    static constexpr size_t kOutputHigh = 1024 * 1024;
+
+    Request(double id, std::vector<uint8_t> payload, bool has_body, std::shared_ptr<EventSink> sink);
+
+    double id() const { return id_; }
+    const std::vector<uint8_t> &payload() const { return payload_; }
+
+    // --- JavaScript thread ---
+    size_t input(const uint8_t *data, size_t n);  // returns bytes buffered and unread
+    void end_input();
+    void abort();
+    void pause_output();
+    void resume_output();
+    void delivered(size_t n);
+
+    // --- worker thread ---
+    enum class InputStatus { kData, kEof, kAborted, kExpired };
+    // Appends up to `max` buffered bytes to *out, stopping after a newline when `line`. Returns kData
+    // when it copied something or more may come, kEof/kAborted/kExpired otherwise.
+    InputStatus take(std::string *out, size_t max, bool line, bool *newline);
+    // Blocks until input is buffered or it ended. The caller has released the GIL.
+    void wait_input();
+    // True when output may be posted now without waiting.
+    bool writable();
+    // Blocks until output may be posted; false when the client is gone. GIL released by the caller.
+    bool wait_writable();
+    bool aborted();
+    // Posts frames to JavaScript (fd >= 0: a FILE frame's descriptor, passed on or closed).
+    bool post_output(std::string &&frames, bool final, int fd);
+    // The worker is done with the request: wsgi.input reads fail from now on.
+    void finish();
+
+private:
+    void post_input_resume();
+
+    const double id_;
+    const std::vector<uint8_t> payload_;
+    const std::shared_ptr<EventSink> sink_;
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::string> chunks_;
+    size_t chunk_offset_ = 0;  // bytes of chunks_.front() already read
+    size_t buffered_ = 0;
+    bool eof_;
+    bool aborted_ = false;
+    bool finished_ = false;
+    bool input_paused_ = false;  // we told the caller to stop feeding input
+    bool output_paused_ = false;
+    size_t inflight_ = 0;
+    int waiters_ = 0;
+};
+
+}  // namespace modwsgi
+
+#endif

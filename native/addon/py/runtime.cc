@@ -1,0 +1,452 @@
+#include "runtime.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "pool.h"
+#include "wsgi_wire.h"
+
+// faulthandler's stack writer: async-signal-safe, needs no GIL (Include/internal/pycore_traceback.h).
+extern "C" const char *_Py_DumpTracebackThreads(int fd, PyInterpreterState *interp,
+                                                  PyThreadState *current_tstate);
+
+namespace modwsgi {
+
+namespace {
+
+// CPython supports one runtime per process, and not a second initialisation after finalising: this
+// flag is the only process-wide state of the addon, forced by CPython itself.
+std::atomic<bool> python_claimed{false};
+
+double now_ms() {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// Node loads addons RTLD_LOCAL, which hides libpython's symbols from the C extension modules Python
+// loads later (_json, _ctypes, _ssl...). Reopen the already loaded libpython RTLD_GLOBAL.
+bool promote_libpython(std::string *error) {
+    Dl_info info;
+    if (!dladdr(reinterpret_cast<void *>(&Py_InitializeFromConfig), &info) || !info.dli_fname) {
+        *error = "cannot locate libpython (dladdr failed)";
+        return false;
+    }
+    // The handle is deliberately never closed: libpython stays global for the life of the process.
+    if (!dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) {
+        const char *e = dlerror();
+        *error = std::string("cannot make libpython global: ") + (e ? e : info.dli_fname);
+        return false;
+    }
+    return true;
+}
+
+bool status_failed(const PyStatus &status, const char *what, std::string *error) {
+    if (!PyStatus_Exception(status))
+        return false;
+    *error = std::string(what) + ": " + (status.err_msg ? status.err_msg : "failed");
+    if (status.func)
+        *error += std::string(" (") + status.func + ")";
+    return true;
+}
+
+// Checks the structure of a REQUEST payload and finds its application group.
+bool scan_request(const std::vector<uint8_t> &payload, std::string *group) {
+    static const std::string_view kGroup = "mod_wsgi.application_group";
+    wsgi_reader r;
+    wsgi_reader_init(&r, payload.data(), payload.size());
+    wsgi_read_u32(&r);
+    wsgi_read_u64(&r);
+    uint32_t count = wsgi_read_u32(&r);
+    group->clear();
+    for (uint32_t i = 0; i < count && r.ok; ++i) {
+        const char *name, *value;
+        uint32_t nlen, vlen;
+        wsgi_read_string(&r, &name, &nlen);
+        wsgi_read_string(&r, &value, &vlen);
+        if (r.ok && std::string_view(name, nlen) == kGroup)
+            group->assign(value, vlen);
+    }
+    return r.ok && r.left == 0;
+}
+
+}  // namespace
+
+std::unique_ptr<Host> start_host(const HostOptions &options, std::shared_ptr<EventSink> sink,
+                                 std::string *error) {
+    bool expected = false;
+    if (!python_claimed.compare_exchange_strong(expected, true)) {
+        *error = "Python is already initialised in this process (one bridge per process)";
+        return nullptr;
+    }
+    auto rt = std::make_unique<Runtime>(options, std::move(sink));
+    if (!rt->init(error)) {
+        // A half-initialised CPython cannot be retried or torn down safely: leave it be.
+        (void)rt.release();
+        return nullptr;
+    }
+    return rt;
+}
+
+const Logger &runtime_logger(Runtime &rt) { return rt.log(); }
+const HostOptions &runtime_options(Runtime &rt) { return rt.options(); }
+
+Runtime::Runtime(const HostOptions &options, std::shared_ptr<EventSink> sink)
+    : options_(options), sink_(std::move(sink)), log_(options.log_level, options.verbose) {}
+
+Runtime::~Runtime() = default;
+
+bool Runtime::init(std::string *error) {
+    log_.step(kLogInitializing, "Initializing Python.");
+    if (!promote_libpython(error)) {
+        log_.write(LogLevel::kError, kLogInitFailed, "Python initialisation failed: " + *error);
+        return false;
+    }
+
+    // Like mod_wsgi's Py_Initialize(): the locale comes from LANG/LC_* (the daemon's lang/locale
+    // options), no UTF-8 mode forced. Everything else is isolated from the environment.
+    PyPreConfig pre;
+    PyPreConfig_InitIsolatedConfig(&pre);
+    pre.configure_locale = 1;
+    pre.utf8_mode = 0;
+    if (status_failed(Py_PreInitialize(&pre), "Py_PreInitialize", error)) {
+        log_.write(LogLevel::kError, kLogInitFailed, "Python initialisation failed: " + *error);
+        return false;
+    }
+
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    config.install_signal_handlers = 0;  // Node owns the signal handlers
+    config.parse_argv = 0;
+    config.site_import = 1;
+    config.optimization_level = options_.optimize;
+    config.write_bytecode = options_.dont_write_bytecode ? 0 : 1;
+    if (options_.hash_seed_mode == HostOptions::HashSeed::kFixed) {
+        config.use_hash_seed = 1;
+        config.hash_seed = options_.hash_seed;
+    }
+    bool ok = !status_failed(PyConfig_SetBytesString(&config, &config.program_name, options_.program_name.c_str()),
+                             "program name", error);
+    if (ok && !options_.home.empty()) {
+        // A virtualenv is found through its bin/python (program_name) and pyvenv.cfg; setting home
+        // to it would lose the standard library. Anything else is a real prefix: that is home.
+        struct stat sb;
+        if (stat((options_.home + "/pyvenv.cfg").c_str(), &sb) != 0)
+            ok = !status_failed(PyConfig_SetBytesString(&config, &config.home, options_.home.c_str()), "python home",
+                                error);
+    }
+    for (size_t i = 0; ok && i < options_.warnings.size(); ++i) {
+        wchar_t *w = Py_DecodeLocale(options_.warnings[i].c_str(), nullptr);
+        if (!w) {
+            *error = "cannot decode warning option '" + options_.warnings[i] + "'";
+            ok = false;
+            break;
+        }
+        ok = !status_failed(PyWideStringList_Append(&config.warnoptions, w), "warnings", error);
+        PyMem_RawFree(w);
+    }
+    if (ok)
+        ok = !status_failed(Py_InitializeFromConfig(&config), "Py_InitializeFromConfig", error);
+    PyConfig_Clear(&config);
+    if (!ok) {
+        log_.write(LogLevel::kError, kLogInitFailed, "Python initialisation failed: " + *error);
+        return false;
+    }
+    // The JavaScript thread never holds the GIL again: workers and the watchdog take it as needed.
+    main_tstate_ = PyEval_SaveThread();
+    last_gil_ms_.store(now_ms());
+    if (!start_thread(watchdog_main, this))
+        log_.write(LogLevel::kError, kLogThreadFailed, "Unable to start the GIL watchdog thread.");
+    return true;
+}
+
+bool Runtime::start_thread(void *(*fn)(void *), void *arg) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (options_.stack_size)
+        pthread_attr_setstacksize(&attr, std::max<size_t>(options_.stack_size, PTHREAD_STACK_MIN));
+    // Asynchronous signals belong to Node's main thread: the new thread starts with them blocked.
+    sigset_t all, old;
+    sigfillset(&all);
+    for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS})
+        sigdelset(&all, s);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    thread_started();
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        thread_exited();
+        return false;
+    }
+    return true;
+}
+
+void Runtime::thread_started() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++live_threads_;
+}
+
+void Runtime::thread_exited() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --live_threads_;
+    cv_.notify_all();
+}
+
+Group &Runtime::group(const std::string &name) {
+    std::lock_guard<std::mutex> lock(groups_mu_);
+    auto it = groups_.find(name);
+    if (it == groups_.end())
+        it = groups_.emplace(name, std::make_unique<Group>(*this, name)).first;
+    return *it->second;
+}
+
+void Runtime::submit(std::shared_ptr<Request> req) {
+    std::string group_name;
+    if (!scan_request(req->payload(), &group_name))
+        throw std::invalid_argument("malformed REQUEST payload");
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_)
+            throw std::runtime_error("the Python bridge is shut down");
+    }
+    Job job;
+    job.kind = Job::Kind::kRequest;
+    job.req = std::move(req);
+    group(group_name).push(std::move(job));
+}
+
+void Runtime::preload(double token, const std::string &script, const std::string &group_name) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_)
+            throw std::runtime_error("the Python bridge is shut down");
+    }
+    Job job;
+    job.kind = Job::Kind::kPreload;
+    job.token = token;
+    job.script = script;
+    group(group_name).push(std::move(job));
+}
+
+double Runtime::last_gil_acquired() { return last_gil_ms_.load(); }
+
+void *Runtime::watchdog_main(void *arg) {
+    static_cast<Runtime *>(arg)->watchdog();
+    return nullptr;
+}
+
+// Takes the GIL once a second and stamps the time: the daemon's deadlock-timeout reads the stamp.
+void Runtime::watchdog() {
+    PyThreadState *tstate = PyThreadState_New(PyInterpreterState_Main());
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+        lock.unlock();
+        PyEval_RestoreThread(tstate);
+        last_gil_ms_.store(now_ms());
+        PyEval_SaveThread();
+        lock.lock();
+        cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+    }
+    lock.unlock();
+    PyEval_RestoreThread(tstate);
+    PyThreadState_Clear(tstate);
+    PyThreadState_DeleteCurrent();
+    thread_exited();
+}
+
+void Runtime::dump_stacks(const std::string &reason) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (finalizing_)
+            return;
+    }
+    log_.write(LogLevel::kError, kLogStackDump, "Dump of Python stacks requested: " + reason);
+    int fd = memfd_create("mod_wsgi-stacks", MFD_CLOEXEC);
+    if (fd < 0) {
+        log_.write(LogLevel::kError, kLogStackDumpFailed, "Unable to dump Python stacks: no temporary file.");
+        return;
+    }
+    std::vector<std::pair<PyInterpreterState *, std::string>> names;
+    {
+        std::lock_guard<std::mutex> lock(groups_mu_);
+        for (auto &g : groups_) {
+            PyInterpreterState *interp = g.first.empty() ? PyInterpreterState_Main() : g.second->interpreter();
+            if (interp)
+                names.emplace_back(interp, g.first);
+        }
+    }
+    // Walks the interpreters the way faulthandler does: no GIL, safe while a thread holds it forever.
+    for (PyInterpreterState *interp = PyInterpreterState_Head(); interp; interp = PyInterpreterState_Next(interp)) {
+        std::string title = "Interpreter '";
+        for (auto &n : names)
+            if (n.first == interp)
+                title += n.second.empty() ? std::string("%{GLOBAL}") : n.second;
+        title += "':\n";
+        if (write(fd, title.data(), title.size()) < 0)
+            break;
+        const char *err = _Py_DumpTracebackThreads(fd, interp, nullptr);
+        if (err) {
+            std::string e = std::string("  (") + err + ")\n";
+            if (write(fd, e.data(), e.size()) < 0)
+                break;
+        }
+    }
+    std::string text;
+    char buf[8192];
+    lseek(fd, 0, SEEK_SET);
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        text.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    log_text_lines(log_, LogLevel::kError, text);
+}
+
+bool Runtime::shutdown(int timeout_ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (shut_down_)
+        return shutdown_result_;
+    shut_down_ = true;
+    stopping_ = true;
+    // Idle workers need a moment to notice, even with a zero timeout.
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 200));
+    cv_.notify_all();
+    lock.unlock();
+    // The finaliser starts before any worker is told to stop. Started after one exited, it could be
+    // given that worker's thread id, and `threading` would then take it for its main thread.
+    if (!start_thread(finalizer_main, this)) {
+        log_.write(LogLevel::kError, kLogThreadFailed, "Unable to start the finalisation thread.");
+        return false;
+    }
+    {
+        std::lock_guard<std::mutex> glock(groups_mu_);
+        for (auto &g : groups_)
+            g.second->stop();
+    }
+    lock.lock();
+    // A little past the deadline, so that a finaliser giving up at the deadline is heard from.
+    if (!cv_.wait_until(lock, deadline_ + std::chrono::milliseconds(50), [this] { return finalized_; })) {
+        lock.unlock();
+        log_.write(LogLevel::kWarn, kLogShutdownTimeout,
+                   "Python finalisation did not finish within the shutdown timeout (an application thread may "
+                   "still be running).");
+        return false;
+    }
+    shutdown_result_ = finalize_ok_;
+    return shutdown_result_;
+}
+
+void *Runtime::finalizer_main(void *arg) {
+    static_cast<Runtime *>(arg)->finalize();
+    return nullptr;
+}
+
+namespace {
+
+// Calls module.function() if the module was imported; errors are printed and cleared.
+void call_if_imported(const char *module, const char *function) {
+    PyObject *modules = PyImport_GetModuleDict();
+    PyObject *m = PyDict_GetItemString(modules, module);
+    if (!m)
+        return;
+    PyObject *r = PyObject_CallMethod(m, function, nullptr);
+    if (!r)
+        PyErr_Print();
+    Py_XDECREF(r);
+}
+
+bool only_thread(PyInterpreterState *interp, PyThreadState *tstate) {
+    return PyInterpreterState_ThreadHead(interp) == tstate && PyThreadState_Next(tstate) == nullptr;
+}
+
+}  // namespace
+
+// Runs on its own thread so that shutdown() can give up on it: ends each sub-interpreter, then
+// finalises the main one. Every worker has already deleted its thread states.
+void Runtime::finalize() {
+    {
+        std::unique_lock<std::mutex> lock(mu_);
+        // Every other thread of ours (workers, watchdog) must be gone: finalising under a running
+        // worker would pull its thread state away mid-request.
+        if (!cv_.wait_until(lock, deadline_, [this] { return live_threads_ == 1; })) {
+            int busy = live_threads_ - 1;
+            finalized_ = true;
+            finalize_ok_ = false;
+            --live_threads_;
+            cv_.notify_all();
+            lock.unlock();
+            log_.write(LogLevel::kWarn, kLogShutdownBusy,
+                       std::to_string(busy) + " worker thread(s) still busy at shutdown: Python is not finalised.");
+            return;
+        }
+        finalizing_ = true;
+    }
+    PyThreadState *tstate = PyThreadState_New(PyInterpreterState_Main());
+    PyEval_RestoreThread(tstate);
+    struct Sub {
+        std::string name;
+        PyInterpreterState *interp;
+        PyThreadState *keeper;
+    };
+    std::vector<Sub> subs;
+    {
+        std::lock_guard<std::mutex> lock(groups_mu_);
+        for (auto &g : groups_)
+            if (!g.first.empty() && g.second->interpreter() && g.second->keeper())
+                subs.push_back({g.first, g.second->interpreter(), g.second->keeper()});
+    }
+    bool all_ended = true;
+    for (Sub &sub : subs) {
+        PyThreadState_Swap(sub.keeper);
+        if (!only_thread(sub.interp, sub.keeper))
+            call_if_imported("threading", "_shutdown");  // joins non-daemon threads, as Py_EndInterpreter would
+        if (!only_thread(sub.interp, sub.keeper)) {
+            // Daemon threads still run Python here; ending the interpreter would abort the process.
+            call_if_imported("atexit", "_run_exitfuncs");
+            log_.write(LogLevel::kWarn, kLogInterpNotEnded,
+                       "Interpreter '" + sub.name + "' still has running threads: it is not destroyed.");
+            all_ended = false;
+            PyThreadState_Swap(tstate);
+            continue;
+        }
+        log_.step(kLogDestroyInterp, "Destroy interpreter '" + sub.name + "'.");
+        Py_EndInterpreter(sub.keeper);
+        // Py_EndInterpreter returns holding the GIL with no current thread state.
+        PyThreadState_Swap(tstate);
+    }
+    bool ok = false;
+    if (all_ended) {
+        log_.step(kLogDestroyInterp, "Destroy interpreter '%{GLOBAL}' (finalising Python).");
+        ok = Py_FinalizeEx() == 0;
+    } else {
+        // Py_FinalizeEx would abort on the remaining sub-interpreters: run the exit functions only.
+        call_if_imported("threading", "_shutdown");
+        call_if_imported("atexit", "_run_exitfuncs");
+        PyThreadState_Clear(tstate);
+        PyThreadState_DeleteCurrent();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    finalized_ = true;
+    finalize_ok_ = ok && all_ended;
+    cv_.notify_all();
+    --live_threads_;
+}
+
+}  // namespace modwsgi

@@ -1,0 +1,73 @@
+// The one embedded Python of this process: interpreter startup, the application groups and their
+// worker threads, the GIL watchdog, stack dumps and shutdown. Implements Host (host.h).
+#ifndef MODWSGI_ADDON_RUNTIME_H
+#define MODWSGI_ADDON_RUNTIME_H
+
+#include "py_internal.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace modwsgi {
+
+class Group;
+
+class Runtime final : public Host {
+public:
+    Runtime(const HostOptions &options, std::shared_ptr<EventSink> sink);
+    ~Runtime() override;
+
+    bool init(std::string *error);  // JavaScript thread, once
+
+    void submit(std::shared_ptr<Request> req) override;
+    void preload(double token, const std::string &script, const std::string &group) override;
+    double last_gil_acquired() override;
+    void dump_stacks(const std::string &reason) override;
+    bool shutdown(int timeout_ms) override;
+
+    const HostOptions &options() const { return options_; }
+    const Logger &log() const { return log_; }
+    EventSink &sink() { return *sink_; }
+
+    // Worker bookkeeping, so that shutdown knows when every thread it started is gone.
+    void thread_started();
+    void thread_exited();
+    bool start_thread(void *(*fn)(void *), void *arg);
+
+private:
+    Group &group(const std::string &name);
+    static void *watchdog_main(void *arg);
+    void watchdog();
+    static void *finalizer_main(void *arg);
+    void finalize();
+
+    const HostOptions options_;
+    const std::shared_ptr<EventSink> sink_;
+    const Logger log_;
+
+    PyThreadState *main_tstate_ = nullptr;  // the JavaScript thread's, saved after initialisation
+    std::mutex groups_mu_;
+    std::map<std::string, std::unique_ptr<Group>> groups_;
+
+    std::atomic<double> last_gil_ms_{0};
+
+    // Thread lifetimes and shutdown. Owned by this instance (never static: see embedding notes).
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int live_threads_ = 0;
+    bool stopping_ = false;
+    bool finalizing_ = false;
+    bool finalized_ = false;
+    bool finalize_ok_ = false;
+    bool shut_down_ = false;
+    bool shutdown_result_ = false;
+    std::chrono::steady_clock::time_point deadline_;
+};
+
+}  // namespace modwsgi
+
+#endif

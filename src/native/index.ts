@@ -1,0 +1,178 @@
+// The only module that loads the addon binary (build/Release/wsgi_bridge.node). It validates and
+// normalises every option before native code sees it, and exposes exactly src/native/types.ts.
+import { isAbsolute, join } from 'node:path'
+
+import type {
+  Bridge,
+  BridgeHandlers,
+  InputResumeHandler,
+  LogLevel,
+  OutputHandler,
+  ProcessControl,
+  PythonOptions,
+  RlimitResource,
+} from './types'
+
+export type * from './types'
+
+/** What the binary exports (native/addon/addon.cc, process_control.cc). */
+interface Binding {
+  openBridge(options: PythonOptions, output: OutputHandler, inputResume: InputResumeHandler): Bridge
+  setrlimit(resource: RlimitResource, soft: number, hard: number): void
+  getrlimit(resource: RlimitResource): { soft: number; hard: number }
+  setPriority(nice: number): void
+  setMallocArenaMax(n: number): void
+  sendWithFd(socketFd: number, data: Buffer, fd: number): number
+}
+
+/** lib/native/index.js and src/native/index.ts both sit two levels below the package root. */
+export const ADDON_PATH = join(__dirname, '..', '..', 'build', 'Release', 'wsgi_bridge.node')
+
+let binding: Binding | undefined
+
+// Loaded on first use: importing this module must not start (or even load) Python.
+function load(): Binding {
+  if (!binding) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    binding = require(ADDON_PATH) as Binding
+  }
+  return binding
+}
+
+export const LOG_LEVELS: readonly LogLevel[] = ['emerg', 'alert', 'crit', 'error', 'warn', 'notice', 'info', 'debug']
+
+/** Defaults matching mod_wsgi 4.1.0 with Debian's Python. */
+export const DEFAULT_PYTHON_OPTIONS: Readonly<PythonOptions> = Object.freeze({
+  programName: '/usr/bin/python3.11',
+  home: null,
+  path: [],
+  cwdFirstOnPath: false,
+  hashSeed: null,
+  dontWriteBytecode: false,
+  optimize: 0,
+  warnings: [],
+  restrictSignal: true,
+  restrictStdin: false,
+  restrictStdout: false,
+  processGroup: '',
+  threads: 15,
+  stackSize: 0,
+  multithread: true,
+  multiprocess: false,
+  logLevel: 'warn',
+  verbose: false,
+})
+
+function fail(field: string, expected: string, value: unknown): never {
+  throw new TypeError(`PythonOptions.${field} must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`)
+}
+
+function cString(field: string, v: unknown): string {
+  if (typeof v !== 'string') fail(field, 'a string', v)
+  if (v.includes('\0')) fail(field, 'a string without NUL characters', v)
+  return v
+}
+
+function absolutePath(field: string, v: unknown): string {
+  const s = cString(field, v)
+  if (s === '' || !isAbsolute(s)) fail(field, 'an absolute path', v)
+  return s
+}
+
+function bool(field: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') fail(field, 'a boolean', v)
+  return v
+}
+
+function integer(field: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    fail(field, `an integer from ${min} to ${max}`, v)
+  }
+  return v
+}
+
+function strings(field: string, v: unknown): string[] {
+  if (!Array.isArray(v)) fail(field, 'an array of strings', v)
+  return v.map((e, i) => cString(`${field}[${i}]`, e))
+}
+
+/**
+ * Checks every field and returns a fresh, complete options object. Fields left undefined take
+ * DEFAULT_PYTHON_OPTIONS' values, so callers may pass only what they configure.
+ */
+export function normalisePythonOptions(options: Partial<PythonOptions>): PythonOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('PythonOptions must be an object')
+  const o: PythonOptions = { ...DEFAULT_PYTHON_OPTIONS, ...stripUndefined(options) }
+  const hashSeed = o.hashSeed
+  if (hashSeed !== null && hashSeed !== 'random') integer('hashSeed', hashSeed, 0, 4294967295)
+  const logLevel = o.logLevel
+  if (!LOG_LEVELS.includes(logLevel)) fail('logLevel', `one of ${LOG_LEVELS.join(', ')}`, logLevel)
+  const warnings = strings('warnings', o.warnings)
+  warnings.forEach((w, i) => {
+    if (w === '') fail(`warnings[${i}]`, 'a non-empty warning filter', w)
+  })
+  return {
+    programName: absolutePath('programName', o.programName),
+    home: o.home === null ? null : absolutePath('home', o.home),
+    path: strings('path', o.path).filter((p) => p !== ''),
+    cwdFirstOnPath: bool('cwdFirstOnPath', o.cwdFirstOnPath),
+    hashSeed,
+    dontWriteBytecode: bool('dontWriteBytecode', o.dontWriteBytecode),
+    optimize: integer('optimize', o.optimize, 0, 2),
+    warnings,
+    restrictSignal: bool('restrictSignal', o.restrictSignal),
+    restrictStdin: bool('restrictStdin', o.restrictStdin),
+    restrictStdout: bool('restrictStdout', o.restrictStdout),
+    processGroup: cString('processGroup', o.processGroup),
+    threads: integer('threads', o.threads, 1, 100000),
+    stackSize: integer('stackSize', o.stackSize, 0, 2 ** 40),
+    multithread: bool('multithread', o.multithread),
+    multiprocess: bool('multiprocess', o.multiprocess),
+    logLevel,
+    verbose: bool('verbose', o.verbose),
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/**
+ * Starts Python in this process (once: CPython cannot be initialised twice) and returns the bridge
+ * that runs requests on its worker threads. Throws if Python cannot start.
+ */
+export function openBridge(options: Partial<PythonOptions>, handlers: BridgeHandlers): Bridge {
+  const normalised = normalisePythonOptions(options)
+  if (handlers === null || typeof handlers !== 'object') throw new TypeError('BridgeHandlers must be an object')
+  if (typeof handlers.output !== 'function') throw new TypeError('BridgeHandlers.output must be a function')
+  if (typeof handlers.inputResume !== 'function') throw new TypeError('BridgeHandlers.inputResume must be a function')
+  return load().openBridge(normalised, handlers.output, handlers.inputResume)
+}
+
+const RESOURCES: readonly RlimitResource[] = ['cpu', 'data', 'as', 'stack', 'nofile']
+
+function resource(r: unknown): RlimitResource {
+  if (!RESOURCES.includes(r as RlimitResource)) {
+    throw new TypeError(`resource must be one of ${RESOURCES.join(', ')}, got ${String(r)}`)
+  }
+  return r as RlimitResource
+}
+
+/** setrlimit/getrlimit/setpriority/mallopt/sendmsg for src/daemon. Infinity stands for RLIM_INFINITY. */
+export const processControl: Required<ProcessControl> = {
+  setrlimit(r, soft, hard) {
+    load().setrlimit(resource(r), soft, hard)
+  },
+  getrlimit(r) {
+    return load().getrlimit(resource(r))
+  },
+  setPriority(nice) {
+    load().setPriority(nice)
+  },
+  setMallocArenaMax(n) {
+    load().setMallocArenaMax(n)
+  },
+  sendWithFd(socketFd, data, fd) {
+    return load().sendWithFd(socketFd, data, fd)
+  },
+}
