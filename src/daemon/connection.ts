@@ -1,0 +1,506 @@
+// One connection from an Apache child: parses its frames and carries one request at a time through the
+// bridge, then waits idle for the next (docs/protocol.md, "Connections").
+//
+//   idle --REQUEST--> request (body open?) --BODY*/BODY_END--> request (body complete) --final--> idle
+//
+// Rules kept here:
+// - Frames not allowed in the current state, oversized or malformed ones: one log line, this connection
+//   destroyed (its request abandoned), never anything else.
+// - Input backpressure: reading stops while the bridge holds more than INPUT_HIGH bytes of this request's
+//   body unread (it calls inputResume when the app has consumed it), or while a queued request has that
+//   much waiting. Reading never stops because of output: while our output is backed up we keep reading,
+//   so the two directions can never wait on each other.
+// - Output: whole frames from the addon go to the socket as they are; above OUTPUT_HIGH buffered the
+//   worker is paused until 'drain'.
+// - The child closing mid-request abandons it: bridge.abort() (the app sees OSError).
+import type { Socket } from 'node:net'
+import { closeSync } from 'node:fs'
+import type { Bridge } from '../native/types'
+import { FrameReader } from '../protocol/frame-reader'
+import { GOAWAY_FRAME, encodeError, findRequestVar, lastFrameType, readRequestFixed } from '../protocol/frames'
+import { isProtocolError } from '../protocol/protocol-error'
+import { FrameType, requestSideBounds } from '../protocol/wire'
+import type { Dispatcher } from './dispatcher'
+import { E } from './errors'
+import { sendFrames, type SendWithFd } from './file-sender'
+import { debug, log } from './log'
+import { RequestJob } from './request-job'
+
+/** Pause reading above this much unread request body (the bridge resumes us below 64 KiB). */
+export const INPUT_HIGH = 256 * 1024
+/** Pause the worker above this much output buffered in the socket. */
+export const OUTPUT_HIGH = 512 * 1024
+
+const REQUEST_BOUNDS = requestSideBounds()
+const ALLOW_REQUEST = [FrameType.REQUEST]
+const ALLOW_BODY = [FrameType.BODY, FrameType.BODY_END]
+const ALLOW_NONE: number[] = []
+
+export interface ConnectionHost {
+  readonly bridge: Bridge
+  readonly dispatcher: Dispatcher<RequestJob>
+  readonly group: string
+  /** socket-timeout in ms: longest wait on the child while a request needs it (0: none). */
+  readonly socketTimeoutMs: number
+  /** True once the daemon is stopping: requests get GOAWAY instead of running. */
+  readonly stopping: boolean
+  /** Sends a FILE frame with its descriptor (the addon's sendWithFd); null: send file contents instead. */
+  readonly sendWithFd: SendWithFd | null
+  nextId(): number
+  /** I/O happened (inactivity-timeout). */
+  touch(): void
+  /** The connection is gone (called once). */
+  released(conn: Connection): void
+}
+
+export class Connection {
+  private readonly reader: FrameReader
+  /** The request in progress (queued, running, or final but its body not fully received). */
+  private job: RequestJob | null = null
+  /** BODY/BODY_END frames still to come for the current (or a just-finished) request. */
+  private bodyOpen = false
+  /** END or ERROR has been written for the current job: the child may send its next REQUEST. */
+  private responseEnded = false
+  /** Any response frame written for the current job (no ERROR may follow then). */
+  private responseStarted = false
+  /** A REQUEST that arrived after END but before `final`; processed at `final`. */
+  private stashed: Buffer | null = null
+  private inputPaused = false
+  private outputPaused = false
+  /** Frames waiting behind a FILE frame being sent (see file-sender.ts). */
+  private fileQueue: Array<{ data: Buffer; fd: number; final: boolean }> | null = null
+  private waitingOnPeer = false
+  private closing = false
+  private gone = false
+
+  constructor(
+    readonly socket: Socket,
+    private readonly host: ConnectionHost,
+  ) {
+    this.reader = new FrameReader(REQUEST_BOUNDS, (t, f, p) => this.onFrame(t, f, p), ALLOW_REQUEST)
+    // No exception may escape an event handler: a bug here costs this connection, not the daemon.
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.onData(chunk)
+      } catch (e) {
+        this.internalError(e)
+      }
+    })
+    socket.on('drain', () => this.guard(() => this.onDrain()))
+    socket.on('timeout', () => this.guard(() => this.onTimeout()))
+    socket.on('end', () => this.guard(() => this.onGone()))
+    socket.on('close', () => this.guard(() => this.onGone()))
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE' || err.code === 'ECONNRESET') debug('connection error %s', err.code)
+      else log.report(E.connectionError, err.message)
+    })
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn()
+    } catch (e) {
+      this.internalError(e)
+    }
+  }
+
+  /** A bug, not the peer's fault: logged with its stack; this connection (and its request) dropped. */
+  private internalError(e: unknown): void {
+    log.report(E.uncaught, this.host.group, (e as Error)?.stack ?? String(e))
+    this.closing = true
+    this.socket.destroy()
+    if (!this.gone) {
+      try {
+        this.onGone()
+      } catch {
+        /* already reported */
+      }
+    }
+  }
+
+  /** True when no request is in progress: a GOAWAY may be sent. */
+  get idle(): boolean {
+    return this.job === null && !this.bodyOpen
+  }
+
+  /** Stopping: an idle connection gets GOAWAY and closes now, a busy one after its request. */
+  goAwayIfIdle(): void {
+    if (this.idle && !this.closing && this.fileQueue === null) this.goAway()
+  }
+
+  /**
+   * Forced stop: the request in progress is answered with `status` if nothing of its response went out
+   * yet (else the child sees a truncated response), then the connection is destroyed.
+   */
+  forceClose(status: number, message: string): void {
+    if (this.gone) return
+    const job = this.job
+    if (job && !this.responseStarted && !this.responseEnded) {
+      this.responseStarted = true
+      this.socket.write(encodeError(status, message))
+      if (job.submitted) log.report(E.requestInterrupted, this.uri(job))
+    }
+    this.closing = true
+    this.socket.end()
+    // Give the kernel the bytes, then let go whatever the child does.
+    setImmediate(() => this.socket.destroy()).unref()
+  }
+
+  destroy(): void {
+    this.closing = true
+    this.socket.destroy()
+  }
+
+  // ----------------------------------------------------------------------------------------------------
+  // Input
+
+  private onData(chunk: Buffer): void {
+    this.host.touch()
+    if (this.closing) return // after GOAWAY (or a failure) nothing read counts
+    try {
+      this.reader.push(chunk)
+    } catch (e) {
+      if (!isProtocolError(e)) throw e
+      log.report(E.malformed, e.message)
+      this.fail()
+    }
+  }
+
+  private onFrame(type: number, _flags: number, payload: Buffer): void {
+    switch (type) {
+      case FrameType.REQUEST:
+        if (this.job !== null) {
+          // Allowed only after END/ERROR went out but before `final`: hold it until then.
+          this.stashed = payload
+          this.reader.pause()
+          this.updateReading()
+          return
+        }
+        this.startRequest(payload)
+        return
+      case FrameType.BODY:
+        this.onBody(payload)
+        return
+      case FrameType.BODY_END:
+        this.onBodyEnd()
+        return
+    }
+  }
+
+  private startRequest(payload: Buffer): void {
+    const fixed = readRequestFixed(payload) // throws ProtocolError on a bad fixed part
+    if (this.host.stopping) {
+      // Not processed: the child may retry it on a new connection (to a live process).
+      this.goAway()
+      return
+    }
+    const job = new RequestJob(this.host.nextId(), this, payload, fixed.bodyFollows, fixed.requestStartUs)
+    this.job = job
+    this.bodyOpen = fixed.bodyFollows
+    this.responseEnded = false
+    this.responseStarted = false
+    this.setAllowed()
+    const r = this.host.dispatcher.enqueue(job)
+    if (r === 'refused') this.goAway()
+    this.updateReading()
+  }
+
+  private onBody(chunk: Buffer): void {
+    const job = this.job
+    if (job === null) return // body of a request already answered: discard
+    if (job.submitted) {
+      const buffered = this.host.bridge.input(job.id, chunk)
+      if (buffered > INPUT_HIGH && !this.inputPaused) {
+        this.inputPaused = true
+        this.updateReading()
+      }
+      return
+    }
+    if (job.pendingBody === null) job.pendingBody = []
+    job.pendingBody.push(chunk)
+    job.pendingBytes += chunk.length
+    if (job.pendingBytes > INPUT_HIGH) this.updateReading()
+  }
+
+  private onBodyEnd(): void {
+    this.bodyOpen = false
+    const job = this.job
+    if (job !== null) {
+      if (job.submitted) {
+        this.host.bridge.endInput(job.id)
+      } else job.pendingEnd = true
+    }
+    this.setAllowed()
+    this.updateReading()
+    if (job === null) this.becameIdle()
+  }
+
+  /** The bridge consumed enough of the body: read again. */
+  inputResumed(): void {
+    if (!this.inputPaused) return
+    this.inputPaused = false
+    this.guard(() => this.updateReading())
+  }
+
+  // ----------------------------------------------------------------------------------------------------
+  // Dispatch hooks (called by the server's dispatcher)
+
+  /** A thread is free for this job: hand it to the bridge with any body that already arrived. */
+  submit(job: RequestJob): void {
+    const bridge = this.host.bridge
+    const payload = job.payload as Buffer
+    job.payload = null
+    try {
+      bridge.submit(job.id, payload, job.hasBody)
+    } catch (e) {
+      // Not accepted by the bridge: answer it ourselves. finish() frees the dispatcher slot.
+      log.report(E.uncaught, this.host.group, `submit failed: ${(e as Error)?.message ?? String(e)}`)
+      this.answerError(job, 500, 'Internal Server Error: the daemon could not run the request')
+      this.host.dispatcher.finish(job.id)
+      return
+    }
+    job.submitted = true
+    if (this.gone) {
+      bridge.abort(job.id)
+      return
+    }
+    let buffered = 0
+    if (job.pendingBody !== null) {
+      for (const c of job.pendingBody) buffered = bridge.input(job.id, c)
+      job.pendingBody = null
+      job.pendingBytes = 0
+    }
+    if (job.pendingEnd) bridge.endInput(job.id)
+    this.inputPaused = buffered > INPUT_HIGH
+    this.updateReading()
+  }
+
+  /** queue-timeout expired before a thread was free: 503, never run. */
+  expire(job: RequestJob, waitedMs: number): void {
+    log.report(E.queueTimeout, this.host.group, waitedMs, this.uri(job))
+    job.payload = null
+    this.answerError(job, 503, 'Service Unavailable: request queue timeout expired in daemon process')
+  }
+
+  /** Stopping before a thread took the job: it was not processed. */
+  refuse(job: RequestJob): void {
+    if (this.job !== job) return
+    job.payload = null
+    this.goAway()
+  }
+
+  private answerError(job: RequestJob, status: number, message: string): void {
+    if (this.job !== job || this.gone) return
+    this.responseStarted = true
+    this.socket.write(encodeError(status, message))
+    this.completeJob()
+  }
+
+  // ----------------------------------------------------------------------------------------------------
+  // Output (called by the server's output router)
+
+  /** Returns true to pause the worker until resume(). */
+  output(job: RequestJob, data: Buffer, final: boolean, fd: number): boolean {
+    if (this.gone || this.closing || this.job !== job) {
+      // The connection died (or was force-closed): the app's output has nowhere to go.
+      if (fd >= 0) closeQuietly(fd)
+      return false
+    }
+    this.host.touch()
+    this.responseStarted = true
+    if (fd >= 0 || this.fileQueue !== null) return this.queueOutput(job, data, final, fd)
+    if (data.length > 0) this.socket.write(data)
+    if (final) {
+      this.completeJob()
+      return false
+    }
+    if (!this.responseEnded) {
+      const last = lastFrameType(data)
+      if (last === FrameType.END || last === FrameType.ERROR) this.responseEnded = true
+      this.setAllowed()
+    }
+    if (this.socket.writableLength > OUTPUT_HIGH) {
+      this.outputPaused = true
+      this.updateReading()
+      return true
+    }
+    return false
+  }
+
+  private onDrain(): void {
+    if (!this.outputPaused) return
+    this.outputPaused = false
+    const job = this.job
+    if (job && job.submitted) this.host.bridge.resume(job.id)
+    this.updateReading()
+  }
+
+  /**
+   * A FILE frame, or output that arrived behind one: file-sender.ts passes the descriptor (or the file's
+   * bytes); the worker waits meanwhile and everything after goes out in order.
+   */
+  private queueOutput(job: RequestJob, data: Buffer, final: boolean, fd: number): boolean {
+    const q = this.fileQueue
+    if (q !== null) {
+      q.push({ data, fd, final })
+      return !final
+    }
+    this.fileQueue = [{ data, fd, final }]
+    const pump = (): void => {
+      const fq = this.fileQueue
+      const next = fq?.shift()
+      if (!fq || !next) {
+        this.fileQueue = null
+        if (this.job === job && job.submitted && !this.gone) this.host.bridge.resume(job.id)
+        if (this.closing === false && this.host.stopping) this.goAwayIfIdle()
+        return
+      }
+      sendFrames(this.socket, next.data, next.fd, this.host.sendWithFd, (err) => {
+        if (err) log.report(E.fileSend, err.message)
+        if (next.final) {
+          this.fileQueue = null
+          if (this.job === job) this.completeJob()
+          return
+        }
+        if (err) {
+          this.fileQueue = null
+          this.fail()
+          return
+        }
+        pump()
+      })
+    }
+    pump()
+    return !final
+  }
+
+  /** The job's last event: the connection takes the next request (or its body's end). */
+  private completeJob(): void {
+    this.job = null
+    this.responseEnded = false
+    this.responseStarted = false
+    this.outputPaused = false
+    this.inputPaused = false
+    if (this.bodyOpen) {
+      // The app did not read its whole body: discard the rest, then the connection is idle.
+      this.setAllowed()
+      this.updateReading()
+      return
+    }
+    this.becameIdle()
+  }
+
+  private becameIdle(): void {
+    this.setAllowed()
+    if (this.host.stopping || this.closing) {
+      this.goAway()
+      return
+    }
+    this.updateReading()
+    const next = this.stashed
+    if (next !== null) {
+      this.stashed = null
+      try {
+        this.startRequest(next)
+        this.reader.resume()
+      } catch (e) {
+        if (!isProtocolError(e)) throw e
+        log.report(E.malformed, e.message)
+        this.fail()
+      }
+    }
+  }
+
+  // ----------------------------------------------------------------------------------------------------
+  // State helpers
+
+  private setAllowed(): void {
+    if (this.bodyOpen) this.reader.setAllowed(ALLOW_BODY)
+    else if (this.job === null || this.responseEnded) this.reader.setAllowed(ALLOW_REQUEST)
+    else this.reader.setAllowed(ALLOW_NONE)
+  }
+
+  /** Pauses or resumes reading the socket, and arms socket-timeout while we wait on the child. */
+  private updateReading(): void {
+    if (this.gone) return
+    const job = this.job
+    const held =
+      this.stashed !== null ||
+      (this.inputPaused && !this.outputPaused) ||
+      (job !== null && !job.submitted && job.pendingBytes > INPUT_HIGH)
+    if (held) {
+      if (!this.socket.isPaused()) this.socket.pause()
+    } else if (this.socket.isPaused()) this.socket.resume()
+    // Waiting on the child: for body bytes it still has to send, or for it to take our output.
+    const waiting = (this.bodyOpen && !held) || this.outputPaused
+    if (waiting !== this.waitingOnPeer && this.host.socketTimeoutMs > 0) {
+      this.waitingOnPeer = waiting
+      this.socket.setTimeout(waiting ? this.host.socketTimeoutMs : 0)
+    }
+  }
+
+  private onTimeout(): void {
+    if (!this.waitingOnPeer || this.gone) return
+    const job = this.job
+    const doing = this.outputPaused ? 'writing the response to' : 'reading the request body from'
+    log.report(E.socketTimeout, Math.round(this.host.socketTimeoutMs / 1000), doing, job ? this.uri(job) : '-')
+    this.fail()
+  }
+
+  private goAway(): void {
+    if (this.closing || this.gone) return
+    this.closing = true
+    const socket = this.socket
+    socket.end(GOAWAY_FRAME)
+    // Once the bytes are with the kernel the child can read them after we close: do not wait for it.
+    socket.once('finish', () => socket.destroy())
+  }
+
+  /** Drops the connection, abandoning its request. */
+  private fail(): void {
+    this.closing = true
+    this.socket.destroy()
+    this.onGone()
+  }
+
+  private onGone(): void {
+    if (this.gone) return
+    this.gone = true
+    this.closing = true
+    this.stashed = null
+    const job = this.job
+    if (job !== null) {
+      if (job.queued) this.host.dispatcher.cancel(job)
+      else if (job.submitted) {
+        debug('request %d abandoned by the child', job.id)
+        log.report(E.clientGone, job.id)
+        this.host.bridge.abort(job.id)
+        // A worker waiting for room to write must wake up to see the abort.
+        if (this.outputPaused || this.fileQueue !== null) this.host.bridge.resume(job.id)
+      }
+      // Its `final` still comes through the bridge and frees the dispatcher slot.
+    } else if (!this.reader.atBoundary) {
+      log.report(E.truncatedFrame, `${this.reader.buffered} bytes of an incomplete frame`)
+    }
+    if (this.fileQueue !== null) {
+      for (const f of this.fileQueue) if (f.fd >= 0) closeQuietly(f.fd)
+      this.fileQueue = null
+    }
+    this.host.released(this)
+    if (!this.socket.destroyed) this.socket.destroy()
+  }
+
+  private uri(job: RequestJob): string {
+    const p = job.payload
+    if (p === null) return `request ${job.id}`
+    return findRequestVar(p, 'REQUEST_URI') ?? findRequestVar(p, 'SCRIPT_FILENAME') ?? `request ${job.id}`
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd)
+  } catch {
+    /* already closed */
+  }
+}

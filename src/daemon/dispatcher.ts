@@ -1,0 +1,143 @@
+// Admission of requests into the bridge: at most `threads` requests are submitted and not yet final; the
+// rest wait first-in first-out. queue-timeout (release notes, New Features 11) is applied when a request
+// would be submitted: one whose request_start (when Apache read the request line) is older than the
+// timeout is answered with 503 and never run, so a backlog drains fast instead of feeding stale work to
+// the application. Pure logic: the hooks do the I/O, the clock is injectable for tests.
+
+export interface Job {
+  readonly id: number
+  /** REQUEST's request_start: microseconds since the epoch. */
+  readonly requestStartUs: number
+  /** Date.now() when submitted to the bridge (set here). */
+  startedAt: number
+  /** Internal: set while waiting in the queue; cleared when admitted or cancelled. */
+  queued: boolean
+}
+
+export interface DispatcherHooks<J extends Job> {
+  /** Submit the job to the bridge now. Must not throw (the caller turns failures into an answer). */
+  start(job: J): void
+  /** The job waited longer than queue-timeout: answer 503 and forget it. */
+  expire(job: J, waitedMs: number): void
+}
+
+export type EnqueueResult = 'started' | 'queued' | 'expired' | 'refused'
+
+export class Dispatcher<J extends Job> {
+  /** Jobs submitted and not yet final, by id. */
+  readonly active = new Map<number, J>()
+  private queue: Array<J | undefined> = []
+  private head = 0
+  private waiting = 0
+  private open = true
+
+  constructor(
+    private readonly threads: number,
+    private readonly queueTimeoutMs: number,
+    private readonly hooks: DispatcherHooks<J>,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (!(threads >= 1)) throw new RangeError('threads must be at least 1')
+  }
+
+  get activeCount(): number {
+    return this.active.size
+  }
+
+  get queuedCount(): number {
+    return this.waiting
+  }
+
+  /** False once close() was called: new jobs are refused. */
+  get accepting(): boolean {
+    return this.open
+  }
+
+  /** Offers a job: started at once if a thread is free (and it is not stale), else queued. */
+  enqueue(job: J): EnqueueResult {
+    if (!this.open) return 'refused'
+    if (this.active.size < this.threads && this.waiting === 0) return this.admit(job)
+    job.queued = true
+    this.queue.push(job)
+    this.waiting++
+    return 'queued'
+  }
+
+  /** The job's final event arrived: frees its thread and admits waiting jobs. Unknown ids are ignored. */
+  finish(id: number): void {
+    if (!this.active.delete(id)) return
+    this.pump()
+  }
+
+  /** Removes a job that is still waiting (its connection went away). True if it was queued. */
+  cancel(job: J): boolean {
+    if (!job.queued) return false
+    job.queued = false
+    const i = this.queue.indexOf(job, this.head)
+    if (i >= 0) this.queue[i] = undefined
+    this.waiting--
+    this.compact()
+    return true
+  }
+
+  /** Stops admitting: returns every waiting job (the caller answers them) and refuses new ones. */
+  close(): J[] {
+    this.open = false
+    const out: J[] = []
+    for (let i = this.head; i < this.queue.length; i++) {
+      const j = this.queue[i]
+      if (j) {
+        j.queued = false
+        out.push(j)
+      }
+    }
+    this.queue = []
+    this.head = 0
+    this.waiting = 0
+    return out
+  }
+
+  /** Sum over active jobs of how long they have run, in ms (request-timeout's arithmetic). */
+  activeAgeSum(now = this.now()): number {
+    let sum = 0
+    for (const j of this.active.values()) sum += now - j.startedAt
+    return sum
+  }
+
+  private pump(): void {
+    while (this.active.size < this.threads && this.waiting > 0 && this.head < this.queue.length) {
+      const job = this.queue[this.head]
+      this.queue[this.head++] = undefined
+      if (!job) continue
+      job.queued = false
+      this.waiting--
+      this.admit(job)
+    }
+    this.compact()
+  }
+
+  private admit(job: J): 'started' | 'expired' {
+    const now = this.now()
+    if (this.queueTimeoutMs > 0) {
+      const waited = now - job.requestStartUs / 1000
+      if (waited > this.queueTimeoutMs) {
+        this.hooks.expire(job, Math.round(waited))
+        return 'expired'
+      }
+    }
+    job.startedAt = now
+    this.active.set(job.id, job)
+    this.hooks.start(job)
+    return 'started'
+  }
+
+  private compact(): void {
+    if (this.waiting === 0) {
+      this.queue = []
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.head = 0
+    }
+  }
+}

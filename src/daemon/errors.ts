@@ -1,0 +1,78 @@
+// The catalogue of the daemon's log messages. Each has a code (WSGI02nnn, docs/logging.md) that never
+// changes meaning, so users, tests and the Apache side can match on it; its level; and its text. Where
+// mod_wsgi 4.1.0 had a well-known message the words are kept. New messages take the next free number;
+// a retired number is never reused.
+import type { LogLevelName } from './log-levels'
+
+export interface Message<A extends unknown[]> {
+  readonly code: string
+  readonly level: LogLevelName
+  readonly text: (...args: A) => string
+}
+
+function m<A extends unknown[]>(n: number, level: LogLevelName, text: (...args: A) => string): Message<A> {
+  return { code: `WSGI0${n}`, level, text }
+}
+
+export const E = {
+  // Startup ---------------------------------------------------------------------------------------------
+  configInvalid: m(2001, 'crit', (reason: string) => `Invalid daemon configuration: ${reason}.`),
+  addonLoad: m(2002, 'crit', (reason: string) => `Unable to load the Python bridge addon: ${reason}`),
+  starting: m(2003, 'info', (group: string, uid: number, gid: number, threads: number) =>
+    `Starting process '${group}' with uid=${uid}, gid=${gid} and threads=${threads}.`),
+  rootRefused: m(2004, 'alert', (group: string) =>
+    `Refusing to run daemon process '${group}' as root (uid 0): give WSGIDaemonProcess a user= option or a non-root Apache User.`),
+  setGroups: m(2005, 'alert', (user: string, gid: number, err: string) => `Unable to set groups for uname=${user} and gid=${gid}: ${err}`),
+  setGid: m(2006, 'alert', (gid: number, err: string) => `Unable to change to gid=${gid}: ${err}`),
+  setUid: m(2007, 'alert', (uid: number, err: string) => `Unable to change to uid=${uid}: ${err}`),
+  identityCheck: m(2008, 'alert', (detail: string) => `Identity check failed after dropping privileges: ${detail}; not serving.`),
+  notRoot: m(2009, 'warn', (group: string, user: string, uid: number, current: number) =>
+    `Not started as root: cannot switch daemon process '${group}' to user '${user}' (uid ${uid}); running as uid ${current}.`),
+  chdir: m(2010, 'alert', (dir: string, err: string) => `Unable to change working directory to '${dir}': ${err}`),
+  noHome: m(2011, 'alert', (uid: number) => `Unable to determine home directory for uid=${uid}.`),
+  rlimit: m(2012, 'alert', (what: string, value: number, err: string) => `Unable to set ${what} to ${value}: ${err}`),
+  priority: m(2013, 'error', (nice: number, err: string) => `Unable to set CPU priority to ${nice}: ${err}`),
+  pythonStart: m(2014, 'crit', (group: string, err: string) => `Unable to start Python in daemon process '${group}': ${err}`),
+  importScript: m(2015, 'error', (script: string, group: string, err: string) =>
+    `Failed to import script '${script}' into application group '${group}': ${err}`),
+  listen: m(2016, 'crit', (err: string) => `Unable to accept connections on the daemon socket (fd 3): ${err}`),
+  vmemLow: m(2017, 'warn', (limit: number) =>
+    `virtual-memory-limit=${limit} is below the ~760 MiB of address space Node.js and Python need; the daemon may fail to start or serve.`),
+  signalDuringInit: m(2018, 'notice', (group: string, signal: string) =>
+    `Signal ${signal} received while initialising process '${group}': stopping before serving.`),
+
+  // Stopping --------------------------------------------------------------------------------------------
+  shutdownRequested: m(2020, 'info', (group: string, signal: string) => `Shutdown requested '${group}' (${signal}).`),
+  gracefulRequested: m(2021, 'info', (group: string, signal: string, seconds: number) =>
+    `Graceful shutdown requested '${group}' (${signal}): waiting up to ${seconds} seconds for active requests.`),
+  maximumRequests: m(2022, 'info', (group: string, graceful: boolean) =>
+    graceful
+      ? `Maximum requests reached, attempt graceful shutdown '${group}'.`
+      : `Maximum requests reached, triggering immediate shutdown '${group}'.`),
+  inactivityTimeout: m(2023, 'info', (group: string) => `Daemon process inactivity timer expired, stopping process '${group}'.`),
+  requestTimeout: m(2024, 'error', (group: string, detail: string) =>
+    `Daemon process request time limit exceeded, stopping process '${group}': ${detail}.`),
+  deadlockTimeout: m(2025, 'error', (group: string, seconds: number) =>
+    `Daemon process deadlock timer expired, stopping process '${group}' (Python's GIL not acquired for ${seconds} seconds).`),
+  cpuTimeLimit: m(2026, 'info', (group: string) => `Exceeded CPU time limit '${group}'.`),
+  gracefulExpired: m(2027, 'info', (group: string, active: number) =>
+    `Graceful timeout expired with ${active} active requests, proceeding with shutdown '${group}'.`),
+  aborting: m(2028, 'error', (group: string, active: number) =>
+    `Aborting process '${group}': shutdown timeout expired with ${active} requests still active.`),
+  exiting: m(2029, 'info', (group: string, code: number) => `Exiting process '${group}' (status ${code}).`),
+  pythonShutdown: m(2030, 'error', (group: string) => `Python did not finish shutting down in time in process '${group}'; exiting anyway.`),
+  uncaught: m(2031, 'crit', (group: string, detail: string) => `Internal error in daemon process '${group}', restarting: ${detail}`),
+
+  // Requests and connections ----------------------------------------------------------------------------
+  malformed: m(2040, 'error', (detail: string) => `Malformed data received from Apache child, connection closed: ${detail}.`),
+  queueTimeout: m(2041, 'error', (group: string, waited: number, uri: string) =>
+    `Queue timeout expired for WSGI daemon process '${group}' (request waited ${waited} ms): ${uri}.`),
+  clientGone: m(2042, 'info', (id: number) => `Apache child closed the connection during request ${id}; request abandoned.`),
+  socketTimeout: m(2043, 'error', (seconds: number, doing: string, uri: string) =>
+    `Timeout after ${seconds} seconds ${doing} the Apache child; request abandoned: ${uri}.`),
+  connectionError: m(2044, 'info', (err: string) => `Error on connection from Apache child: ${err}.`),
+  truncatedFrame: m(2045, 'error', (detail: string) => `Connection from Apache child closed in the middle of a frame: ${detail}.`),
+  fileSend: m(2046, 'error', (err: string) => `Unable to send file contents of response: ${err}.`),
+  unknownOutput: m(2047, 'warn', (id: number) => `Output for unknown request ${id} discarded.`),
+  requestInterrupted: m(2048, 'error', (uri: string) => `Request interrupted by daemon restart: ${uri}.`),
+} as const

@@ -1,0 +1,215 @@
+// Entry point of a daemon process: `node lib/daemon/main.js <padding>`, started by the Apache parent with
+// the group's listening socket as fd 3 and its configuration in MOD_WSGI_DAEMON_CONFIG
+// (docs/daemon-config.md). Order matters and each step is checked:
+//   signal handlers (so a signal during initialisation stops cleanly: release notes, Bugs Fixed 1),
+//   configuration (removed from the environment before any application code runs), process title,
+//   limits and priority (still privileged), identity drop, umask / cwd / environment, Python, the
+//   WSGIImportScript preloads, and only then the listener and the watchdog.
+import * as inspector from 'node:inspector'
+import { parseDaemonConfig, type DaemonConfig } from '../config/daemon-config'
+import * as native from '../native/index'
+import type { Bridge, BridgeHandlers, ProcessControl, PythonOptions } from '../native/types'
+import { E } from './errors'
+import { dropIdentity } from './identity'
+import { Exit, Lifecycle, type StopReason } from './lifecycle'
+import { debug, log } from './log'
+import { applyLimits, applyProcessEnvironment } from './process-setup'
+import { processTitle } from './process-title'
+import { pythonOptions } from './python-options'
+import { DaemonServer } from './server'
+import { Watchdog } from './timeouts'
+
+interface NativeModule {
+  openBridge(options: PythonOptions, handlers: BridgeHandlers): Bridge
+  processControl: ProcessControl
+}
+
+/** src/native/index.ts loads the addon binary lazily: touch it now so a broken build is one clear line. */
+function loadNative(): NativeModule {
+  native.processControl.getrlimit('nofile')
+  return native
+}
+
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+const SIGNALS: Record<string, StopReason> = {
+  SIGTERM: 'signal',
+  SIGINT: 'signal',
+  SIGHUP: 'signal',
+  SIGUSR1: 'graceful-signal',
+  SIGXCPU: 'cpu-time-limit',
+}
+
+async function main(): Promise<void> {
+  let config: DaemonConfig | null = null
+  let lifecycle: Lifecycle | null = null
+  let serving = false
+  let initSignal: NodeJS.Signals | null = null
+  /** The bridge while WSGIImportScript preloads run, else null. */
+  let preloading: Bridge | null = null
+  const abandon = (lc: Lifecycle, group: string, bridge: Bridge, sig: NodeJS.Signals): void => {
+    log.report(E.signalDuringInit, group, sig)
+    lc.abandonStartup(SIGNALS[sig] === 'cpu-time-limit' ? Exit.RESTART : Exit.OK, bridge)
+  }
+  let crashed = false
+
+  const onSignal = (sig: NodeJS.Signals): void => {
+    debug('signal %s', sig)
+    if (!serving || lifecycle === null || config === null) {
+      if (initSignal !== null) return
+      initSignal = sig
+      // Python is up but a WSGIImportScript is still importing (it may hang on a database): do not wait
+      // for it, end Python within shutdown-timeout and go.
+      if (preloading !== null && lifecycle !== null && config !== null) abandon(lifecycle, config.group, preloading, sig)
+      return
+    }
+    const reason = SIGNALS[sig]
+    const group = config.group
+    if (!lifecycle.stopping) {
+      if (reason === 'graceful-signal') {
+        const o = config.options
+        log.report(E.gracefulRequested, group, sig, o.gracefulTimeout > 0 ? o.gracefulTimeout : o.shutdownTimeout)
+      } else if (reason === 'cpu-time-limit') log.report(E.cpuTimeLimit, group)
+      else log.report(E.shutdownRequested, group, sig)
+    }
+    lifecycle.stop(reason)
+  }
+  for (const sig of Object.keys(SIGNALS)) process.on(sig as NodeJS.Signals, onSignal)
+  // A SIGUSR1 that arrived before the handler above existed made Node open its debugger on a local
+  // port: close it, nobody may attach to a daemon.
+  if (inspector.url() !== undefined) inspector.close()
+
+  const onFatal = (err: unknown): void => {
+    log.report(E.uncaught, config?.group ?? '?', err instanceof Error ? (err.stack ?? err.message) : String(err))
+    if (crashed || lifecycle === null || lifecycle.finishing) process.exit(Exit.INTERNAL)
+    crashed = true
+    lifecycle.crash()
+  }
+  process.on('uncaughtException', onFatal)
+  process.on('unhandledRejection', onFatal)
+
+  // Configuration ------------------------------------------------------------------------------------
+  try {
+    config = parseDaemonConfig(process.env.MOD_WSGI_DAEMON_CONFIG)
+  } catch (e) {
+    log.report(E.configInvalid, errText(e))
+    process.exit(Exit.CONFIG)
+  }
+  delete process.env.MOD_WSGI_DAEMON_CONFIG
+  const c = config
+  const o = c.options
+  log.setLevel(c.server.logLevel)
+  process.title = processTitle(c)
+
+  // Process: limits, identity, environment -----------------------------------------------------------
+  let addon: NativeModule
+  try {
+    addon = loadNative()
+  } catch (e) {
+    log.report(E.addonLoad, errText(e))
+    process.exit(Exit.STARTUP)
+  }
+  applyLimits(o, addon.processControl)
+  if (!dropIdentity({ group: c.group, user: o.user, uid: o.uid, gid: o.gid, supplementaryGroups: o.supplementaryGroups }))
+    process.exit(Exit.STARTUP)
+  applyProcessEnvironment(o)
+  log.report(E.starting, c.group, process.geteuid?.() ?? o.uid, process.getegid?.() ?? o.gid, o.threads)
+
+  // Python and the server ----------------------------------------------------------------------------
+  const lc = new Lifecycle({
+    group: c.group,
+    gracefulTimeoutMs: o.gracefulTimeout * 1000,
+    shutdownTimeoutMs: o.shutdownTimeout * 1000,
+    maximumRequests: o.maximumRequests,
+  })
+  lifecycle = lc
+  let watchdog: Watchdog | null = null
+  const server = new DaemonServer(
+    {
+      group: c.group,
+      threads: o.threads,
+      queueTimeoutMs: o.queueTimeout * 1000,
+      socketTimeoutMs: o.socketTimeout * 1000,
+      listenBacklog: o.listenBacklog,
+      sendWithFd: addon.processControl.sendWithFd?.bind(addon.processControl) ?? null,
+    },
+    { touch: () => watchdog?.touch(), admitted: () => lc.admitted() },
+  )
+  let bridge: Bridge
+  try {
+    bridge = addon.openBridge(pythonOptions(c), server.handlers())
+  } catch (e) {
+    log.report(E.pythonStart, c.group, errText(e))
+    process.exit(Exit.STARTUP)
+  }
+  server.attach(bridge)
+  lc.attach(server, bridge)
+
+  preloading = bridge
+  for (const s of c.python.importScripts) {
+    if (initSignal !== null) break
+    try {
+      await bridge.preload(s.script, s.applicationGroup)
+    } catch (e) {
+      // As mod_wsgi: the failure is logged (with the traceback, by the addon) and the daemon serves on.
+      log.report(E.importScript, s.script, s.applicationGroup, errText(e))
+    }
+  }
+  preloading = null
+  if (lc.finishing) return // abandoned by a signal meanwhile
+  if (initSignal !== null) {
+    abandon(lc, c.group, bridge, initSignal)
+    return
+  }
+
+  try {
+    await server.listen({ fd: 3 })
+  } catch (e) {
+    log.report(E.listen, errText(e))
+    lc.abandonStartup(Exit.STARTUP, bridge)
+    return
+  }
+  serving = true
+  if (initSignal !== null) {
+    // Arrived while listen() was completing.
+    const sig: NodeJS.Signals = initSignal
+    initSignal = null
+    onSignal(sig)
+    return
+  }
+
+  const wd = new Watchdog(
+    {
+      threads: o.threads,
+      requestTimeoutMs: o.requestTimeout * 1000,
+      inactivityTimeoutMs: o.inactivityTimeout * 1000,
+      deadlockTimeoutMs: o.deadlockTimeout * 1000,
+    },
+    {
+      activeCount: () => server.dispatcher.activeCount,
+      activeAgeSum: (now) => server.dispatcher.activeAgeSum(now),
+      lastGilAcquired: () => bridge.lastGilAcquired(),
+      expired: (kind, detail) => {
+        if (kind === 'inactivity-timeout') log.report(E.inactivityTimeout, c.group)
+        else if (kind === 'request-timeout') log.report(E.requestTimeout, c.group, detail)
+        else log.report(E.deadlockTimeout, c.group, o.deadlockTimeout)
+        if (kind !== 'inactivity-timeout') {
+          try {
+            bridge.dumpStacks(`${kind} expired: ${detail}`)
+          } catch {
+            /* diagnostics only */
+          }
+        }
+        lc.stop(kind)
+      },
+    },
+  )
+  watchdog = wd
+  lc.onStopBegin(() => wd.stop())
+  wd.start()
+}
+
+main().catch((e) => {
+  log.report(E.uncaught, '?', e instanceof Error ? (e.stack ?? e.message) : String(e))
+  process.exit(Exit.INTERNAL)
+})

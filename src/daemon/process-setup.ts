@@ -1,0 +1,77 @@
+// Per-process settings of WSGIDaemonProcess other than identity: resource limits and CPU priority (applied
+// while still privileged, before Python starts), then umask, working directory and environment (after the
+// identity drop, so the directory is checked with the user's own rights). Failures of limits and chdir
+// are logged at 'alert' and the daemon goes on, as mod_wsgi does; identity failures are fatal elsewhere.
+import type { DaemonOptions } from '../config/daemon-config'
+import type { ProcessControl, RlimitResource } from '../native/types'
+import { E } from './errors'
+import { userEnvironment } from './identity'
+import { log } from './log'
+
+/** Below this RLIMIT_AS Node.js with Python cannot start reliably (embedding-notes, "Resource limits"). */
+export const MIN_VIRTUAL_MEMORY = 760 * 1024 * 1024
+
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+function lower(pc: ProcessControl, resource: RlimitResource, what: string, soft: number, hard: number): void {
+  try {
+    // Never ask for more than the current hard limit: only root may raise it, and we only mean to lower.
+    const cur = pc.getrlimit(resource)
+    const cap = (v: number) => (cur.hard >= 0 && Number.isFinite(cur.hard) && v > cur.hard ? cur.hard : v)
+    pc.setrlimit(resource, cap(soft), cap(hard))
+  } catch (e) {
+    log.report(E.rlimit, what, soft, errText(e))
+  }
+}
+
+/** cpu-time-limit, memory-limit, virtual-memory-limit, cpu-priority. */
+export function applyLimits(o: DaemonOptions, pc: ProcessControl): void {
+  if (o.cpuTimeLimit > 0) {
+    // The soft limit sends SIGXCPU (a graceful restart, see lifecycle.ts); the hard limit kills. Leave
+    // room between them for the graceful and shutdown periods, as CPU seconds keep counting.
+    const grace = Math.max(o.gracefulTimeout, 0) + Math.max(o.shutdownTimeout, 0) + 1
+    lower(pc, 'cpu', 'cpu-time-limit (RLIMIT_CPU)', o.cpuTimeLimit, o.cpuTimeLimit + grace)
+  }
+  if (o.memoryLimit > 0) lower(pc, 'data', 'memory-limit (RLIMIT_DATA)', o.memoryLimit, o.memoryLimit)
+  if (o.virtualMemoryLimit > 0) {
+    if (o.virtualMemoryLimit < MIN_VIRTUAL_MEMORY) log.report(E.vmemLow, o.virtualMemoryLimit)
+    lower(pc, 'as', 'virtual-memory-limit (RLIMIT_AS)', o.virtualMemoryLimit, o.virtualMemoryLimit)
+  }
+  if (o.memoryLimit > 0 || o.virtualMemoryLimit > 0) {
+    // Each thread's malloc arena reserves 64 MiB of address space: cap them under a memory limit.
+    try {
+      pc.setMallocArenaMax(2)
+    } catch {
+      /* an optimisation only */
+    }
+  }
+  if (o.cpuPriority !== 0) {
+    try {
+      pc.setPriority(o.cpuPriority)
+    } catch (e) {
+      log.report(E.priority, o.cpuPriority, errText(e))
+    }
+  }
+}
+
+/** umask, working directory and environment, after the identity drop. */
+export function applyProcessEnvironment(o: DaemonOptions): void {
+  if (o.umask !== null) process.umask(o.umask)
+  const env = userEnvironment(o.user)
+  process.env.USER = env.user
+  process.env.LOGNAME = env.user
+  if (env.home !== null) process.env.HOME = env.home
+  // home= (or else the user's home directory) becomes the working directory.
+  const dir = o.home ?? env.home
+  if (dir === null) log.report(E.noHome, process.geteuid?.() ?? -1)
+  else {
+    try {
+      process.chdir(dir)
+    } catch (e) {
+      log.report(E.chdir, dir, errText(e))
+    }
+  }
+  if (o.lang !== null) process.env.LANG = o.lang
+  if (o.locale !== null) process.env.LC_ALL = o.locale
+  if (o.pythonEggs !== null) process.env.PYTHON_EGG_CACHE = o.pythonEggs
+}

@@ -1,0 +1,24 @@
+// One request from REQUEST frame to its `final` event: what the dispatcher queues and the bridge runs.
+import type { Job } from './dispatcher'
+import type { Connection } from './connection'
+
+export class RequestJob implements Job {
+  startedAt = 0
+  queued = false
+  /** Submitted to the bridge (so input/abort/resume may be called for it). */
+  submitted = false
+  /** Body chunks that arrived before submission, handed to the bridge on submit. */
+  pendingBody: Buffer[] | null = null
+  pendingBytes = 0
+  /** BODY_END arrived before submission. */
+  pendingEnd = false
+
+  constructor(
+    readonly id: number,
+    readonly conn: Connection,
+    /** The REQUEST payload; released once submitted. */
+    public payload: Buffer | null,
+    readonly hasBody: boolean,
+    readonly requestStartUs: number,
+  ) {}
+}

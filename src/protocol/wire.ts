@@ -1,0 +1,78 @@
+// Constants of the wire protocol between an Apache child and a daemon process. docs/protocol.md is the
+// specification; these values mirror native/common/wsgi_wire.h one for one (keep the two in step).
+
+export const WIRE_VERSION = 1
+export const HEADER_SIZE = 8
+
+/** Frame types. Apache child -> daemon: 0x01..0x03; daemon -> Apache child: 0x11..0x16. */
+export const FrameType = {
+  REQUEST: 0x01,
+  BODY: 0x02,
+  BODY_END: 0x03,
+  HEAD: 0x11,
+  RBODY: 0x12,
+  END: 0x13,
+  FILE: 0x14,
+  ERROR: 0x15,
+  GOAWAY: 0x16,
+} as const
+export type FrameTypeName = keyof typeof FrameType
+
+/** REQUEST payload flags. */
+export const REQUEST_BODY_FOLLOWS = 0x00000001
+
+/** END outcomes. */
+export const END_COMPLETE = 0
+export const END_INCOMPLETE = 1
+
+/** FILE count meaning "to the end of the file" (u64 all ones). */
+export const FILE_TO_EOF = 0xffffffffffffffffn
+
+/** Fixed part of a REQUEST payload: flags (4), request_start (8), count (4). */
+export const REQUEST_FIXED_SIZE = 16
+
+/** Payload limits in bytes (HEAD's is the group's header-buffer-size, known at run time). */
+export const Limit = {
+  REQUEST: 8 * 1024 * 1024,
+  BODY: 1024 * 1024,
+  RBODY: 4 * 1024 * 1024,
+  END: 4,
+  FILE: 16,
+  ERROR: 64 * 1024,
+  HEAD_DEFAULT: 32768,
+} as const
+
+/** Bounds on one frame type's payload length, inclusive. */
+export interface LengthBounds {
+  min: number
+  max: number
+}
+
+/** What the daemon accepts from an Apache child. */
+export function requestSideBounds(): Map<number, LengthBounds> {
+  return new Map<number, LengthBounds>([
+    [FrameType.REQUEST, { min: REQUEST_FIXED_SIZE, max: Limit.REQUEST }],
+    [FrameType.BODY, { min: 1, max: Limit.BODY }],
+    [FrameType.BODY_END, { min: 0, max: 0 }],
+  ])
+}
+
+/** What an Apache child accepts from a daemon (used by tests and tools that play the child). */
+export function responseSideBounds(headerBufferSize: number = Limit.HEAD_DEFAULT): Map<number, LengthBounds> {
+  return new Map<number, LengthBounds>([
+    // status (4) + a string (4) + count (4) at least
+    [FrameType.HEAD, { min: 12, max: headerBufferSize }],
+    [FrameType.RBODY, { min: 1, max: Limit.RBODY }],
+    [FrameType.END, { min: Limit.END, max: Limit.END }],
+    [FrameType.FILE, { min: Limit.FILE, max: Limit.FILE }],
+    // status (4) + a string (4) at least
+    [FrameType.ERROR, { min: 8, max: Limit.ERROR }],
+    [FrameType.GOAWAY, { min: 0, max: 0 }],
+  ])
+}
+
+/** Name of a frame type for log lines ("0x7f" for unknown ones). */
+export function frameTypeName(type: number): string {
+  for (const [name, value] of Object.entries(FrameType)) if (value === type) return name
+  return `0x${type.toString(16).padStart(2, '0')}`
+}
