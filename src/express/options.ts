@@ -44,6 +44,7 @@ export interface ExpressOptions {
   modulesDirectory: string | null
   mimeTypes: string | null
   pythonPath: string[]
+  pythonHome: string | null
 }
 
 type Kind = 'string' | 'number' | 'boolean' | 'pair' | 'list'
@@ -102,6 +103,7 @@ export const OPTION_SPECS: OptionSpec[] = [
   { flag: 'modules-directory', key: 'modulesDirectory', kind: 'string', default: null, describe: "Directory of Apache's modules (default: from apxs)." },
   { flag: 'mime-types', key: 'mimeTypes', kind: 'string', default: null, describe: 'The mime.types file (default: /etc/mime.types).' },
   { flag: 'python-path', key: 'pythonPath', kind: 'list', default: [], describe: 'A directory to add to sys.path (repeatable).' },
+  { flag: 'python-home', key: 'pythonHome', kind: 'string', default: null, describe: 'A virtualenv (or Python prefix) the daemon processes use instead of the system Python.' },
 ]
 
 /** The options with every default applied. */

@@ -70,7 +70,7 @@ export function setupServerRoot(o: ExpressOptions, apache: ApacheInstall): Serve
   const handlerScript = join(serverRoot, 'handler.wsgi')
   writeFileSync(
     handlerScript,
-    renderHandlerScript({ script, callableObject: o.callableObject, workingDirectory, pythonPath: o.pythonPath.map((p) => resolve(p)) }),
+    renderHandlerScript({ script, callableObject: o.callableObject }),
     { mode: 0o644 },
   )
 

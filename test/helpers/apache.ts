@@ -81,6 +81,14 @@ export interface RequestOptions {
 }
 
 export function request(port: number, path: string, opts: RequestOptions = {}): Promise<Response> {
+  // A body is sent with its Content-Length unless the caller asks for chunked encoding itself: Node
+  // would otherwise chunk it, which mod_wsgi answers with 411 unless WSGIChunkedRequest On.
+  let headers = opts.headers
+  if (opts.body !== undefined) {
+    const names = Object.keys(headers ?? {}).map((h) => h.toLowerCase())
+    if (!names.includes('content-length') && !names.includes('transfer-encoding'))
+      headers = { ...headers, 'content-length': String(Buffer.byteLength(opts.body)) }
+  }
   return new Promise((res, rej) => {
     const req = http.request(
       {
@@ -88,7 +96,7 @@ export function request(port: number, path: string, opts: RequestOptions = {}): 
         port,
         path,
         method: opts.method ?? 'GET',
-        headers: opts.headers,
+        headers,
         agent: false,
         timeout: opts.timeoutMs ?? 30000,
       },

@@ -1,0 +1,61 @@
+"""`python manage.py runmodwsgi [mod_wsgi-express options]`: serves this Django project through Apache
+and mod_wsgi (release notes, New Features 15). Every option of `mod_wsgi-express start-server` is accepted,
+--reload-on-changes included; see `python manage.py runmodwsgi --help`."""
+
+import importlib
+import os
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+import mod_wsgi.server
+
+
+def _django_arguments():
+    """The start-server arguments this project implies: its WSGI script and callable, its directory,
+    its static files, and the Python it runs under."""
+    entry = getattr(settings, 'WSGI_APPLICATION', None)
+    if not entry or '.' not in entry:
+        raise CommandError('settings.WSGI_APPLICATION must name the WSGI callable, e.g. mysite.wsgi.application')
+    module_name, callable_name = entry.rsplit('.', 1)
+    module = importlib.import_module(module_name)
+    script = getattr(module, '__file__', None)
+    if not script:
+        raise CommandError('cannot find the file of %s' % module_name)
+    if script.endswith('.pyc'):
+        script = script[:-1]
+
+    base_dir = str(getattr(settings, 'BASE_DIR', None) or os.getcwd())
+    args = [os.path.abspath(script), '--callable-object', callable_name, '--working-directory', base_dir]
+
+    static_url = getattr(settings, 'STATIC_URL', None)
+    static_root = getattr(settings, 'STATIC_ROOT', None)
+    if static_url and static_root and not static_url.startswith(('http://', 'https://', '//')):
+        url = static_url if static_url.startswith('/') else '/' + static_url
+        args += ['--url-alias', url.rstrip('/') or '/', str(static_root)]
+
+    # A virtualenv's Python is the one the daemon must embed.
+    if sys.prefix != getattr(sys, 'base_prefix', sys.prefix):
+        args += ['--python-home', sys.prefix]
+    return args
+
+
+class Command(BaseCommand):
+    help = 'Starts Apache httpd with mod_wsgi serving this Django project (options of mod_wsgi-express start-server).'
+
+    def run_from_argv(self, argv):
+        # argv: [manage.py, runmodwsgi, ...]; the options belong to mod_wsgi-express, so they are not parsed here.
+        user_args = argv[2:]
+        if '--help' in user_args or '-h' in user_args:
+            mod_wsgi.server.start_server(['--help'])
+        try:
+            args = _django_arguments()
+        except CommandError as e:
+            sys.stderr.write('runmodwsgi: %s\n' % e)
+            sys.exit(2)
+        mod_wsgi.server.start_server(args + user_args)
+
+    def handle(self, *args, **options):
+        # call_command('runmodwsgi') lands here.
+        mod_wsgi.server.start_server(_django_arguments() + list(args))
