@@ -28,8 +28,11 @@ record = {
 }
 listener = socket.socket(fileno=3)
 record['listening'] = listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-with open(os.path.join(os.environ['STAND_IN_DIR'], '%d.json' % os.getpid()), 'w') as f:
+# Written aside and renamed, so that the test never reads a half-written record.
+_path = os.path.join(os.environ['STAND_IN_DIR'], '%d.json' % os.getpid())
+with open(_path + '.tmp', 'w') as f:
     json.dump(record, f)
+os.rename(_path + '.tmp', _path)
 if os.environ.get('STAND_IN_EXIT_AT_ONCE'):
     sys.exit(1)
 
@@ -114,7 +117,9 @@ function recordDir(name: string): string {
 }
 
 function records(dir: string): Record[] {
-  return readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record)
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record)
 }
 
 /** Waits until fn returns a value (not null/undefined) and returns it. */
