@@ -1,5 +1,6 @@
 // One request end to end through a real Apache: hello world, environ basics, Flask, Django, an app
 // that raises, and the implicit default daemon group.
+import { gunzipSync } from 'node:zlib'
 import t from 'tap'
 import { fixture, FIXTURES, startApache } from '../helpers/apache'
 
@@ -106,4 +107,26 @@ WSGIScriptAlias / ${fixture('environ-json')}
   t.equal(env.QUERY_STRING, 'k=v')
   t.equal(env['mod_wsgi.process_group'], '')
   t.ok(apache.daemonPids().length >= 1, 'a daemon process serves the default group')
+})
+
+t.test("the response passes through Apache's output filters (mod_deflate compresses it)", async (t) => {
+  const apache = await startApache(t, {
+    modules: ['filter', 'deflate'],
+    config: `
+WSGIDaemonProcess deflate threads=2
+WSGIProcessGroup deflate
+WSGIScriptAlias /generate ${fixture('generator-stream')}
+SetOutputFilter DEFLATE
+<Directory ${FIXTURES}>
+  Require all granted
+</Directory>
+`,
+  })
+  const plain = await apache.request('/generate?size=200000')
+  t.equal(plain.headers['content-encoding'], undefined, 'not compressed without Accept-Encoding')
+  const r = await apache.request('/generate?size=200000', { headers: { 'accept-encoding': 'gzip' } })
+  t.equal(r.status, 200)
+  t.equal(r.headers['content-encoding'], 'gzip')
+  t.ok(r.body.length < 20000, `compressed to ${r.body.length} bytes`)
+  t.same(gunzipSync(r.body), plain.body, 'decompresses to the uncompressed response')
 })
