@@ -26,10 +26,12 @@ export function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
 }
 
-/** Client connections Apache accepts at once: enough for every daemon thread, with headroom for static files. */
+/** Client connections Apache accepts at once: as mod_wsgi 4.1.0's express, 1.5 times the daemon threads
+ *  (room for static files and slow clients), and never fewer than the daemon threads. */
 export function maxClients(o: ExpressOptions): number {
-  if (o.maxClients) return o.maxClients
-  return Math.max(10, 2 * (o.processes ?? 1) * o.threads)
+  const threads = (o.processes ?? 1) * o.threads
+  if (o.maxClients) return Math.max(o.maxClients, threads)
+  return Math.ceil(1.5 * threads)
 }
 
 export function renderConfig(o: ExpressOptions, apache: ApacheInstall, l: ServerLayout): string {
