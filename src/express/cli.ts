@@ -94,7 +94,7 @@ export async function main(args: string[]): Promise<number> {
       async (argv) => {
         const { options, root, httpd } = prepare(argv)
         process.stdout.write(describeServer(options, root) + '\n')
-        exitCode = await runForeground(httpd, root.httpdArgs, root.layout.errorLog)
+        exitCode = await runForeground(httpd, root.httpdArgs, root.layout.errorLog, options.logToTerminal)
       },
     )
     .command(

@@ -32,9 +32,11 @@ export function describeServer(o: ExpressOptions, root: ServerRoot): string {
  * which a terminal also sends to Apache and the daemons: they share the process group) or SIGTERM stops
  * Apache, which stops its children and, through mod_wsgi, every daemon process.
  */
-export function runForeground(httpd: string, httpdArgs: string[], errorLog: string): Promise<number> {
+export function runForeground(httpd: string, httpdArgs: string[], errorLog: string, logToTerminal: boolean): Promise<number> {
   return new Promise((resolveExit) => {
-    const child = spawn(httpd, [...httpdArgs, '-DFOREGROUND'], { stdio: 'inherit' })
+    // With --log-to-terminal the error log pipe writes to Apache's fd 3: our standard error.
+    const stdio: Array<'inherit' | 'ignore' | number> = logToTerminal ? ['ignore', 'inherit', 'inherit', 2] : ['ignore', 'inherit', 'inherit']
+    const child = spawn(httpd, [...httpdArgs, '-DFOREGROUND'], { stdio })
     let stopping = false
     const forward = (signal: NodeJS.Signals) => () => {
       stopping ||= signal !== 'SIGHUP'

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import type { ApacheInstall } from './apache-locate'
 import { renderHandlerScript, WELCOME_SCRIPT } from './handler-script'
 import type { ExpressOptions } from './options'
-import { renderConfig, type ServerLayout } from './render-config'
+import { renderConfig, TERMINAL_ERROR_FD, type ServerLayout } from './render-config'
 
 /** The built Apache module: build/mod_wsgi.so of this package (lib/express/ → ../../build). */
 export const MODULE_SO = resolve(__dirname, '..', '..', 'build', 'mod_wsgi.so')
@@ -101,10 +101,11 @@ export function setupServerRoot(o: ExpressOptions, apache: ApacheInstall): Serve
   const httpdConf = join(serverRoot, 'httpd.conf')
   writeFileSync(httpdConf, renderConfig(o, apache, layout), { mode: 0o644 })
 
+  // On the terminal, startup messages need no -E: Apache writes them to its standard error anyway.
   const startupLog = o.startupLog ? (o.logToTerminal ? '/dev/stderr' : join(logDir, 'startup_log')) : null
-  const httpdArgs = ['-f', httpdConf, ...(startupLog ? ['-E', startupLog] : [])]
+  const httpdArgs = ['-f', httpdConf, ...(startupLog && !o.logToTerminal ? ['-E', startupLog] : [])]
   const apachectl = join(serverRoot, 'apachectl')
-  writeFileSync(apachectl, renderApachectl(apache.httpd, httpdArgs), { mode: 0o755 })
+  writeFileSync(apachectl, renderApachectl(apache.httpd, httpdArgs, o.logToTerminal), { mode: 0o755 })
   return { layout, httpdConf, apachectl, httpdArgs, startupLog }
 }
 
@@ -113,8 +114,9 @@ export function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`
 }
 
-export function renderApachectl(httpd: string, httpdArgs: string[]): string {
-  const args = httpdArgs.map(shQuote).join(' ')
+export function renderApachectl(httpd: string, httpdArgs: string[], logToTerminal: boolean): string {
+  // The terminal's standard error as the descriptor the error log pipe writes to (render-config.ts).
+  const args = httpdArgs.map(shQuote).join(' ') + (logToTerminal ? ` ${TERMINAL_ERROR_FD}>&2` : '')
   // configtest without -E: its verdict belongs on the terminal, not in the startup log.
   const conf = httpdArgs.slice(0, 2).map(shQuote).join(' ')
   return `#!/bin/sh
