@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import * as net from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
-import { childPids, fixture, freePort, makeTempDir, request, waitFor } from '../helpers/apache'
+import { childPids, fixture, freePort, makeTempDir, request, ROOT, waitFor } from '../helpers/apache'
 import { EXPRESS, exited, pidAlive, processesMentioning, processUid, startExpress } from './express-helpers'
 
 t.test('serves a WSGI script, prints where things are, and Ctrl-C leaves no process behind', async (t) => {
@@ -50,6 +50,15 @@ t.test('serves the welcome page when given no script', async (t) => {
   t.equal(r.status, 200)
   t.match(r.text, /mod_wsgi-express is serving/)
   t.match(r.headers['content-type'], /text\/html/)
+})
+
+t.test("in the daemon, mod_wsgi is this package (mod_wsgi.server included) extended by mod_wsgi", async (t) => {
+  const s = await startExpress(t, [fixture('mod_wsgi-package')])
+  const info = JSON.parse((await request(s.port, '/')).text)
+  t.equal(info.server_file, join(ROOT, 'python', 'mod_wsgi', 'server', '__init__.py'), 'importable without installing it')
+  t.equal(info.where, join(ROOT, 'build', 'mod_wsgi.so'))
+  t.equal(info.process_group, `127.0.0.1:${s.port}`)
+  t.same(info.version, [4, 1, 0])
 })
 
 t.test('run as root, Apache children and daemons run as an unprivileged user', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
