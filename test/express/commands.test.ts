@@ -5,15 +5,15 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, sy
 import { join } from 'node:path'
 import t from 'tap'
 import { locateApache, type SearchPlaces } from '../../src/express/apache-locate'
-import { fixture, makeTempDir, MODULE, ROOT } from '../helpers/apache'
-import { EXPRESS } from './express-helpers'
+import { fixture, MODULE, ROOT } from '../helpers/apache'
+import { EXPRESS, tempDir } from './express-helpers'
 
 function express(args: string[], env: NodeJS.ProcessEnv = process.env) {
   return spawnSync(process.execPath, [EXPRESS, ...args], { encoding: 'utf8', env, timeout: 30000 })
 }
 
 t.test('setup-server writes a server root that apachectl configtest accepts', async (t) => {
-  const root = join(makeTempDir('mod_wsgi-express-'), 'server')
+  const root = join(tempDir(t, 'mod_wsgi-express-'), 'server')
   const r = express(['setup-server', fixture('hello-world'), '--port', '8765', '--server-root', root, '--processes', '2', '--threads', '3', '--keep-alive-timeout', '3', '--error-document', '404', '/missing.html'])
   t.equal(r.status, 0, r.stderr)
   t.match(r.stdout, `Apache Control     : ${join(root, 'apachectl')}`)
@@ -31,7 +31,7 @@ t.test('setup-server writes a server root that apachectl configtest accepts', as
 })
 
 t.test('without --processes there is no processes= (wsgi.multiprocess stays false), and --user picks the identity', async (t) => {
-  const root = join(makeTempDir('mod_wsgi-express-'), 'server')
+  const root = join(tempDir(t, 'mod_wsgi-express-'), 'server')
   const r = express(['setup-server', fixture('hello-world'), '--server-root', root, '--user', 'nobody'])
   t.equal(r.status, 0, r.stderr)
   const conf = readFileSync(join(root, 'httpd.conf'), 'utf8')
@@ -59,7 +59,7 @@ t.test('module-location and module-config', async (t) => {
 })
 
 t.test('install-module copies mod_wsgi.so into a modules directory and prints its LoadModule line', async (t) => {
-  const dir = makeTempDir('mod_wsgi-modules-')
+  const dir = tempDir(t, 'mod_wsgi-modules-')
   const r = express(['install-module', '--modules-directory', dir])
   t.equal(r.status, 0, r.stderr)
   t.equal(r.stdout, `LoadModule wsgi_module '${join(dir, 'mod_wsgi.so')}'\n`)
@@ -67,7 +67,7 @@ t.test('install-module copies mod_wsgi.so into a modules directory and prints it
   t.equal(statSync(join(dir, 'mod_wsgi.so')).mode & 0o777, 0o755)
   t.equal(express(['install-module', '--modules-directory', dir]).status, 0, 'again, over our own copy')
 
-  const other = makeTempDir('mod_wsgi-modules-')
+  const other = tempDir(t, 'mod_wsgi-modules-')
   symlinkSync('/usr/lib/apache2/modules/mod_wsgi.so-3.11', join(other, 'mod_wsgi.so'))
   const refused = express(['install-module', '--modules-directory', other])
   t.equal(refused.status, 2)
@@ -94,8 +94,8 @@ t.test('Apache is found through --httpd-executable, HTTPD or APXS, and a wrong o
   t.match(badApxs.stderr, /APXS=\/nonexistent\/apxs is not an executable file/)
 
   // $HTTPD names the binary; its modules and mime.types still come from apxs.
-  const root = join(makeTempDir('mod_wsgi-express-'), 'server')
-  const wrapper = join(makeTempDir('mod_wsgi-httpd-'), 'httpd')
+  const root = join(tempDir(t, 'mod_wsgi-express-'), 'server')
+  const wrapper = join(tempDir(t, 'mod_wsgi-httpd-'), 'httpd')
   writeFileSync(wrapper, '#!/bin/sh\nexec /usr/sbin/apache2 "$@"\n')
   chmodSync(wrapper, 0o755)
   const viaEnv = express(['setup-server', '--server-root', root], { ...env, HTTPD: wrapper })
@@ -105,7 +105,7 @@ t.test('Apache is found through --httpd-executable, HTTPD or APXS, and a wrong o
 })
 
 t.test('locating Apache: apxs first, then PATH and the usual places, else what to install', async (t) => {
-  const dir = makeTempDir('mod_wsgi-locate-')
+  const dir = tempDir(t, 'mod_wsgi-locate-')
   const places = (over: Partial<SearchPlaces>): SearchPlaces => ({ path: [], apxs: [], httpd: [], modules: [], mimeTypes: [], ...over })
   const opts = { httpdExecutable: null, modulesDirectory: null, mimeTypes: null }
   t.throws(() => locateApache(opts, {}, places({})), { code: 'ERR_WSGI_EXPRESS_NO_APACHE', message: /Apache httpd was not found\. Install Apache httpd 2\.4/ })

@@ -6,8 +6,8 @@ import { spawnSync } from 'node:child_process'
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { makeTempDir, PYTHON, request, ROOT, sleep, waitFor } from '../helpers/apache'
-import { startExpress } from './express-helpers'
+import { PYTHON, request, ROOT, sleep, waitFor } from '../helpers/apache'
+import { startExpress, tempDir } from './express-helpers'
 
 function run(cmd: string, args: string[], cwd: string) {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 60000 })
@@ -16,7 +16,7 @@ function run(cmd: string, args: string[], cwd: string) {
 }
 
 t.test('manage.py runmodwsgi serves a new Django project, its static files, and reloads an edited view', async (t) => {
-  const dir = makeTempDir('mod_wsgi-django-')
+  const dir = tempDir(t, 'mod_wsgi-django-')
   const venv = join(dir, 'venv')
   run(PYTHON, ['-m', 'venv', '--system-site-packages', '--without-pip', venv], dir)
   const python = join(venv, 'bin', 'python')

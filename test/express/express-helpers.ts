@@ -1,12 +1,22 @@
 // Running mod_wsgi-express (or anything that execs it, like manage.py runmodwsgi) for a test: on a free
 // loopback port with its own server root, stopped at teardown by its own pid.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { childPids, freePort, makeTempDir, request, ROOT, waitFor } from '../helpers/apache'
 
 export const EXPRESS = join(ROOT, 'bin', 'mod_wsgi-express')
+
+/** A temp dir (reachable by www-data) removed when the test ends, unless it failed or
+ *  MOD_WSGI_KEEP_TEST_DIRS is set (kept for post-mortem). */
+export function tempDir(t: Test, prefix: string): string {
+  const dir = makeTempDir(prefix)
+  t.teardown(() => {
+    if (t.passing() && !process.env.MOD_WSGI_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true })
+  })
+  return dir
+}
 
 export interface Running {
   child: ChildProcess
@@ -60,7 +70,8 @@ export function processUid(pid: number): number {
 
 export async function startExpress(t: Test, args: string[], opts: StartOptions = {}): Promise<Running> {
   const port = opts.port ?? (await freePort())
-  const root = join(makeTempDir('mod_wsgi-express-'), 'server')
+  // Registered before the stop below: tap runs teardowns last-in first-out.
+  const root = join(tempDir(t, 'mod_wsgi-express-'), 'server')
   const command = opts.command ?? [process.execPath, EXPRESS, 'start-server']
   const child = spawn(command[0], [...command.slice(1), ...args, '--port', String(port), '--server-root', root, '--host', '127.0.0.1'], {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,8 +6,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { defaultOptions, OPTION_SPECS } from '../../src/express/options'
-import { childPids, fixture, makeTempDir, request, waitFor } from '../helpers/apache'
-import { EXPRESS, exited, pidAlive, startExpress } from './express-helpers'
+import { childPids, fixture, request, waitFor } from '../helpers/apache'
+import { EXPRESS, exited, pidAlive, startExpress, tempDir } from './express-helpers'
 
 t.test('start-server --help documents every option and its default', async (t) => {
   const r = spawnSync(process.execPath, [EXPRESS, 'start-server', '--help'], { encoding: 'utf8' })
@@ -68,7 +68,7 @@ t.test('--processes and --threads: daemon processes, wsgi.multiprocess and wsgi.
 })
 
 t.test('--document-root, --url-alias, --working-directory, --include-file and --server-status', async (t) => {
-  const dir = makeTempDir('mod_wsgi-express-static-')
+  const dir = tempDir(t, 'mod_wsgi-express-static-')
   const docroot = join(dir, 'htdocs')
   const assets = join(dir, 'assets')
   const work = join(dir, 'work')
@@ -125,7 +125,7 @@ t.test('--log-to-terminal with --access-log and --startup-log', async (t) => {
 })
 
 t.test('--access-log and --startup-log into files in --log-directory', async (t) => {
-  const logs = join(makeTempDir('mod_wsgi-express-logs-'), 'logs')
+  const logs = join(tempDir(t, 'mod_wsgi-express-logs-'), 'logs')
   const s = await startExpress(t, [fixture('hello-world'), '--access-log', '--startup-log', '--log-directory', logs])
   await request(s.port, '/logged')
   await waitFor(() => existsSync(join(logs, 'access_log')) && /GET \/logged/.test(readFileSync(join(logs, 'access_log'), 'utf8')), 10000, 50, 'access_log')

@@ -4,13 +4,13 @@
 import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import t from 'tap'
-import { makeTempDir, PYTHON, request, ROOT, sleep, waitFor } from '../helpers/apache'
-import { startExpress } from './express-helpers'
+import t, { type Test } from 'tap'
+import { PYTHON, request, ROOT, sleep, waitFor } from '../helpers/apache'
+import { startExpress, tempDir } from './express-helpers'
 
 /** An app whose answer comes from two modules: one imported with the script, one on the first request. */
-function makeApp(): string {
-  const dir = makeTempDir('mod_wsgi-reload-')
+function makeApp(t: Test): string {
+  const dir = tempDir(t, 'mod_wsgi-reload-')
   writeFileSync(join(dir, 'helper.py'), "TEXT = 'helper-one'\n")
   writeFileSync(join(dir, 'lazy.py'), "TEXT = 'lazy-one'\n")
   writeFileSync(
@@ -46,7 +46,7 @@ async function until(port: number, ok: (a: { helper: string; lazy: string; pid: 
 }
 
 t.test('editing an imported module restarts the daemon and serves the new code', async (t) => {
-  const dir = makeApp()
+  const dir = makeApp(t)
   const s = await startExpress(t, [join(dir, 'app.wsgi'), '--reload-on-changes', '--python-path', dir])
   const first = await answer(s.port)
   t.same([first.helper, first.lazy], ['helper-one', 'lazy-one'])
@@ -82,7 +82,7 @@ t.test('editing an imported module restarts the daemon and serves the new code',
 })
 
 t.test('without --reload-on-changes an edited module is not reloaded', async (t) => {
-  const dir = makeApp()
+  const dir = makeApp(t)
   const s = await startExpress(t, [join(dir, 'app.wsgi'), '--python-path', dir])
   const first = await answer(s.port)
   writeFileSync(join(dir, 'helper.py'), "TEXT = 'helper-two'\n")
@@ -93,7 +93,7 @@ t.test('without --reload-on-changes an edited module is not reloaded', async (t)
 })
 
 t.test('the monitor: what it watches, what it ignores, and that it does not poll', async (t) => {
-  const work = makeTempDir('mod_wsgi-monitor-')
+  const work = tempDir(t, 'mod_wsgi-monitor-')
   const r = spawnSync(PYTHON, [join(__dirname, 'reloader_check.py'), join(ROOT, 'python'), work], { encoding: 'utf8', timeout: 40000 })
   t.equal(r.status, 0, r.stderr)
   const found = JSON.parse(r.stdout)

@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs'
 import * as net from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
-import { childPids, fixture, freePort, makeTempDir, request, ROOT, waitFor } from '../helpers/apache'
-import { EXPRESS, exited, pidAlive, processesMentioning, processUid, startExpress } from './express-helpers'
+import { childPids, fixture, freePort, request, ROOT, waitFor } from '../helpers/apache'
+import { EXPRESS, exited, pidAlive, processesMentioning, processUid, startExpress, tempDir } from './express-helpers'
 
 t.test('serves a WSGI script, prints where things are, and Ctrl-C leaves no process behind', async (t) => {
   const s = await startExpress(t, [fixture('hello-world'), '--processes', '2'], { detached: true })
@@ -76,7 +76,7 @@ t.test('a port in use is reported and nothing is left running', async (t) => {
   const blocker = net.createServer()
   await new Promise<void>((res) => blocker.listen(port, '127.0.0.1', () => res()))
   t.teardown(() => blocker.close())
-  const root = join(makeTempDir('mod_wsgi-express-'), 'server')
+  const root = join(tempDir(t, 'mod_wsgi-express-'), 'server')
   const r = spawnSync(process.execPath, [EXPRESS, 'start-server', fixture('hello-world'), '--host', '127.0.0.1', '--port', String(port), '--server-root', root], {
     encoding: 'utf8',
     timeout: 30000,

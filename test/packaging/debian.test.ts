@@ -5,7 +5,8 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import { appendFileSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { APACHE_BIN, childPids, freePort, makeTempDir, request, ROOT, waitFor } from '../helpers/apache'
+import { tempDir } from '../express/express-helpers'
+import { APACHE_BIN, childPids, freePort, request, ROOT, waitFor } from '../helpers/apache'
 
 const DEBIAN = join(ROOT, 'apache-conf', 'debian')
 
@@ -24,7 +25,7 @@ function pidAlive(pid: number): boolean {
 }
 
 t.test('a2enmod wsgi and the sample site on a copy of /etc/apache2 serve a Flask app', { skip: !existsSync('/etc/apache2/apache2.conf') && 'no Debian Apache' }, async (t) => {
-  const tmp = makeTempDir('mod_wsgi-debian-')
+  const tmp = tempDir(t, 'mod_wsgi-debian-')
   const etc = join(tmp, 'etc', 'apache2')
   mkdirSync(join(tmp, 'etc'), { mode: 0o755 })
   check(spawnSync('cp', ['-a', '/etc/apache2', etc], { encoding: 'utf8' }), 'copying /etc/apache2')
