@@ -36,7 +36,13 @@ if not hasattr(mod_wsgi, '__path__'):
 
 
 def _reloader():
-    # Loaded from its file, so the monitor matches this mod_wsgi-express whatever package is installed.
+    # mod_wsgi.server.reloader, so that an app's own mod_wsgi.server.track_changes() reaches the same
+    # monitor; loaded from this checkout if the installed mod_wsgi package is another one without it.
+    try:
+        import mod_wsgi.server.reloader
+        return mod_wsgi.server.reloader
+    except ImportError:
+        pass
     name = '_mod_wsgi_express_reloader'
     module = sys.modules.get(name)
     if module is None:
