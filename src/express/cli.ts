@@ -9,7 +9,7 @@ import { InstallError, installModule } from './install-module'
 import { defaultOptions, OPTION_SPECS, validateOptions, type ExpressOptions } from './options'
 import { quote } from './render-config'
 import { describeServer, runForeground } from './run-apache'
-import { MODULE_SO, setupServerRoot, type ServerRoot } from './server-root'
+import { MODULE_SO, ServerRootError, setupServerRoot, type ServerRoot } from './server-root'
 
 class UsageError extends Error {}
 
@@ -144,7 +144,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     await parser.parseAsync()
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ApacheNotFoundError || e instanceof InstallError) {
+    if (e instanceof UsageError || e instanceof ApacheNotFoundError || e instanceof InstallError || e instanceof ServerRootError) {
       process.stderr.write(`mod_wsgi-express: ${e.message}\n`)
       return 2
     }

@@ -1,7 +1,7 @@
 // Lays out a mod_wsgi-express server root: httpd.conf, an apachectl wrapper, handler.wsgi (and the
 // welcome page when no script is given), the document root and log directory.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, lstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { ApacheInstall } from './apache-locate'
@@ -49,8 +49,22 @@ export function runIdentity(o: ExpressOptions): { user: string; group: string } 
   return { user, group }
 }
 
-function mkdirReadable(dir: string): void {
+export class ServerRootError extends Error {
+  readonly code = 'ERR_WSGI_EXPRESS_SERVER_ROOT'
+}
+
+/**
+ * Creates `dir` (or takes it as it is) for Apache's configuration, logs and sockets. The default lies in
+ * /tmp under a predictable name, and Apache started as root trusts what is there: a directory someone
+ * else owns or may write to, or a symbolic link, is refused.
+ */
+function mkdirOwn(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o755 })
+  const st = lstatSync(dir)
+  const uid = userInfo().uid
+  if (!st.isDirectory()) throw new ServerRootError(`${dir} is not a directory (a symbolic link?): choose another --server-root or --log-directory`)
+  if (st.uid !== uid) throw new ServerRootError(`${dir} belongs to uid ${st.uid}, not to you (uid ${uid}): choose another --server-root or --log-directory`)
+  if (st.mode & 0o022) throw new ServerRootError(`${dir} may be written by others (mode ${(st.mode & 0o777).toString(8)}): choose another --server-root or --log-directory`)
   // The daemons (another user when run as root) must reach the sockets and scripts here.
   chmodSync(dir, 0o755)
 }
@@ -61,11 +75,11 @@ export function defaultServerRoot(o: ExpressOptions): string {
 
 export function setupServerRoot(o: ExpressOptions, apache: ApacheInstall): ServerRoot {
   const serverRoot = resolve(o.serverRoot ?? defaultServerRoot(o))
-  mkdirReadable(serverRoot)
+  mkdirOwn(serverRoot)
   const logDir = resolve(o.logDirectory ?? serverRoot)
-  mkdirReadable(logDir)
+  mkdirOwn(logDir)
   const documentRoot = resolve(o.documentRoot ?? join(serverRoot, 'htdocs'))
-  if (!o.documentRoot) mkdirReadable(documentRoot)
+  if (!o.documentRoot) mkdirOwn(documentRoot)
 
   let script = o.script ? resolve(o.script) : join(serverRoot, 'default.wsgi')
   if (!o.script) writeFileSync(script, WELCOME_SCRIPT, { mode: 0o644 })

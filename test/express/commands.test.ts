@@ -41,6 +41,28 @@ t.test('without --processes there is no processes= (wsgi.multiprocess stays fals
   t.match(r.stdout, 'Daemon Identity    : nobody (group nogroup)')
 })
 
+t.test("a server root someone else owns, may write to, or that is a symbolic link is refused", async (t) => {
+  const base = tempDir(t, 'mod_wsgi-express-')
+  const theirs = join(base, 'theirs')
+  mkdirSync(theirs, { mode: 0o755 })
+  spawnSync('chown', ['nobody', theirs])
+  const open = join(base, 'open')
+  mkdirSync(open)
+  chmodSync(open, 0o777)
+  const link = join(base, 'link')
+  symlinkSync(tempDir(t, 'mod_wsgi-express-'), link)
+  for (const [dir, why] of [
+    [theirs, /belongs to uid \d+, not to you/],
+    [open, /may be written by others \(mode 777\)/],
+    [link, /is not a directory \(a symbolic link\?\)/],
+  ] as const) {
+    const r = express(['setup-server', '--server-root', dir])
+    t.equal(r.status, 2, dir)
+    t.match(r.stderr, why)
+    t.notOk(existsSync(join(dir, 'httpd.conf')), 'nothing written there')
+  }
+})
+
 t.test('the default server root is /tmp/mod_wsgi-<host>:<port>:<uid>', async (t) => {
   const { defaultServerRoot } = await import('../../src/express/server-root')
   const { defaultOptions } = await import('../../src/express/options')
