@@ -3,7 +3,7 @@
 turns on.
 
 Nothing is polled file by file. The directories holding the files of the modules in sys.modules are
-watched with Linux inotify, and one background thread sleeps in select() (the GIL released) until the
+watched with Linux inotify, and one background thread sleeps in poll() (the GIL released) until the
 kernel reports that a watched file was written, replaced, renamed or deleted. Modules imported later are
 picked up when the size of sys.modules changes, which the thread looks at once a second (one len()).
 
@@ -227,16 +227,17 @@ class Monitor(object):
         return None
 
     def _watch(self):
-        fd = self._inotify.fd
+        # poll(), not select(): a busy daemon's descriptors can be numbered past select()'s 1024.
+        poller = select.poll()
+        poller.register(self._inotify.fd, select.POLLIN)
         while True:
-            ready, _, _ = select.select([fd], [], [], self.interval)
-            if ready:
+            if poller.poll(self.interval * 1000):
                 path = self._changed(self._inotify.read_events())
                 if path is not None:
                     # Editors often write in several steps (move away, create, write): let them finish
                     # so the new process imports the whole new file.
                     deadline = time.monotonic() + 1.0
-                    while time.monotonic() < deadline and select.select([fd], [], [], self.settle)[0]:
+                    while time.monotonic() < deadline and poller.poll(self.settle * 1000):
                         self._inotify.read_events()
                     return self._restart(path)
             self._scan()
