@@ -65,9 +65,9 @@ export const LOG_LEVELS = ['emerg', 'alert', 'crit', 'error', 'warn', 'notice', 
 export const OPTION_SPECS: OptionSpec[] = [
   { flag: 'host', key: 'host', kind: 'string', default: null, describe: 'The host name or IP address to listen on; all interfaces when not given.' },
   { flag: 'port', key: 'port', kind: 'number', default: 8000, describe: 'The port to listen on.' },
-  { flag: 'processes', key: 'processes', kind: 'number', default: null, describe: 'Number of daemon processes; giving it, even as 1, makes wsgi.multiprocess true.' },
+  { flag: 'processes', key: 'processes', kind: 'number', default: null, describe: 'Number of daemon processes (default: a single process); giving it, even as 1, makes wsgi.multiprocess true.' },
   { flag: 'threads', key: 'threads', kind: 'number', default: 5, describe: 'Number of threads in each daemon process handling requests.' },
-  { flag: 'max-clients', key: 'maxClients', kind: 'number', default: null, describe: 'Maximum number of simultaneous client connections Apache accepts (default: derived from processes and threads).' },
+  { flag: 'max-clients', key: 'maxClients', kind: 'number', default: null, describe: 'Maximum number of simultaneous client connections Apache accepts (default: 1.5 times processes * threads).' },
   { flag: 'limit-request-body', key: 'limitRequestBody', kind: 'number', default: 10485760, describe: 'Largest request body accepted, in bytes.' },
   { flag: 'maximum-requests', key: 'maximumRequests', kind: 'number', default: 0, describe: 'Requests a daemon process handles before it is restarted; 0 for no limit.' },
   { flag: 'shutdown-timeout', key: 'shutdownTimeout', kind: 'number', default: 5, describe: 'Seconds to wait for active requests when a daemon process shuts down.' },
@@ -81,11 +81,11 @@ export const OPTION_SPECS: OptionSpec[] = [
   { flag: 'server-backlog', key: 'serverBacklog', kind: 'number', default: 500, describe: "Listen backlog of Apache's own listening socket." },
   { flag: 'daemon-backlog', key: 'daemonBacklog', kind: 'number', default: 100, describe: "Listen backlog of the daemon processes' socket." },
   { flag: 'header-buffer-size', key: 'headerBufferSize', kind: 'number', default: 32768, describe: 'Largest response header block accepted from the application, in bytes (at least 8192).' },
-  { flag: 'reload-on-changes', key: 'reloadOnChanges', kind: 'boolean', default: false, describe: 'Restart the daemon process when a source file of an imported module changes.' },
-  { flag: 'user', key: 'user', kind: 'string', default: null, describe: 'User the daemon processes run as (default: yours; an unprivileged user when run as root).' },
-  { flag: 'group', key: 'group', kind: 'string', default: null, describe: "Group the daemon processes run as (default: the user's group)." },
+  { flag: 'reload-on-changes', key: 'reloadOnChanges', kind: 'boolean', default: false, describe: 'Restart the daemon processes when the source file of any imported Python module (or the WSGI script) changes; files are watched, not polled.' },
+  { flag: 'user', key: 'user', kind: 'string', default: null, describe: "User Apache's children and the daemon processes run as (default: yours; when run as root, www-data, else nobody)." },
+  { flag: 'group', key: 'group', kind: 'string', default: null, describe: "Group Apache's children and the daemon processes run as (default: the user's primary group)." },
   { flag: 'callable-object', key: 'callableObject', kind: 'string', default: 'application', describe: 'Name of the WSGI callable in the script.' },
-  { flag: 'document-root', key: 'documentRoot', kind: 'string', default: null, describe: 'Directory of static files served ahead of the application.' },
+  { flag: 'document-root', key: 'documentRoot', kind: 'string', default: null, describe: 'Directory of static files, served by Apache ahead of the application (default: an empty htdocs in the server root).' },
   { flag: 'url-alias', key: 'urlAlias', kind: 'pair', default: [], pairNames: ['URL', 'PATH'], describe: 'Serve the file or directory PATH at URL (repeatable).' },
   { flag: 'error-document', key: 'errorDocument', kind: 'pair', default: [], pairNames: ['STATUS', 'DOCUMENT'], describe: 'Use DOCUMENT (a URL path) for error responses with STATUS (repeatable).' },
   { flag: 'keep-alive-timeout', key: 'keepAliveTimeout', kind: 'number', default: 0, describe: 'Seconds to keep idle client connections open; 0 turns keep-alive off.' },
@@ -96,9 +96,9 @@ export const OPTION_SPECS: OptionSpec[] = [
   { flag: 'server-root', key: 'serverRoot', kind: 'string', default: null, describe: 'Directory for the generated configuration, logs and sockets (default: /tmp/mod_wsgi-HOST:PORT:UID).' },
   { flag: 'log-directory', key: 'logDirectory', kind: 'string', default: null, describe: 'Directory for the log files (default: the server root).' },
   { flag: 'log-level', key: 'logLevel', kind: 'string', default: 'info', describe: `Apache LogLevel: ${LOG_LEVELS.join(', ')}.` },
-  { flag: 'access-log', key: 'accessLog', kind: 'boolean', default: false, describe: 'Write an access log.' },
+  { flag: 'access-log', key: 'accessLog', kind: 'boolean', default: false, describe: 'Write an access log (access_log in the log directory, or the terminal with --log-to-terminal).' },
   { flag: 'log-to-terminal', key: 'logToTerminal', kind: 'boolean', default: false, describe: 'Send the error log (and access log) to the terminal instead of files.' },
-  { flag: 'startup-log', key: 'startupLog', kind: 'boolean', default: false, describe: "Keep Apache's startup messages in a startup log file." },
+  { flag: 'startup-log', key: 'startupLog', kind: 'boolean', default: false, describe: "Write Apache's startup messages to startup_log in the log directory (to the terminal with --log-to-terminal)." },
   { flag: 'httpd-executable', key: 'httpdExecutable', kind: 'string', default: null, describe: 'The Apache httpd binary (default: from $HTTPD, or from apxs).' },
   { flag: 'modules-directory', key: 'modulesDirectory', kind: 'string', default: null, describe: "Directory of Apache's modules (default: from apxs)." },
   { flag: 'mime-types', key: 'mimeTypes', kind: 'string', default: null, describe: 'The mime.types file (default: /etc/mime.types).' },
@@ -118,6 +118,7 @@ export function validateOptions(o: ExpressOptions): string | null {
   const positive: Array<keyof ExpressOptions> = ['port', 'threads']
   for (const k of positive) if (!Number.isInteger(o[k]) || (o[k] as number) < 1) return `--${flagOf(k)} must be a positive integer`
   if (o.processes !== null && (!Number.isInteger(o.processes) || o.processes < 1)) return '--processes must be a positive integer'
+  if (o.maxClients !== null && (!Number.isInteger(o.maxClients) || o.maxClients < 1)) return '--max-clients must be a positive integer'
   if (o.port > 65535) return '--port must be at most 65535'
   for (const s of OPTION_SPECS) {
     if (s.kind !== 'number' || s.key === 'processes' || s.key === 'maxClients') continue

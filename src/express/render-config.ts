@@ -21,15 +21,20 @@ export interface ServerLayout {
   aliases: Array<{ url: string; path: string; isDirectory: boolean }>
 }
 
+/** With --log-to-terminal, the descriptor of Apache's that leads to the terminal's standard error. */
+export const TERMINAL_ERROR_FD = 3
+
 /** Quotes a value for an Apache directive argument. */
 export function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
 }
 
-/** Client connections Apache accepts at once: enough for every daemon thread, with headroom for static files. */
+/** Client connections Apache accepts at once: as mod_wsgi 4.1.0's express, 1.5 times the daemon threads
+ *  (room for static files and slow clients), and never fewer than the daemon threads. */
 export function maxClients(o: ExpressOptions): number {
-  if (o.maxClients) return o.maxClients
-  return Math.max(10, 2 * (o.processes ?? 1) * o.threads)
+  const threads = (o.processes ?? 1) * o.threads
+  if (o.maxClients) return Math.max(o.maxClients, threads)
+  return Math.ceil(1.5 * threads)
 }
 
 export function renderConfig(o: ExpressOptions, apache: ApacheInstall, l: ServerLayout): string {
@@ -88,10 +93,14 @@ export function renderConfig(o: ExpressOptions, apache: ApacheInstall, l: Server
     `<IfModule mpm_worker_module>\nServerLimit ${servers}\nThreadLimit ${threadsPerChild}\nStartServers 1\nMaxRequestWorkers ${servers * threadsPerChild}\nMinSpareThreads ${threadsPerChild}\nMaxSpareThreads ${servers * threadsPerChild}\nThreadsPerChild ${threadsPerChild}\nMaxConnectionsPerChild 0\nThreadStackSize 262144\n</IfModule>`,
     `<IfModule mpm_prefork_module>\nServerLimit ${clients}\nStartServers 1\nMaxRequestWorkers ${clients}\nMinSpareServers 1\nMaxSpareServers ${clients}\nMaxConnectionsPerChild 0\n</IfModule>`,
     '',
-    `ErrorLog ${quote(l.errorLog)}`,
+    // On the terminal through piped loggers, not /dev/stderr: Apache cannot open that when it is a
+    // socket (a Node parent, journald). An error log pipe's stdout is Apache's stdout, so the error log
+    // goes to fd 3, which start-server (and apachectl) point at the terminal's standard error.
+    o.logToTerminal ? `ErrorLog "|$exec /bin/cat >&${TERMINAL_ERROR_FD}"` : `ErrorLog ${quote(l.errorLog)}`,
     `LogLevel ${o.logLevel}`,
     o.accessLog
-      ? `LogFormat "%h %l %u %t \\"%r\\" %>s %b" common\nCustomLog ${quote(l.accessLog)} common`
+      ? `${m('log_config')}\nLogFormat "%h %l %u %t \\"%r\\" %>s %b" common\n` +
+        (o.logToTerminal ? `CustomLog "|$exec /bin/cat" common` : `CustomLog ${quote(l.accessLog)} common`)
       : '',
     '',
     `<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>`,

@@ -1,56 +1,46 @@
 // mod_wsgi-express start-server: serves a script (or the welcome page) through Apache in the foreground,
-// and Ctrl-C (SIGINT) stops Apache and every daemon.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+// says where things are, and Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or
+// SIGTERM stops Apache and every daemon.
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import * as net from 'node:net'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
-import { childPids, fixture, freePort, makeTempDir, request, ROOT, waitFor } from '../helpers/apache'
+import t from 'tap'
+import { childPids, fixture, freePort, request, ROOT, waitFor } from '../helpers/apache'
+import { EXPRESS, exited, pidAlive, processesMentioning, processUid, startExpress, tempDir } from './express-helpers'
 
-const EXPRESS = join(ROOT, 'bin', 'mod_wsgi-express')
-
-interface Running {
-  child: ChildProcess
-  port: number
-  root: string
-  output: () => string
-}
-
-async function startExpress(t: Test, args: string[]): Promise<Running> {
-  const port = await freePort()
-  const root = join(makeTempDir('mod_wsgi-express-'), 'server')
-  const child = spawn(process.execPath, [EXPRESS, 'start-server', ...args, '--port', String(port), '--server-root', root, '--host', '127.0.0.1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout?.on('data', (d) => (out += d))
-  child.stderr?.on('data', (d) => (out += d))
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGTERM')
-  })
-  await waitFor(async () => (child.exitCode !== null ? Promise.reject(new Error(`express exited: ${out}`)) : request(port, '/').then(() => true, () => false)), 20000, 100, 'mod_wsgi-express to answer')
-  return { child, port, root, output: () => out }
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.on('exit', (code) => resolve(code))))
-}
-
-t.test('serves a WSGI script, prints where things are, and stops everything on SIGINT', async (t) => {
-  const s = await startExpress(t, [fixture('hello-world')])
+t.test('serves a WSGI script, prints where things are, and Ctrl-C leaves no process behind', async (t) => {
+  const s = await startExpress(t, [fixture('hello-world'), '--processes', '2'], { detached: true })
   const r = await request(s.port, '/anything/below')
   t.equal(r.status, 200)
   t.equal(r.text, 'Hello World!')
-  t.match(s.output(), `Server URL         : http://127.0.0.1:${s.port}/`)
-  t.match(s.output(), `Server Root        : ${s.root}`)
+  const out = s.stdout()
+  t.match(out, `Server URL         : http://127.0.0.1:${s.port}/`)
+  t.match(out, `Server Root        : ${s.root}`)
+  t.match(out, `Server Conf        : ${join(s.root, 'httpd.conf')}`)
+  t.match(out, `Error Log File     : ${join(s.root, 'error_log')} (info)`)
   t.ok(existsSync(join(s.root, 'httpd.conf')), 'httpd.conf in the server root')
   t.ok(existsSync(join(s.root, 'apachectl')), 'apachectl in the server root')
 
-  const apachePid = Number(readFileSync(join(s.root, 'httpd.pid'), 'utf8'))
-  const daemons = childPids(apachePid)
-  t.ok(daemons.length >= 1, 'Apache has children')
-  s.child.kill('SIGINT')
-  t.equal(await exited(s.child), 0, 'mod_wsgi-express exits cleanly')
-  await waitFor(() => ![apachePid, ...daemons].some((p) => existsSync(`/proc/${p}`)), 10000, 50, 'Apache and daemons to exit')
+  const apache = s.apachePid()
+  await waitFor(() => s.daemonPids().length === 2, 10000, 50, 'two daemon processes')
+  const everything = [s.child.pid as number, apache, ...childPids(apache)]
+  // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group.
+  process.kill(-(s.child.pid as number), 'SIGINT')
+  const end = await exited(s.child)
+  t.same(end, { code: 0, signal: null }, 'mod_wsgi-express exits with status 0')
+  await waitFor(() => !everything.some(pidAlive), 15000, 50, 'Apache, its children and the daemons to exit')
+  t.pass(`none of ${everything.length} processes (express, Apache, children, daemons) is left`)
+})
+
+t.test('SIGTERM to mod_wsgi-express alone stops Apache and the daemons', async (t) => {
+  const s = await startExpress(t, [fixture('hello-world')])
+  const apache = s.apachePid()
+  await waitFor(() => s.daemonPids().length === 1, 10000, 50, 'the daemon process')
+  const everything = [apache, ...childPids(apache)]
+  s.child.kill('SIGTERM')
+  t.same(await exited(s.child), { code: 0, signal: null })
+  await waitFor(() => !everything.some(pidAlive), 15000, 50, 'Apache and the daemons to exit')
   t.pass('no Apache or daemon process is left')
 })
 
@@ -62,26 +52,51 @@ t.test('serves the welcome page when given no script', async (t) => {
   t.match(r.headers['content-type'], /text\/html/)
 })
 
-t.test('setup-server writes a configuration that apachectl configtest accepts', async (t) => {
-  const root = join(makeTempDir('mod_wsgi-express-'), 'server')
-  const r = spawnSync(process.execPath, [EXPRESS, 'setup-server', fixture('hello-world'), '--port', '8765', '--server-root', root, '--processes', '2', '--threads', '3'], { encoding: 'utf8' })
-  t.equal(r.status, 0, r.stderr)
-  const conf = readFileSync(join(root, 'httpd.conf'), 'utf8')
-  t.match(conf, /processes=2/)
-  t.match(conf, /threads=3/)
-  const test = spawnSync(join(root, 'apachectl'), ['configtest'], { encoding: 'utf8' })
-  t.equal(test.status, 0, test.stderr)
+t.test("in the daemon, mod_wsgi is this package (mod_wsgi.server included) extended by mod_wsgi", async (t) => {
+  const s = await startExpress(t, [fixture('mod_wsgi-package')])
+  const info = JSON.parse((await request(s.port, '/')).text)
+  t.equal(info.server_file, join(ROOT, 'python', 'mod_wsgi', 'server', '__init__.py'), 'importable without installing it')
+  t.equal(info.where, join(ROOT, 'build', 'mod_wsgi.so'))
+  t.equal(info.process_group, `127.0.0.1:${s.port}`)
+  t.same(info.version, [4, 1, 0])
 })
 
-t.test('module-location and module-config', async (t) => {
-  const loc = spawnSync(process.execPath, [EXPRESS, 'module-location'], { encoding: 'utf8' })
-  t.equal(loc.stdout.trim(), join(ROOT, 'build', 'mod_wsgi.so'))
-  const conf = spawnSync(process.execPath, [EXPRESS, 'module-config'], { encoding: 'utf8' })
-  t.match(conf.stdout, `LoadModule wsgi_module ${join(ROOT, 'build', 'mod_wsgi.so')}`)
+t.test('run as root, Apache children and daemons run as an unprivileged user', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+  const s = await startExpress(t, [fixture('hello-world')])
+  t.match(s.stdout(), 'Daemon Identity    : www-data (group www-data)')
+  const daemons = s.daemonPids()
+  t.ok(daemons.length >= 1)
+  for (const pid of daemons) t.equal(processUid(pid), 33, `daemon ${pid} runs as www-data`)
+  const children = childPids(s.apachePid()).filter((p) => !daemons.includes(p))
+  for (const pid of children) t.equal(processUid(pid), 33, `Apache child ${pid} runs as www-data`)
 })
 
-t.test('a bad option is refused with a clear message', async (t) => {
-  const r = spawnSync(process.execPath, [EXPRESS, 'start-server', '--header-buffer-size', '100'], { encoding: 'utf8' })
-  t.equal(r.status, 2)
-  t.match(r.stderr, /--header-buffer-size must be at least 8192/)
+t.test('a port in use is reported and nothing is left running', async (t) => {
+  const port = await freePort()
+  const blocker = net.createServer()
+  await new Promise<void>((res) => blocker.listen(port, '127.0.0.1', () => res()))
+  t.teardown(() => blocker.close())
+  const root = join(tempDir(t, 'mod_wsgi-express-'), 'server')
+  const r = spawnSync(process.execPath, [EXPRESS, 'start-server', fixture('hello-world'), '--host', '127.0.0.1', '--port', String(port), '--server-root', root], {
+    encoding: 'utf8',
+    timeout: 30000,
+  })
+  t.not(r.status, 0, 'mod_wsgi-express fails')
+  t.match(r.stderr, /Address already in use/, "Apache's own reason is shown")
+  t.match(r.stderr, /mod_wsgi-express: Apache exited with status \d+/)
+  t.same(processesMentioning(root), [], 'no Apache left')
+})
+
+t.test('a missing script or a bad option is refused with a clear message', async (t) => {
+  const bad = spawnSync(process.execPath, [EXPRESS, 'start-server', '--header-buffer-size', '100'], { encoding: 'utf8' })
+  t.equal(bad.status, 2)
+  t.match(bad.stderr, /--header-buffer-size must be at least 8192/)
+  const missing = spawnSync(process.execPath, [EXPRESS, 'start-server', '/nonexistent/app.wsgi'], { encoding: 'utf8' })
+  t.equal(missing.status, 2)
+  t.match(missing.stderr, /the WSGI script \/nonexistent\/app.wsgi does not exist/)
+  // Refused before anything starts (the timeout is only a guard: a server would run until stopped).
+  const unknown = spawnSync(process.execPath, [EXPRESS, 'start-server', '--bogus-option', '--port', '1'], { encoding: 'utf8', timeout: 15000 })
+  t.equal(unknown.status, 2)
+  t.match(unknown.stderr, /Unknown argument: bogus-option/)
+  t.match(unknown.stderr, /Run 'mod_wsgi-express --help' for usage/)
 })

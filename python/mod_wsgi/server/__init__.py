@@ -31,3 +31,16 @@ def start_server(arguments):
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(command[0], command)
+
+
+def start_reloader(interval=1.0):
+    """Restarts this daemon process when an imported module's file changes (what --reload-on-changes
+    does); see mod_wsgi.server.reloader."""
+    from . import reloader
+    return reloader.start_reloader(interval)
+
+
+def track_changes(path):
+    """Also restarts the process when `path` changes, once start_reloader() has been called."""
+    from . import reloader
+    reloader.track_changes(path)

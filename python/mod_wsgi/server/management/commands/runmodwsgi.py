@@ -48,6 +48,12 @@ class Command(BaseCommand):
         # argv: [manage.py, runmodwsgi, ...]; the options belong to mod_wsgi-express, so they are not parsed here.
         user_args = argv[2:]
         if '--help' in user_args or '-h' in user_args:
+            sys.stdout.write(
+                'Usage: %s runmodwsgi [options]\n\n'
+                'Serves this project through Apache and mod_wsgi. The WSGI script, its working directory and\n'
+                'the static files come from the settings (WSGI_APPLICATION, BASE_DIR, STATIC_URL and\n'
+                'STATIC_ROOT after collectstatic); the options are those of mod_wsgi-express start-server:\n\n'
+                % os.path.basename(argv[0]))
             mod_wsgi.server.start_server(['--help'])
         try:
             args = _django_arguments()
