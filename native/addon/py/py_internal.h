@@ -74,7 +74,7 @@ struct ScriptEntry {
 struct EnvironKeys {
     PyObject *wsgi_version, *wsgi_url_scheme, *wsgi_input, *wsgi_errors, *wsgi_multithread,
         *wsgi_multiprocess, *wsgi_run_once, *wsgi_file_wrapper, *mod_wsgi_version, *process_group,
-        *application_group, *callable_object, *request_start;
+        *application_group, *callable_object, *request_start, *apache_version;
 };
 
 // One interpreter (application group) and what the addon keeps in it. Its fields are used only by
@@ -95,6 +95,8 @@ struct InterpState {
     PyObject *application_group = nullptr;
     PyObject *wsgi_version = nullptr;      // (1, 0)
     PyObject *mod_wsgi_version = nullptr;  // (4, 1, 0)
+    PyObject *apache_version = nullptr;    // apache.version, from the text below
+    std::string apache_version_text;
     PyObject *str_close = nullptr;
     PyObject *str_fileno = nullptr;
     PyObject *str_tell = nullptr;
