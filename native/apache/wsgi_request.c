@@ -176,8 +176,9 @@ int wsgi_request_build(wsgi_req *q)
     extra[nextra++].value = c->local_addr->hostname ? c->local_addr->hostname : "";
     extra[nextra].name = "mod_wsgi.listener_port";
     extra[nextra++].value = apr_itoa(r->pool, c->local_addr->port);
+    /* The handler only lets "chunked" through, and reads bodies without ap_setup_client_block. */
     extra[nextra].name = "mod_wsgi.input_chunked";
-    extra[nextra++].value = r->read_chunked ? "1" : "0";
+    extra[nextra++].value = r->read_chunked || apr_table_get(r->headers_in, "Transfer-Encoding") ? "1" : "0";
     extra[nextra].name = "mod_wsgi.queue_start";
     extra[nextra++].value = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_now());
     extra[nextra].name = "apache.version";
