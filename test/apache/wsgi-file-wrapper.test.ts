@@ -91,11 +91,11 @@ WSGIScriptAlias /daemon-file ${fixture('daemon-file-wrapper')}
   })
   const q = (kind: string, extra = '') =>
     `kind=${kind}&path=${encodeURIComponent(dataFile)}&record=${encodeURIComponent(record)}${extra}`
-  const records = async (n: number) =>
-    waitFor(() => {
+  const records = async (n: number): Promise<string[]> =>
+    (await waitFor(() => {
       const lines = existsSync(record) ? readFileSync(record, 'latin1').trim().split('\n') : []
       return lines.length >= n ? lines : null
-    }, 10000, 50, `${n} close() records`)
+    }, 10000, 50, `${n} close() records`)) as string[]
 
   await t.test('a real file, whole, with close() called', async (t) => {
     rmSync(record, { force: true })

@@ -35,7 +35,7 @@ void note(Call &call, std::string_view name, std::string_view value) {
         break;
     case 15:
         if (name == "SCRIPT_FILENAME")
-            call.script = value;
+            call.script = call.resource = value;
         break;
     case 23:
         if (name == "mod_wsgi.handler_script")

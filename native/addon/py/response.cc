@@ -434,6 +434,11 @@ int response_send_file(Call &call, PyObject *wrapper) {
 std::string response_finish(Call &call) {
     const Logger &log = runtime_logger(*call.st.rt);
     std::string out;
+    if (call.restart) {
+        // Not run: the Apache child sends it again, to the process that replaces this one.
+        append_frame(out, WSGI_FRAME_GOAWAY, nullptr, 0);
+        return out;
+    }
     if ((call.failed || !call.status_set) && !call.head_posted) {
         std::string text = call.error_text.empty() ? std::string("Internal Server Error") : call.error_text;
         if (text.size() > WSGI_LIMIT_ERROR - 8)
