@@ -21,11 +21,11 @@ APLOG_USE_MODULE(wsgi);
 #include "wsgi_log.h"
 
 #define BODY_READ_SIZE  65536
+#define BODY_IOV_MAX    64
 
 /* apache.version in the environ, from the headers built against (as mod_wsgi does). */
 #define APACHE_VERSION APR_STRINGIFY(AP_SERVER_MAJORVERSION_NUMBER) "." \
     APR_STRINGIFY(AP_SERVER_MINORVERSION_NUMBER) "." APR_STRINGIFY(AP_SERVER_PATCHLEVEL_NUMBER)
-#define BODY_IOV_MAX    64
 
 typedef struct {
     const char *name;
