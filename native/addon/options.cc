@@ -96,6 +96,7 @@ HostOptions ParseOptions(Napi::Env env, Napi::Value value) {
     h.stack_size = static_cast<size_t>(Integer(env, o, "stackSize", 0, 1099511627776.0));
     h.multithread = Bool(env, o, "multithread");
     h.multiprocess = Bool(env, o, "multiprocess");
+    h.run_once = Bool(env, o, "runOnce");
     h.log_level = Level(env, String(env, o, "logLevel"));
     h.verbose = Bool(env, o, "verbose");
     return h;

@@ -23,6 +23,10 @@ APLOG_USE_MODULE(wsgi);
 #define BODY_READ_SIZE  65536
 #define BODY_IOV_MAX    64
 
+/* apache.version in the environ, from the headers built against (as mod_wsgi does). */
+#define APACHE_VERSION APR_STRINGIFY(AP_SERVER_MAJORVERSION_NUMBER) "." \
+    APR_STRINGIFY(AP_SERVER_MINORVERSION_NUMBER) "." APR_STRINGIFY(AP_SERVER_PATCHLEVEL_NUMBER)
+
 typedef struct {
     const char *name;
     const char *value;
@@ -45,16 +49,19 @@ static const char *collapse_slashes(apr_pool_t *p, const char *s)
     return out;
 }
 
-static int is_true(const char *v)
+/* What mod_wsgi 4.1.0 takes as HTTPS being set: "On" in any case, or "1". */
+static int https_on(const char *v)
 {
-    return !strcasecmp(v, "on") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "true");
+    return !strcasecmp(v, "on") || !strcmp(v, "1");
 }
 
-/* Names never copied from subprocess_env: our own control variables, and what mod_wsgi removes. */
+/* Names never copied from subprocess_env: our own variables, and what mod_wsgi removes (HTTPS, and
+ * the PATH that ap_add_common_vars adds from Apache's own environment). */
 static int excluded(const char *key)
 {
     return !strncasecmp(key, "mod_wsgi.", 9) || !strcasecmp(key, "HTTPS") ||
-           !strcasecmp(key, "HTTP_AUTHORIZATION");
+           !strcasecmp(key, "HTTP_AUTHORIZATION") || !strcmp(key, "PATH") ||
+           !strcmp(key, "apache.version");
 }
 
 /* An earlier entry of the same name wins, as for apr_table_get(): variables are unique on the wire. */
@@ -114,10 +121,11 @@ static int read_small_body(request_rec *r, apr_size_t length, unsigned char *dst
 int wsgi_request_build(wsgi_req *q)
 {
     request_rec *r = q->r;
+    conn_rec *c = r->connection;
     apr_table_t *env = r->subprocess_env;
     const apr_array_header_t *arr;
     const apr_table_entry_t *e;
-    wsgi_var extra[10];
+    wsgi_var extra[20];
     const char *value, *scheme = "http";
     apr_off_t body_length = 0;
     apr_size_t size, body_got = 0, n;
@@ -134,7 +142,7 @@ int wsgi_request_build(wsgi_req *q)
         apr_table_setn(env, "REQUEST_METHOD", "GET");
 
     if (ap_ssl_conn_is_ssl(r->connection) ||
-        ((value = apr_table_get(env, "HTTPS")) != NULL && is_true(value)))
+        ((value = apr_table_get(env, "HTTPS")) != NULL && https_on(value)))
         scheme = "https";
 
     value = apr_table_get(env, "SCRIPT_NAME");
@@ -161,6 +169,20 @@ int wsgi_request_build(wsgi_req *q)
     extra[nextra++].value = q->handler_script ? q->handler_script : "";
     extra[nextra].name = "mod_wsgi.url_scheme";
     extra[nextra++].value = scheme;
+    /* Informational, as mod_wsgi 4.1.0 puts them in the environ. */
+    extra[nextra].name = "mod_wsgi.request_handler";
+    extra[nextra++].value = r->handler;
+    extra[nextra].name = "mod_wsgi.listener_host";
+    extra[nextra++].value = c->local_addr->hostname ? c->local_addr->hostname : "";
+    extra[nextra].name = "mod_wsgi.listener_port";
+    extra[nextra++].value = apr_itoa(r->pool, c->local_addr->port);
+    /* The handler only lets "chunked" through, and reads bodies without ap_setup_client_block. */
+    extra[nextra].name = "mod_wsgi.input_chunked";
+    extra[nextra++].value = r->read_chunked || apr_table_get(r->headers_in, "Transfer-Encoding") ? "1" : "0";
+    extra[nextra].name = "mod_wsgi.queue_start";
+    extra[nextra++].value = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_now());
+    extra[nextra].name = "apache.version";
+    extra[nextra++].value = APACHE_VERSION;
 
     /* The body: none, small (read now, sent with the head), or streamed after the head. */
     if (r->read_chunked || apr_table_get(r->headers_in, "Transfer-Encoding")) {

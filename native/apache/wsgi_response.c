@@ -26,6 +26,9 @@ APLOG_USE_MODULE(wsgi);
 
 #include "wsgi_log.h"
 
+/* A HEAD frame may exceed header-buffer-size (a limit per header line) by this much in all. */
+#define WSGI_HEAD_EXTRA (1024 * 1024)
+
 typedef struct {
     wsgi_req *q;
     request_rec *r;
@@ -255,7 +258,13 @@ static int token_char(unsigned char ch)
     return ch > 0x20 && ch < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", ch);
 }
 
-/* Applies a HEAD payload to r. OK, or 0 when malformed (the caller drops the connection). */
+enum { HEAD_MALFORMED = 0, HEAD_OK = 1, HEAD_OVERSIZED = 2 };
+
+/*
+ * Applies a HEAD payload to r: HEAD_OK, HEAD_MALFORMED (the caller drops the connection), or
+ * HEAD_OVERSIZED when a header line ("Name: value" and its CRLF) does not fit header-buffer-size —
+ * mod_wsgi's limit is per header line, the buffer each line of the daemon's answer is read into.
+ */
 static int apply_head(relay *x, const unsigned char *p, apr_size_t len)
 {
     request_rec *r = x->r;
@@ -268,21 +277,23 @@ static int apply_head(relay *x, const unsigned char *p, apr_size_t len)
     wsgi_read_string(&rd, &line, &line_len);
     count = wsgi_read_u32(&rd);
     if (!rd.ok || status < 100 || status > 999)
-        return 0;
+        return HEAD_MALFORMED;
     for (i = 0; i < count; ++i) {
         char *n, *v;
         wsgi_read_string(&rd, &name, &name_len);
         wsgi_read_string(&rd, &value, &value_len);
         if (!rd.ok || !name_len)
-            return 0;
+            return HEAD_MALFORMED;
         for (k = 0; k < name_len; ++k) {
             if (!token_char((unsigned char)name[k]))
-                return 0;
+                return HEAD_MALFORMED;
         }
         /* A CR or LF in a value would let an application forge headers or responses. */
         if (memchr(value, '\r', value_len) || memchr(value, '\n', value_len) ||
             memchr(value, '\0', value_len))
-            return 0;
+            return HEAD_MALFORMED;
+        if ((apr_size_t)name_len + value_len + 4 > (apr_size_t)x->q->group->header_buffer_size)
+            return HEAD_OVERSIZED;
         n = apr_pstrmemdup(r->pool, name, name_len);
         v = apr_pstrmemdup(r->pool, value, value_len);
         if (!strcasecmp(n, "Content-Type")) {
@@ -307,10 +318,10 @@ static int apply_head(relay *x, const unsigned char *p, apr_size_t len)
         }
     }
     if (rd.left)
-        return 0;
+        return HEAD_MALFORMED;
     r->status = (int)status;
     r->status_line = line_len ? apr_pstrmemdup(r->pool, line, line_len) : NULL;
-    return 1;
+    return HEAD_OK;
 }
 
 /* Reads the whole HEAD payload (length len, header still unconsumed) and applies it. */
@@ -430,7 +441,8 @@ int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry)
         return read_error_frame(&x, h.length);
 
     case WSGI_FRAME_HEAD:
-        if (h.length > (apr_uint32_t)q->group->header_buffer_size) {
+        /* Lines are limited one by one (apply_head); the whole head by this bound on memory. */
+        if (h.length > (apr_uint32_t)q->group->header_buffer_size + WSGI_HEAD_EXTRA) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01229)
                           "Truncated or oversized response headers received from daemon process "
                           "'%s': %s", q->group->name, r->filename);
@@ -439,7 +451,16 @@ int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry)
         status = read_head(&x, h.length, &rv);
         if (status < 0)
             return read_failed(&x, rv);
-        if (!status)
+        if (status == HEAD_OVERSIZED) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01229)
+                          "Truncated or oversized response headers received from daemon process "
+                          "'%s': %s (a header line is longer than header-buffer-size, %d bytes)",
+                          q->group->name, r->filename, q->group->header_buffer_size);
+            apr_table_clear(r->headers_out);
+            apr_table_clear(r->err_headers_out);
+            return daemon_failed(&x, HTTP_INTERNAL_SERVER_ERROR);
+        }
+        if (status == HEAD_MALFORMED)
             return malformed(&x, "invalid HEAD frame (status, header name or value)");
         break;
 

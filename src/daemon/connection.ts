@@ -70,6 +70,8 @@ export class Connection {
   /** Frames waiting behind a FILE frame being sent (see file-sender.ts). */
   private fileQueue: Array<{ data: Buffer; fd: number; final: boolean }> | null = null
   private waitingOnPeer = false
+  /** The last request was refused with GOAWAY: the connection ends when idle. */
+  private goAwayWhenIdle = false
   private closing = false
   private gone = false
 
@@ -307,6 +309,13 @@ export class Connection {
       return false
     }
     this.host.touch()
+    if (final && fd < 0 && this.fileQueue === null && lastFrameType(data) === FrameType.GOAWAY) {
+      // Not run (its script changed and this process restarts): the child sends the request again
+      // elsewhere. GOAWAY goes out once its body, if any, has been read.
+      this.goAwayWhenIdle = true
+      this.completeJob()
+      return false
+    }
     this.responseStarted = true
     if (fd >= 0 || this.fileQueue !== null) return this.queueOutput(job, data, final, fd)
     if (data.length > 0) this.socket.write(data)
@@ -392,7 +401,7 @@ export class Connection {
 
   private becameIdle(): void {
     this.setAllowed()
-    if (this.host.stopping || this.closing) {
+    if (this.host.stopping || this.closing || this.goAwayWhenIdle) {
       this.goAway()
       return
     }

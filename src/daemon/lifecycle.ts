@@ -3,6 +3,7 @@
 //   graceful-signal (SIGUSR1)          graceful-timeout first if set (release notes New Features 3), exit 0
 //   maximum-requests, cpu-time-limit   graceful-timeout first if set (New Features 2), then normal; exit 4
 //   inactivity-timeout                 nothing is running: exit 4 at once
+//   script-reload                      a WSGI script changed (WSGIScriptReloading): normal shutdown, exit 4
 //   request-timeout, deadlock-timeout  forced: interrupt what runs (504/503 where no response began), exit 4
 // A stop first closes the listener, answers queued requests and idle connections with GOAWAY (the child
 // retries elsewhere), lets running requests finish within the period, then ends Python and exits.
@@ -34,6 +35,7 @@ export type StopReason =
   | 'inactivity-timeout'
   | 'request-timeout'
   | 'deadlock-timeout'
+  | 'script-reload'
 
 export interface LifecycleOptions {
   group: string

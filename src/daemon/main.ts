@@ -133,7 +133,7 @@ async function main(): Promise<void> {
       listenBacklog: o.listenBacklog,
       sendWithFd: addon.processControl.sendWithFd?.bind(addon.processControl) ?? null,
     },
-    { touch: () => watchdog?.touch(), admitted: () => lc.admitted() },
+    { touch: () => watchdog?.touch(), admitted: () => lc.admitted(), restartRequested: () => lc.stop('script-reload') },
   )
   let bridge: Bridge
   try {

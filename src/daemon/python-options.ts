@@ -30,6 +30,7 @@ export function pythonOptions(c: DaemonConfig): PythonOptions {
     stackSize: o.stackSize,
     multithread: o.threads > 1,
     multiprocess: o.multiprocess,
+    runOnce: o.threads === 1 && o.maximumRequests === 1,
     logLevel: toAddonLevel(c.server.logLevel),
     verbose: c.python.verboseDebugging,
   }

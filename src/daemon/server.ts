@@ -4,6 +4,8 @@
 import { closeSync } from 'node:fs'
 import * as net from 'node:net'
 import type { Bridge, BridgeHandlers } from '../native/types'
+import { lastFrameType } from '../protocol/frames'
+import { FrameType } from '../protocol/wire'
 import { Connection, type ConnectionHost } from './connection'
 import { Dispatcher } from './dispatcher'
 import type { SendWithFd } from './file-sender'
@@ -26,6 +28,9 @@ export interface ServerHooks {
   touch(): void
   /** A request was handed to the bridge (maximum-requests). */
   admitted(): void
+  /** The addon answered a request with GOAWAY: its WSGI script changed and this process must restart
+   *  (WSGIScriptReloading in a daemon process group, as mod_wsgi does). */
+  restartRequested?(): void
 }
 
 const MAX_ID = 0x7fffffff
@@ -73,6 +78,8 @@ export class DaemonServer implements ConnectionHost {
           return false
         }
         let pause = false
+        // Stop first, so that no retry of this request can reach this process's listener.
+        if (final && lastFrameType(data) === FrameType.GOAWAY) this.hooks.restartRequested?.()
         try {
           pause = job.conn.output(job, data, final, fd)
         } catch (e) {

@@ -59,6 +59,7 @@ export const DEFAULT_PYTHON_OPTIONS: Readonly<PythonOptions> = Object.freeze({
   stackSize: 0,
   multithread: true,
   multiprocess: false,
+  runOnce: false,
   logLevel: 'warn',
   verbose: false,
 })
@@ -128,6 +129,7 @@ export function normalisePythonOptions(options: Partial<PythonOptions>): PythonO
     stackSize: integer('stackSize', o.stackSize, 0, 2 ** 40),
     multithread: bool('multithread', o.multithread),
     multiprocess: bool('multiprocess', o.multiprocess),
+    runOnce: bool('runOnce', o.runOnce),
     logLevel,
     verbose: bool('verbose', o.verbose),
   }

@@ -34,6 +34,8 @@ export interface PythonOptions {
   /** wsgi.multithread and wsgi.multiprocess. */
   multithread: boolean
   multiprocess: boolean
+  /** wsgi.run_once: true only for threads=1 with maximum-requests=1, as in mod_wsgi. */
+  runOnce: boolean
   /** The daemon's log level; the addon writes lines below it only when verbose. */
   logLevel: LogLevel
   /** Log each step of interpreter and script setup (WSGIVerboseDebugging). */

@@ -34,6 +34,8 @@ export interface RunResult {
   bodySha256: string
   end?: number
   error?: { status: number; message: string }
+  /** The request was not run: GOAWAY (its script changed in a daemon process group). */
+  goaway?: boolean
   events: number
   fileFrames: number
   violations: string[]
@@ -142,13 +144,17 @@ function onOutput(id: number, data: Buffer, final: boolean, fd: number): boolean
         r.error = parseError(f.payload)
         if (!final) r.violations.push('ERROR in a non-final event')
         break
+      case FRAME.GOAWAY:
+        if (r.head || !final || frames.length !== 1) r.violations.push('GOAWAY not alone in the final event')
+        r.goaway = true
+        break
       default:
         r.violations.push(`unexpected frame type ${f.type}`)
     }
   }
   if (st.paused) st.pausedBytes += bodyBytes
   if (final) {
-    if (r.end === undefined && !r.error) r.violations.push('final event without END or ERROR')
+    if (r.end === undefined && !r.error && !r.goaway) r.violations.push('final event without END, ERROR or GOAWAY')
     st.finished = true
     r.elapsedMs = performance.now() - st.start
     r.body = Buffer.concat(st.kept).toString('base64')

@@ -39,8 +39,8 @@ t.test('each application group has its own interpreter, with codecs', async (t) 
   t.equal(again.hits, 2, 'module state persists within the group')
 })
 
-t.test('script reloading', async (t) => {
-  const host = await AddonProcess.start({ logLevel: 'info' })
+t.test('script reloading in the default group: the script is reloaded', async (t) => {
+  const host = await AddonProcess.start({ logLevel: 'info', processGroup: '' })
   t.teardown(() => host.kill())
   const dir = tempDir(t, 'addon-reload-')
   const script = join(dir, 'app.wsgi')
@@ -62,6 +62,28 @@ t.test('script reloading', async (t) => {
   version('three', 1000200)
   t.equal(body(await host.run(spec(script, { reloading: false }))).toString(), 'two 2', 'not with reloading off')
   t.equal(body(await host.run(spec(script))).toString(), 'three 1')
+})
+
+t.test('script reloading in a daemon process group: GOAWAY, the process restarts (as mod_wsgi)', async (t) => {
+  const host = await AddonProcess.start({ logLevel: 'info' })
+  t.teardown(() => host.kill())
+  const dir = tempDir(t, 'addon-restart-')
+  const script = join(dir, 'app.wsgi')
+  const write = (v: string, stamp: number) => {
+    writeFileSync(script, `def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'${v}']\n`)
+    utimesSync(script, stamp, stamp)
+  }
+  write('one', 1000000)
+  t.equal(body(await host.run(spec(script))).toString(), 'one')
+  write('two', 1000100)
+  const mark = host.logLength
+  const r = await host.run(spec(script))
+  t.same(r.violations, [])
+  t.equal(r.goaway, true, 'not run: GOAWAY, so that the Apache child sends it to the next process')
+  t.notOk(r.head)
+  t.match(await host.logs(mark), /WSGI03015: WSGI script '.*app\.wsgi' has changed: daemon process 'testgroup' restarts/)
+  t.notMatch(await host.logs(mark), /Reloading WSGI script/, 'the module is not reloaded in place')
+  t.equal(body(await host.run(spec(script, { reloading: false }))).toString(), 'one', 'with reloading off the old one serves')
 })
 
 t.test('preload (WSGIImportScript)', async (t) => {

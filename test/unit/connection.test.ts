@@ -10,7 +10,7 @@ import { log } from '../../src/daemon/log'
 import { Lifecycle } from '../../src/daemon/lifecycle'
 import { DaemonServer } from '../../src/daemon/server'
 import type { Bridge, BridgeHandlers } from '../../src/native/types'
-import { encodeEnd, encodeFile, encodeHead, encodeResponseBody } from '../../src/protocol/frames'
+import { GOAWAY_FRAME, encodeEnd, encodeFile, encodeHead, encodeResponseBody } from '../../src/protocol/frames'
 import { FILE_TO_EOF } from '../../src/protocol/wire'
 import { WireClient, requestFrames, waitFor, text } from '../daemon/harness'
 
@@ -300,6 +300,28 @@ t.test('stop: idle connections get GOAWAY, busy ones after their response; force
   server.forceCloseAll(504, 'timeout')
   const a = await stuck.answer()
   t.equal(a.kind === 'error' ? a.status : 0, 504)
+})
+
+t.test('a final GOAWAY from the bridge (a changed script): the process stops, the child gets one GOAWAY', async (t) => {
+  const { h, connect, send, nextSubmit, server } = await rig(t, { threads: 2 })
+  let restarts = 0
+  ;(server as unknown as { hooks: { restartRequested: () => void } }).hooks.restartRequested = () => {
+    restarts++
+    server.beginStop()
+  }
+  const other = await connect()
+  const c = await connect()
+  send(other, { script: '/long' })
+  const longId = await nextSubmit()
+  send(c, { script: '/changed', body: Buffer.from('small body') })
+  const id = await nextSubmit(longId)
+  t.equal(h.output(id, GOAWAY_FRAME, true, -1), false)
+  t.equal(restarts, 1, 'the restart hook ran')
+  t.equal((await c.answer()).kind, 'goaway', 'the request was not run: the child may send it again')
+  t.ok(await c.closed(), 'and the connection closes')
+  t.ok(server.stopping, 'the listener no longer takes connections')
+  h.output(longId, HELLO, true, -1)
+  t.equal(text(await other.answer()), 'hello', 'a request already running still finishes')
 })
 
 t.test('lifecycle: maximum-requests stops after the last admitted request, exit code 4', async (t) => {

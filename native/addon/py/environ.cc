@@ -35,7 +35,7 @@ void note(Call &call, std::string_view name, std::string_view value) {
         break;
     case 15:
         if (name == "SCRIPT_FILENAME")
-            call.script = value;
+            call.script = call.resource = value;
         break;
     case 23:
         if (name == "mod_wsgi.handler_script")
@@ -52,6 +52,27 @@ void note(Call &call, std::string_view name, std::string_view value) {
     default:
         break;
     }
+}
+
+// The tuple for an "X.Y.Z" version string (borrowed, cached per interpreter: it never changes).
+PyObject *apache_version(InterpState &st, std::string_view text) {
+    if (st.apache_version && text == st.apache_version_text)
+        return st.apache_version;
+    int part[3] = {0, 0, 0};
+    size_t i = 0;
+    for (char ch : text) {
+        if (ch == '.' && i < 2)
+            ++i;
+        else if (ch >= '0' && ch <= '9')
+            part[i] = part[i] * 10 + (ch - '0');
+    }
+    PyObject *t = Py_BuildValue("(iii)", part[0], part[1], part[2]);
+    if (!t)
+        return nullptr;
+    Py_XDECREF(st.apache_version);
+    st.apache_version = t;
+    st.apache_version_text.assign(text);
+    return t;
 }
 
 }  // namespace
@@ -86,6 +107,13 @@ PyObject *build_environ(Call &call) {
             call.url_scheme = value;  // becomes wsgi.url_scheme, not an environ entry of its own
             continue;
         }
+        if (name == "apache.version") {
+            // "2.4.71" from the Apache module becomes (2, 4, 71), as mod_wsgi has it.
+            PyObject *version = apache_version(st, value);
+            if (!version || !set_borrowed(env.get(), st.k.apache_version, version))
+                return nullptr;
+            continue;
+        }
         note(call, name, value);
         PyRef key(st.keys.get(name));
         if (!key || !set(env.get(), key.get(), PyUnicode_DecodeLatin1(v, vlen, nullptr)))
@@ -113,7 +141,7 @@ PyObject *build_environ(Call &call) {
               set_borrowed(e, k.wsgi_errors, call.errors.get()) &&
               set_borrowed(e, k.wsgi_multithread, o.multithread ? Py_True : Py_False) &&
               set_borrowed(e, k.wsgi_multiprocess, o.multiprocess ? Py_True : Py_False) &&
-              set_borrowed(e, k.wsgi_run_once, Py_False) &&
+              set_borrowed(e, k.wsgi_run_once, o.run_once ? Py_True : Py_False) &&
               set_borrowed(e, k.wsgi_file_wrapper, reinterpret_cast<PyObject *>(st.file_wrapper_type)) &&
               set_borrowed(e, k.mod_wsgi_version, st.mod_wsgi_version) &&
               set(e, k.request_start, PyUnicode_FromFormat("%llu", static_cast<unsigned long long>(call.request_start)));

@@ -38,6 +38,7 @@ struct HostOptions {
     size_t stack_size = 0;
     bool multithread = false;
     bool multiprocess = false;
+    bool run_once = false;
     LogLevel log_level = LogLevel::kWarn;
     bool verbose = false;
 };

@@ -81,7 +81,8 @@ bool setup_keys(InterpState &st) {
            intern(&k.mod_wsgi_version, "mod_wsgi.version") && intern(&k.process_group, "mod_wsgi.process_group") &&
            intern(&k.application_group, "mod_wsgi.application_group") &&
            intern(&k.callable_object, "mod_wsgi.callable_object") &&
-           intern(&k.request_start, "mod_wsgi.request_start") && intern(&st.str_close, "close") &&
+           intern(&k.request_start, "mod_wsgi.request_start") &&
+           intern(&k.apache_version, "apache.version") && intern(&st.str_close, "close") &&
            intern(&st.str_fileno, "fileno") && intern(&st.str_tell, "tell") && intern(&st.str_read, "read") &&
            intern(&st.str_http, "http") && intern(&st.str_application, "application");
 }

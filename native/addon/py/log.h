@@ -23,6 +23,8 @@ enum LogCode : int {
     kLogNoCallable = 3012,        // Target WSGI script does not contain WSGI application
     kLogException = 3013,         // Exception occurred processing WSGI script
     kLogReloadScript = 3014,      // script changed on disk, reloading
+    kLogRestartForScript = 3015,  // script changed on disk: the daemon process restarts (daemon mode)
+    kLogReloadHookFailed = 3016,  // the script's reload_required() raised
     kLogNoStartResponse = 3021,   // the application never called start_response()
     kLogOutputTooLong = 3022,     // more output than Content-Length
     kLogOutputTooShort = 3023,    // less output than Content-Length

@@ -68,13 +68,14 @@ private:
 struct ScriptEntry {
     PyObject *module_name = nullptr;  // "_mod_wsgi_<md5 of the path>", owned
     int64_t mtime_us = 0;             // what mod_wsgi stores as the module's __mtime__
+    uint64_t loads = 0;               // how many times it was (re)loaded
 };
 
 // The environ keys the addon adds itself, interned once per interpreter.
 struct EnvironKeys {
     PyObject *wsgi_version, *wsgi_url_scheme, *wsgi_input, *wsgi_errors, *wsgi_multithread,
         *wsgi_multiprocess, *wsgi_run_once, *wsgi_file_wrapper, *mod_wsgi_version, *process_group,
-        *application_group, *callable_object, *request_start;
+        *application_group, *callable_object, *request_start, *apache_version;
 };
 
 // One interpreter (application group) and what the addon keeps in it. Its fields are used only by
@@ -95,6 +96,8 @@ struct InterpState {
     PyObject *application_group = nullptr;
     PyObject *wsgi_version = nullptr;      // (1, 0)
     PyObject *mod_wsgi_version = nullptr;  // (4, 1, 0)
+    PyObject *apache_version = nullptr;    // apache.version, from the text below
+    std::string apache_version_text;
     PyObject *str_close = nullptr;
     PyObject *str_fileno = nullptr;
     PyObject *str_tell = nullptr;
@@ -119,6 +122,7 @@ struct Call {
     // From the REQUEST variables (views into the request payload).
     std::string_view script;          // the script to run: SCRIPT_FILENAME, or the handler script
     std::string_view handler_script;  // mod_wsgi.handler_script ('' when none)
+    std::string_view resource;        // SCRIPT_FILENAME: what reload_required(resource) is asked about
     std::string_view callable;
     std::string_view method;
     std::string_view url_scheme;
@@ -140,6 +144,7 @@ struct Call {
     bool failed = false;
     bool client_gone = false;
     bool expired = false;  // the request is over: start_response/write refuse
+    bool restart = false;  // not run: its script changed and this daemon process restarts (GOAWAY)
     std::string pending;   // frames not yet posted
     std::string error_text;
     PyRef errors;  // wsgi.errors as created (the app may replace it in environ)
@@ -154,7 +159,8 @@ PyObject *build_environ(Call &call);
 
 // --- script.cc ---
 // The WSGI callable for the request's script (new reference), loading or reloading the script as
-// needed. On failure returns null, logs why and sets call.error_text.
+// needed. On failure returns null, logs why and sets call.error_text — or, in a named process group
+// whose script changed, returns null with call.restart set (mod_wsgi restarts the daemon process).
 PyObject *load_application(Call &call);
 // WSGIImportScript: loads `script` into this interpreter; false with *error on failure.
 bool preload_script(InterpState &st, const std::string &script, std::string *error);

@@ -92,12 +92,19 @@ bool encode_head(PyObject *status, PyObject *headers, std::string *head, int64_t
             PyErr_SetString(PyExc_ValueError, "status must be encodable as latin-1");
         return false;
     }
-    bool valid = line.size() >= 4 && line[0] >= '1' && line[0] <= '9' && line[1] >= '0' && line[1] <= '9' &&
-                 line[2] >= '0' && line[2] <= '9' && line[3] == ' ';
-    for (unsigned char c : line)
-        valid = valid && (c >= 0x20 || c == '\t') && c != 0x7f;
-    if (!valid) {
-        PyErr_Format(PyExc_ValueError, "invalid status '%U': expected the form 'NNN reason'", status);
+    // mod_wsgi's checks and words: three digits (the first 1-9), a space, a reason without control
+    // characters (it may be empty). A bare "200" is refused, as mod_wsgi refuses it.
+    auto digit = [&](size_t i) { return i < line.size() && line[i] >= '0' && line[i] <= '9'; };
+    const char *problem = nullptr;
+    if (!digit(0) || line[0] == '0' || !digit(1) || !digit(2) || digit(3))
+        problem = "status code is not a 3 digit integer";
+    else if (line.size() < 4 || line[3] != ' ')
+        problem = "no space following status code";
+    for (size_t i = 4; !problem && i < line.size(); ++i)
+        if (static_cast<unsigned char>(line[i]) < 0x20 || line[i] == 0x7f)
+            problem = "control character present in reason phrase";
+    if (problem) {
+        PyErr_Format(PyExc_ValueError, "%s: %R", problem, status);
         return false;
     }
     if (!PyList_Check(headers)) {
@@ -175,12 +182,15 @@ PyObject *start_response(PyObject *obj, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_RuntimeError, "start_response() called after the request finished");
         return nullptr;
     }
+    // As mod_wsgi: the headers count as sent once output has started. Before that a second call
+    // replaces the first, with or without exc_info (mod_wsgi is more tolerant than PEP 3333 there).
+    bool sent = call->head_queued;
     if (exc_info != Py_None) {
         if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
-            PyErr_SetString(PyExc_TypeError, "exc_info must be a tuple of 3 items");
+            PyErr_SetString(PyExc_RuntimeError, "exception info must be a tuple of 3 items");
             return nullptr;
         }
-        if (call->head_posted) {
+        if (sent) {
             // Too late to change the response: re-raise the application's exception (PEP 3333).
             PyObject *t = PyTuple_GET_ITEM(exc_info, 0), *v = PyTuple_GET_ITEM(exc_info, 1),
                      *tb = PyTuple_GET_ITEM(exc_info, 2);
@@ -192,7 +202,7 @@ PyObject *start_response(PyObject *obj, PyObject *args, PyObject *kwargs) {
             PyErr_Restore(t, v, tb);
             return nullptr;
         }
-    } else if (call->status_set) {
+    } else if (sent) {
         PyErr_SetString(PyExc_RuntimeError, "headers have already been sent");
         return nullptr;
     }
@@ -203,12 +213,6 @@ PyObject *start_response(PyObject *obj, PyObject *args, PyObject *kwargs) {
             return nullptr;
     } catch (const std::bad_alloc &) {
         return PyErr_NoMemory();
-    }
-    if (call->head_queued && !call->head_posted) {
-        // A HEAD gathered but not yet posted is replaced, with whatever body followed it.
-        call->pending.clear();
-        call->head_queued = false;
-        call->body_bytes = 0;
     }
     call->head = std::move(head);
     call->content_length = content_length;
@@ -430,6 +434,11 @@ int response_send_file(Call &call, PyObject *wrapper) {
 std::string response_finish(Call &call) {
     const Logger &log = runtime_logger(*call.st.rt);
     std::string out;
+    if (call.restart) {
+        // Not run: the Apache child sends it again, to the process that replaces this one.
+        append_frame(out, WSGI_FRAME_GOAWAY, nullptr, 0);
+        return out;
+    }
     if ((call.failed || !call.status_set) && !call.head_posted) {
         std::string text = call.error_text.empty() ? std::string("Internal Server Error") : call.error_text;
         if (text.size() > WSGI_LIMIT_ERROR - 8)

@@ -1,6 +1,10 @@
 // WSGI script files, loaded as mod_wsgi does: once per interpreter, from the file (not through import),
-// as a module named "_mod_wsgi_" + md5(path) with __file__ and __mtime__ set; reloaded on the next
-// request when script reloading is on and the file's modification time changed.
+// as a module named "_mod_wsgi_" + md5(path) with __file__ and __mtime__ set. With script reloading on,
+// a script is out of date when its modification time changed, or when its module's
+// reload_required(resource) returns true (resource: the requested SCRIPT_FILENAME, which differs from
+// the script for a WSGIHandlerScript). An out-of-date script is reloaded in the implicit default group
+// (mod_wsgi's embedded mode); in a named process group the daemon process restarts instead, as mod_wsgi
+// does in daemon mode, so that everything the application imported is loaded afresh too.
 #include "py_internal.h"
 
 #include <fcntl.h>
@@ -99,44 +103,89 @@ PyObject *exec_script(const std::string &path, PyObject *name, int64_t *mtime) {
     return module.release();
 }
 
-// The loaded module if it is current (new reference), else null without an exception.
-PyObject *current_module(InterpState &st, const std::string &path, bool reloading) {
+// The module's reload_required(resource), as mod_wsgi calls it: true asks for a reload; an exception
+// is logged and counts as false.
+bool reload_hook_says_reload(InterpState &st, PyObject *module, std::string_view resource, std::string_view client) {
+    PyRef hook(PyObject_GetAttrString(module, "reload_required"));
+    if (!hook) {
+        PyErr_Clear();
+        return false;
+    }
+    PyRef arg(PyUnicode_DecodeFSDefaultAndSize(resource.data(), static_cast<Py_ssize_t>(resource.size())));
+    PyRef result(arg ? PyObject_CallOneArg(hook.get(), arg.get()) : nullptr);
+    int truth = result ? PyObject_IsTrue(result.get()) : -1;
+    if (truth < 0) {
+        runtime_logger(*st.rt).write(LogLevel::kError, kLogReloadHookFailed,
+                                     "reload_required() of WSGI script module failed for '" + std::string(resource) + "'.",
+                                     client);
+        log_exception(st, {}, client);
+        return false;
+    }
+    return truth == 1;
+}
+
+enum class Freshness { kAbsent, kCurrent, kOutOfDate };
+
+// Whether the script's module is loaded and current; *module gets it (new reference) when current.
+Freshness check_module(InterpState &st, const std::string &path, bool reloading, std::string_view resource,
+                       std::string_view client, PyObject **module) {
+    *module = nullptr;
     auto it = st.scripts.find(path);
     if (it == st.scripts.end())
-        return nullptr;
-    PyObject *module = PyDict_GetItemWithError(PyImport_GetModuleDict(), it->second.module_name);
-    if (!module) {
+        return Freshness::kAbsent;
+    PyObject *m = PyDict_GetItemWithError(PyImport_GetModuleDict(), it->second.module_name);
+    if (!m) {
         PyErr_Clear();
-        return nullptr;
+        return Freshness::kAbsent;  // the application removed it from sys.modules: load it again
     }
     if (reloading) {
         int64_t mtime;
         if (!file_mtime_us(path, &mtime) || mtime != it->second.mtime_us)
-            return nullptr;
+            return Freshness::kOutOfDate;
+        Py_INCREF(m);
+        PyRef keep(m);
+        if (!resource.empty() && reload_hook_says_reload(st, m, resource, client))
+            return Freshness::kOutOfDate;
+        *module = keep.release();
+        return Freshness::kCurrent;
     }
-    Py_INCREF(module);
-    return module;
+    Py_INCREF(m);
+    *module = m;
+    return Freshness::kCurrent;
 }
 
 // Loads or reloads the script under the interpreter's load lock. New reference, or null with the
-// failure logged and described in *error.
-PyObject *load_module(InterpState &st, const std::string &path, bool reloading, std::string_view client,
-                      std::string *error) {
-    PyObject *module = current_module(st, path, reloading);
-    if (module)
+// failure logged and described in *error — or null with *restart set when the script is out of date
+// in a named process group (the caller answers GOAWAY and the process restarts).
+PyObject *load_module(InterpState &st, const std::string &path, bool reloading, std::string_view resource,
+                      std::string_view client, std::string *error, bool *restart) {
+    const Logger &log = runtime_logger(*st.rt);
+    const HostOptions &o = runtime_options(*st.rt);
+    PyObject *module;
+    auto seen = st.scripts.find(path);
+    uint64_t loads_seen = seen == st.scripts.end() ? 0 : seen->second.loads;
+    Freshness fresh = check_module(st, path, reloading, resource, client, &module);
+    if (fresh == Freshness::kCurrent)
         return module;
+    if (fresh == Freshness::kOutOfDate && !o.process_group.empty() && restart) {
+        log.write(LogLevel::kInfo, kLogRestartForScript,
+                  "WSGI script '" + path + "' has changed: daemon process '" + o.process_group +
+                      "' restarts to load it afresh (WSGIScriptReloading).",
+                  client);
+        *restart = true;
+        return nullptr;
+    }
     // Serialise loading in this interpreter; wait for the lock with the GIL released, since the
     // thread holding it may need the GIL to finish.
     std::unique_lock<std::mutex> lock(st.load_mu, std::defer_lock);
     Py_BEGIN_ALLOW_THREADS
     lock.lock();
     Py_END_ALLOW_THREADS
-    module = current_module(st, path, reloading);
-    if (module)
-        return module;
-    const Logger &log = runtime_logger(*st.rt);
-    const HostOptions &o = runtime_options(*st.rt);
+    // Another thread may have (re)loaded it while this one waited: then it is used as it is.
     auto it = st.scripts.find(path);
+    if (it != st.scripts.end() && it->second.loads != loads_seen &&
+        check_module(st, path, reloading, {}, client, &module) == Freshness::kCurrent)
+        return module;
     PyRef name;
     if (it != st.scripts.end()) {
         log.write(LogLevel::kInfo, kLogReloadScript, "Reloading WSGI script '" + path + "'.", client);
@@ -166,6 +215,7 @@ PyObject *load_module(InterpState &st, const std::string &path, bool reloading, 
         entry.module_name = name.release();
     }
     entry.mtime_us = mtime;
+    ++entry.loads;
     return module;
 }
 
@@ -180,7 +230,7 @@ PyObject *load_application(Call &call) {
         return nullptr;
     }
     std::string path(call.script);
-    PyRef module(load_module(st, path, call.reloading, call.client, &call.error_text));
+    PyRef module(load_module(st, path, call.reloading, call.resource, call.client, &call.error_text, &call.restart));
     if (!module)
         return nullptr;
     PyRef name(PyUnicode_DecodeLatin1(call.callable.data(), static_cast<Py_ssize_t>(call.callable.size()), nullptr));
@@ -195,7 +245,7 @@ PyObject *load_application(Call &call) {
 }
 
 bool preload_script(InterpState &st, const std::string &script, std::string *error) {
-    PyRef module(load_module(st, script, true, {}, error));
+    PyRef module(load_module(st, script, true, {}, {}, error, nullptr));
     return static_cast<bool>(module);
 }
 

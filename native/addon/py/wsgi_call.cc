@@ -98,7 +98,7 @@ void execute(Call &call, PyObject **adapter_out) {
         return fail_with_exception(call);
     PyRef app(load_application(call));
     if (!app) {
-        call.failed = true;
+        call.failed = !call.restart;
         return;
     }
     PyRef adapter(adapter_new(st, &call));
