@@ -74,6 +74,9 @@ apr_status_t wsgi_conn_fill(wsgi_conn *c, apr_size_t need);
 /* Reads up to n bytes directly into dst (for payloads larger than buf); *got is set. */
 apr_status_t wsgi_conn_read_into(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t *got);
 
+/* Appends to buf what the daemon has sent, without waiting (*got may be 0). APR_EOF at end of stream. */
+apr_status_t wsgi_conn_read_ready(wsgi_conn *c, apr_size_t *got);
+
 /* Whether the daemon has sent more bytes that can be read without waiting. */
 int wsgi_conn_readable(wsgi_conn *c);
 

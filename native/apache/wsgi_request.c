@@ -133,8 +133,8 @@ int wsgi_request_build(wsgi_req *q)
         r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL)
         apr_table_setn(env, "REQUEST_METHOD", "GET");
 
-    if (ap_ssl_conn_is_ssl(r->connection) ||
-        ((value = apr_table_get(env, "HTTPS")) != NULL && is_true(value)))
+    q->ssl = ap_ssl_conn_is_ssl(r->connection);
+    if (q->ssl || ((value = apr_table_get(env, "HTTPS")) != NULL && is_true(value)))
         scheme = "https";
 
     value = apr_table_get(env, "SCRIPT_NAME");
@@ -202,7 +202,8 @@ int wsgi_request_build(wsgi_req *q)
     q->head = p = apr_palloc(r->pool, size);
     wsgi_frame_header_pack(p, WSGI_FRAME_REQUEST, 0, (uint32_t)(n - WSGI_WIRE_HEADER_SIZE));
     p += WSGI_WIRE_HEADER_SIZE;
-    wsgi_put_u32(p, q->body_follows || body_length > 0 ? WSGI_REQUEST_BODY_FOLLOWS : 0);
+    wsgi_put_u32(p, (q->body_follows || body_length > 0 ? WSGI_REQUEST_BODY_FOLLOWS : 0) |
+                    (q->ssl ? WSGI_REQUEST_SSL : 0));
     wsgi_put_u64(p + 4, (uint64_t)r->request_time);
     wsgi_put_u32(p + 12, count);
     p += WSGI_REQUEST_FIXED_SIZE;
@@ -237,7 +238,8 @@ int wsgi_request_build(wsgi_req *q)
 
 static int send_frames(wsgi_req *q, wsgi_conn *c, struct iovec *iov, int n)
 {
-    apr_status_t rv = wsgi_conn_writev(c, iov, n);
+    /* Over SSL the application may look variables up meanwhile (wsgi_lookup.c). */
+    apr_status_t rv = q->ssl ? wsgi_lookup_writev(q, c, iov, n) : wsgi_conn_writev(c, iov, n);
 
     if (rv == APR_SUCCESS)
         return OK;
@@ -262,8 +264,9 @@ int wsgi_request_stream_body(wsgi_req *q, wsgi_conn *c)
 
     q->body_started = 1;
     while (!eos) {
-        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
-                                         BODY_READ_SIZE);
+        apr_status_t rv = q->ssl ? wsgi_lookup_get_body(q, c, bb, BODY_READ_SIZE)
+                                 : ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                                  APR_BLOCK_READ, BODY_READ_SIZE);
         apr_size_t total = 0;
         apr_bucket *b;
         int n = 1;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -74,7 +75,8 @@ struct ScriptEntry {
 struct EnvironKeys {
     PyObject *wsgi_version, *wsgi_url_scheme, *wsgi_input, *wsgi_errors, *wsgi_multithread,
         *wsgi_multiprocess, *wsgi_run_once, *wsgi_file_wrapper, *mod_wsgi_version, *process_group,
-        *application_group, *callable_object, *request_start;
+        *application_group, *callable_object, *request_start, *ssl_is_https, *ssl_var_lookup,
+        *script_reloading;
 };
 
 // One interpreter (application group) and what the addon keeps in it. Its fields are used only by
@@ -89,6 +91,7 @@ struct InterpState {
     PyTypeObject *adapter_type = nullptr;
     PyTypeObject *file_wrapper_type = nullptr;
     PyTypeObject *restricted_type = nullptr;
+    PyTypeObject *ssl_vars_type = nullptr;
 
     EnvironKeys k{};
     PyObject *process_group = nullptr;      // str values of this process and interpreter
@@ -143,6 +146,7 @@ struct Call {
     std::string pending;   // frames not yet posted
     std::string error_text;
     PyRef errors;  // wsgi.errors as created (the app may replace it in environ)
+    PyRef ssl;     // behind mod_ssl.is_https/var_lookup over SSL (expired when the call ends)
 };
 
 // --- interp.cc ---
@@ -158,6 +162,10 @@ PyObject *build_environ(Call &call);
 PyObject *load_application(Call &call);
 // WSGIImportScript: loads `script` into this interpreter; false with *error on failure.
 bool preload_script(InterpState &st, const std::string &script, std::string *error);
+// The module of a script, loaded or reloaded as for a request (new reference); null after logging
+// why and setting *error.
+PyObject *load_script_module(InterpState &st, const std::string &script, bool reloading, std::string_view client,
+                             std::string *error);
 
 // --- response.cc ---
 PyObject *adapter_new(InterpState &st, Call *call);
@@ -173,6 +181,21 @@ std::string response_finish(Call &call);
 // --- wsgi_call.cc ---
 // Runs one request (GIL held); returns the final frames for the caller to post once it released it.
 std::string run_request(InterpState &st, Request &req);
+
+// --- ssl_vars.cc: mod_ssl.is_https and mod_ssl.var_lookup ---
+PyTypeObject *ssl_vars_type_new();
+// The object behind the two callables; `lookups`: the Apache child answers VAR_LOOKUP for `req`.
+PyObject *ssl_vars_new(InterpState &st, std::shared_ptr<Request> req, bool https, bool lookups);
+// Puts its two callables into an environ under the given keys.
+bool ssl_vars_install(PyObject *vars, PyObject *environ, PyObject *key_is_https, PyObject *key_var_lookup);
+// The request is over: the callables raise "request object has expired" from now on.
+void ssl_vars_expire(PyObject *vars);
+
+// --- auth.cc: WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript ---
+// The application group an AUTH payload names; false when the payload is malformed.
+bool auth_scan(const std::vector<uint8_t> &payload, std::string *group);
+// Runs the hook (GIL held); returns the AUTH_RESULT (or ERROR) frame for the caller to post.
+std::string run_auth(InterpState &st, Request &req);
 
 // --- input.cc ---
 PyObject *input_new(InterpState &st, std::shared_ptr<Request> req);

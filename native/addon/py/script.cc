@@ -194,6 +194,11 @@ PyObject *load_application(Call &call) {
     return app;
 }
 
+PyObject *load_script_module(InterpState &st, const std::string &script, bool reloading, std::string_view client,
+                             std::string *error) {
+    return load_module(st, script, reloading, client, error);
+}
+
 bool preload_script(InterpState &st, const std::string &script, std::string *error) {
     PyRef module(load_module(st, script, true, {}, error));
     return static_cast<bool>(module);
