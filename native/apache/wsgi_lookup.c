@@ -14,6 +14,7 @@
 #include "wsgi_forward.h"
 
 #include "http_connection.h"
+#include "http_core.h"
 #include "http_log.h"
 #include "http_ssl.h"
 #include "util_filter.h"
