@@ -1,0 +1,166 @@
+// The real daemon (Node + the addon + Python) running hooks and lookups over the wire, with the test
+// playing the Apache child: it chooses every variable's value, answers lookups or abandons them, and
+// sends malformed frames. Each failure costs one connection (or one hook) and the daemon serves on.
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { decodeAuthResult, decodeVarLookup, encodeAuth, encodeVarValue, type AuthInit } from '../../src/protocol/auth-frames'
+import { decodeEnd, decodeHead, encodeFrame } from '../../src/protocol/frames'
+import { AuthHook, AuthOutcome, FrameType } from '../../src/protocol/wire'
+import { fixture, requestFrames, skipReason, startDaemon, text, type WireClient } from './harness'
+
+const skip = skipReason()
+if (skip) t.plan(0, skip)
+
+const AUTH = fixture('auth-hooks', 'auth.wsgi')
+
+const hook = (o: Partial<AuthInit> & { arg1: string }): Buffer =>
+  encodeAuth({ hook: AuthHook.CHECK_PASSWORD, script: AUTH, applicationGroup: '', lookup: true, vars: [['REMOTE_ADDR', '127.0.0.1']], ...o })
+
+/** Reads frames to the AUTH_RESULT, answering each VAR_LOOKUP from `vars` (absent when not there). */
+async function authResult(c: WireClient, vars: Record<string, string> = {}) {
+  const asked: string[] = []
+  for (;;) {
+    const f = await c.nextFrame()
+    if (f === null) throw new Error('connection closed')
+    if (f.type === FrameType.VAR_LOOKUP) {
+      const name = decodeVarLookup(f.payload)
+      asked.push(name)
+      c.write(encodeVarValue(name in vars ? vars[name] : null))
+      continue
+    }
+    if (f.type !== FrameType.AUTH_RESULT) throw new Error(`unexpected frame 0x${f.type.toString(16)}`)
+    return { ...decodeAuthResult(f.payload), asked }
+  }
+}
+
+t.test('hooks and lookups in a daemon', async (t) => {
+  const d = await startDaemon(t, { options: { threads: 2 } })
+
+  await t.test('check_password: its answer, and mod_ssl.var_lookup() answered by the child', async (t) => {
+    const c = await d.connect()
+    c.write(hook({ arg1: 'spy', arg2: 'secret' }))
+    const ok = await authResult(c, { SSL_CLIENT_S_DN_CN: 'someone' })
+    t.same([ok.outcome, ok.values], [AuthOutcome.GRANTED, []])
+    t.same(ok.asked, ['SSL_CLIENT_S_DN_CN'], 'the fixture looked its CN up (for its log line)')
+    c.write(hook({ arg1: 'certuser', arg2: 'cert', ssl: true }))
+    t.equal((await authResult(c, { SSL_CLIENT_S_DN_CN: 'client-one' })).outcome, AuthOutcome.GRANTED, 'granted on the CN we gave')
+    c.write(hook({ arg1: 'certuser', arg2: 'cert', ssl: true }))
+    t.equal((await authResult(c, { SSL_CLIENT_S_DN_CN: 'client-two' })).outcome, AuthOutcome.DENIED)
+    c.write(hook({ arg1: 'nobody', arg2: 'x' }))
+    t.equal((await authResult(c)).outcome, AuthOutcome.NOT_FOUND)
+    c.write(hook({ arg1: 'alias', arg2: 'x' }))
+    t.same(await authResult(c), { outcome: AuthOutcome.GRANTED, values: ['canonical'], asked: ['SSL_CLIENT_S_DN_CN'] })
+    await d.waitForLog(/hook check_password user=certuser .* https=1 cn='client-one'/)
+    await d.waitForLog(/hook check_password user=spy .* https=0 cn='someone'/)
+    c.close()
+  })
+
+  await t.test('without an SSL module (no LOOKUP flag) var_lookup() answers None without asking', async (t) => {
+    const c = await d.connect()
+    c.write(hook({ arg1: 'spy', arg2: 'secret', lookup: false }))
+    const r = await authResult(c)
+    t.equal(r.outcome, AuthOutcome.GRANTED)
+    t.same(r.asked, [])
+    await d.waitForLog(/hook check_password user=spy .* https=0 cn=None/)
+    c.close()
+  })
+
+  await t.test('get_realm_hash, groups_for_user and allow_access', async (t) => {
+    const c = await d.connect()
+    c.write(hook({ hook: AuthHook.GET_REALM_HASH, arg1: 'spy', arg2: 'Realm' }))
+    const md5 = (await import('node:crypto')).createHash('md5').update('spy:Realm:secret').digest('hex')
+    t.same((await authResult(c)).values, [md5])
+    c.write(hook({ hook: AuthHook.GROUPS_FOR_USER, arg1: 'bob' }))
+    t.same((await authResult(c)).values, ['builders', 'staff'])
+    c.write(hook({ hook: AuthHook.ALLOW_ACCESS, arg1: '127.0.0.3' }))
+    t.equal((await authResult(c)).outcome, AuthOutcome.NOT_FOUND)
+    c.write(hook({ hook: AuthHook.ALLOW_ACCESS, arg1: '127.0.0.4' }))
+    t.equal((await authResult(c)).outcome, AuthOutcome.ERROR, 'an exception')
+    await d.waitForLog(/RuntimeError: deliberate failure in allow_access/)
+    c.close()
+  })
+
+  await t.test('a script without the function: ERROR and mod_wsgi\'s message', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'wsgi-hooks-'))
+    chmodSync(dir, 0o755)
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const script = join(dir, 'empty.wsgi')
+    writeFileSync(script, '# no hooks here\n')
+    const c = await d.connect()
+    c.write(hook({ arg1: 'spy', arg2: 'secret', script, applicationGroup: 'other' }))
+    t.equal((await authResult(c)).outcome, AuthOutcome.ERROR)
+    await d.waitForLog(/WSGI03080: Target WSGI user authentication script '[^']*empty\.wsgi' does not provide 'Basic' auth provider\./)
+    c.close()
+  })
+
+  await t.test('a request over SSL: lookups answered among the response frames', async (t) => {
+    const frames = requestFrames({ script: fixture('ssl-vars'), query: 'vars=SSL_PROTOCOL,NOPE' })
+    frames[0].writeUInt32BE(frames[0].readUInt32BE(8) | 2, 8) // REQUEST_SSL
+    const c = await d.connect()
+    for (const f of frames) c.write(f)
+    const asked: string[] = []
+    let head = null
+    let body = Buffer.alloc(0)
+    for (;;) {
+      const f = await c.nextFrame()
+      if (f === null) throw new Error('closed')
+      if (f.type === FrameType.VAR_LOOKUP) {
+        const n = decodeVarLookup(f.payload)
+        asked.push(n)
+        c.write(encodeVarValue(n === 'SSL_PROTOCOL' ? 'TLSv1.3' : null))
+      } else if (f.type === FrameType.HEAD) head = decodeHead(f.payload)
+      else if (f.type === FrameType.RBODY) body = Buffer.concat([body, f.payload])
+      else if (f.type === FrameType.END) {
+        t.equal(decodeEnd(f.payload), 0)
+        break
+      } else throw new Error(`frame 0x${f.type.toString(16)}`)
+    }
+    t.equal(head?.status, 200)
+    t.same(asked, ['SSL_PROTOCOL', 'NOPE'])
+    const j = JSON.parse(body.toString())
+    t.same(j.vars, { SSL_PROTOCOL: 'TLSv1.3', NOPE: null })
+    t.equal(j.is_https, 1)
+    t.equal(j.url_scheme, 'http', 'wsgi.url_scheme comes from mod_wsgi.url_scheme, which the child sets')
+    c.close()
+  })
+
+  await t.test('the child going away while the application waits on a lookup: OSError, the daemon serves on', async (t) => {
+    const frames = requestFrames({ script: fixture('ssl-vars') })
+    frames[0].writeUInt32BE(frames[0].readUInt32BE(8) | 2, 8)
+    const c = await d.connect()
+    for (const f of frames) c.write(f)
+    const f = await c.nextFrame()
+    t.equal(f?.type, FrameType.VAR_LOOKUP)
+    c.close()
+    await d.waitForLog(/OSError: mod_ssl\.var_lookup\(\): the request is over or its connection was closed/)
+    const again = await d.connect()
+    t.equal(text(await again.request({ script: fixture('daemon-echo'), body: Buffer.from('still here') })), 'still here')
+    again.close()
+  })
+
+  await t.test('malformed hook and lookup frames drop only their connection', async (t) => {
+    const bad = Buffer.from(hook({ arg1: 'spy', arg2: 'secret' }))
+    bad.writeUInt32BE(9, 12) // hook number 9
+    const c = await d.connect()
+    c.write(bad)
+    await c.closed()
+    await d.waitForLog(/WSGI02040: Malformed data received from Apache child, connection closed: AUTH names unknown hook 9/)
+
+    const frames = requestFrames({ script: fixture('ssl-vars') })
+    frames[0].writeUInt32BE(frames[0].readUInt32BE(8) | 2, 8)
+    const e = await d.connect()
+    for (const f of frames) e.write(f)
+    t.equal((await e.nextFrame())?.type, FrameType.VAR_LOOKUP)
+    e.write(encodeFrame(FrameType.VAR_VALUE, Buffer.from([0, 0, 0, 2, 0, 0, 0, 0])))
+    await e.closed()
+    await d.waitForLog(/VAR_VALUE present flag 2 is not 0 or 1/)
+
+    const ok = await d.connect()
+    ok.write(hook({ arg1: 'spy', arg2: 'secret' }))
+    t.equal((await authResult(ok)).outcome, AuthOutcome.GRANTED, 'the daemon serves on')
+    ok.close()
+  })
+
+})
