@@ -37,6 +37,7 @@ extern module AP_MODULE_DECLARE_DATA wsgi_module;
 typedef struct {
     server_rec *server;
     const wsgi_dir_conf *dc;
+    const char *location;               /* the URL of an enclosing <Location>, else NULL */
 } auth_ref;
 
 typedef struct {
@@ -91,8 +92,32 @@ const char *wsgi_cmd_auth_script(cmd_parms *cmd, void *dconf, const char *args)
         ref = apr_array_push(st->auth_refs);
         ref->server = cmd->server;
         ref->dc = dconf;
+        ref->location = cmd->directive->parent &&
+                        !strcasecmp(cmd->directive->parent->directive, "<Location") ? cmd->path : NULL;
     }
     return NULL;
+}
+
+/* Is every URL under `location` served by a WSGIScriptAlias that names its process group? (The first
+ * alias covering it wins, as in translate_name.) */
+static int location_has_group(server_rec *s, const char *location)
+{
+    wsgi_server_conf *sc = ap_get_module_config(s->module_config, &wsgi_module);
+    const wsgi_alias *a;
+    int i;
+
+    if (!location || !sc->aliases)
+        return 0;
+    a = (const wsgi_alias *)sc->aliases->elts;
+    for (i = 0; i < sc->aliases->nelts; ++i) {
+        size_t n = strlen(a[i].location);
+        if (a[i].regexp || strncmp(a[i].location, location, n))
+            continue;
+        if (n && a[i].location[n - 1] != '/' && location[n] && location[n] != '/')
+            continue;
+        return a[i].process_group != NULL;
+    }
+    return 0;
 }
 
 int wsgi_auth_needs_default_group(wsgi_state *st)
@@ -105,9 +130,11 @@ int wsgi_auth_needs_default_group(wsgi_state *st)
     refs = (const auth_ref *)st->auth_refs->elts;
     for (i = 0; i < st->auth_refs->nelts; ++i) {
         const wsgi_dir_conf *top = ap_get_module_config(refs[i].server->lookup_defaults, &wsgi_module);
-        /* A WSGIProcessGroup in the same section, or for the whole server, gives the hook its group;
-         * anything else may leave it to the default group (nested sections are not followed). */
-        if (!refs[i].dc->process_group && !(top && top->process_group))
+        /* A WSGIProcessGroup in the same section or for the whole server, or a <Location> served by
+         * a WSGIScriptAlias with process-group=, gives the hook its group; anything else may leave it
+         * to the default group (other nestings of sections are not followed). */
+        if (!refs[i].dc->process_group && !(top && top->process_group) &&
+            !location_has_group(refs[i].server, refs[i].location))
             return 1;
     }
     return 0;

@@ -201,6 +201,7 @@ Alias /static-pg ${dir}/static
     t.equal(st.text, 'static content\n', 'a static file protected by a Python hook')
     t.equal((await get(port, '/static/file.txt')).status, 401)
     await apache.waitForLog(/hook check_password user=spy pid=\d+ process_group='' application_group=''/)
+    t.match(apache.log(), /started daemon process 1 of process group ''/, 'the default group runs hooks no group claims')
     t.equal((await get(port, '/static-pg/file.txt', { headers: basic('dave', 'd') })).status, 200)
     await apache.waitForLog(/hook check_password user=dave pid=\d+ process_group='other' application_group=''/)
   })
@@ -270,6 +271,31 @@ Alias /static-pg ${dir}/static
     t.equal((await get(port, '/reload', { headers: basic('u', 'one') })).status, 401)
     await apache.waitForLog(/WSGI03014: Reloading WSGI script '[^']*reload\.wsgi'/)
   })
+})
+
+t.test('no default daemon is started when every hook has a process group', async (t) => {
+  const apache = await startApache(t, {
+    modules: ['auth_basic', 'authz_user'],
+    config: `
+WSGIDaemonProcess only threads=2
+WSGIScriptAlias /app ${APP} process-group=only
+<Location /app/secret>
+  AuthType Basic
+  AuthName "Top Secret"
+  AuthBasicProvider wsgi
+  WSGIAuthUserScript ${AUTH}
+  Require valid-user
+</Location>
+<Directory ${FIXTURES}>
+  Require all granted
+</Directory>
+`,
+  })
+  t.equal((await get(apache.port, '/app/secret', { headers: basic('spy', 'secret') })).status, 200)
+  await apache.waitForLog(/hook check_password user=spy pid=\d+ process_group='only'/)
+  t.match(apache.log(), /started daemon process 1 of process group 'only'/)
+  t.notMatch(apache.log(), /process group ''/, 'no idle default group')
+  t.equal(apache.daemonPids().length, 1)
 })
 
 t.test('configuration errors are refused by apache2 -t, naming directive and option', async (t) => {
