@@ -61,7 +61,7 @@ t.test('hooks through Apache', async (t) => {
     config: `
 WSGIDaemonProcess authd threads=4
 WSGIDaemonProcess other threads=2
-${['basic', 'appgroup', 'group', 'digest', 'compose', 'access', 'access-ip', 'reload'].map((p) => `WSGIScriptAlias /${p} ${APP} process-group=authd`).join('\n')}
+${['basic', 'appgroup', 'group', 'digest', 'compose', 'access', 'access-ip', 'reload', 'aliased'].map((p) => `WSGIScriptAlias /${p} ${APP} process-group=authd`).join('\n')}
 Alias /static ${dir}/static
 Alias /static-pg ${dir}/static
 <Directory ${dir}/static>
@@ -111,6 +111,15 @@ Alias /static-pg ${dir}/static
 <Location /access-ip>
   WSGIAccessScript ${AUTH}
   Require ip 127.0.0.1 127.0.0.2
+</Location>
+<AuthnProviderAlias wsgi hooksalias>
+  WSGIAuthUserScript ${AUTH} application-group=aliased
+</AuthnProviderAlias>
+<Location /aliased>
+  AuthType Basic
+  AuthName "Aliased"
+  AuthBasicProvider hooksalias
+  Require valid-user
 </Location>
 <Location /reload>
   AuthType Basic
@@ -204,6 +213,14 @@ Alias /static-pg ${dir}/static
     t.match(apache.log(), /started daemon process 1 of process group ''/, 'the default group runs hooks no group claims')
     t.equal((await get(port, '/static-pg/file.txt', { headers: basic('dave', 'd') })).status, 200)
     await apache.waitForLog(/hook check_password user=dave pid=\d+ process_group='other' application_group=''/)
+  })
+
+  await t.test('through an AuthnProviderAlias, as in the mod_wsgi documentation', async (t) => {
+    const r = await get(port, '/aliased', { headers: basic('bob', 'builder') })
+    t.equal(r.status, 200)
+    t.equal(json(r).REMOTE_USER, 'bob')
+    await apache.waitForLog(/hook check_password user=bob pid=\d+ process_group='authd' application_group='aliased'/)
+    t.equal((await get(port, '/aliased', { headers: basic('bob', 'wrong') })).status, 401)
   })
 
   await t.test('Require wsgi-group: granted, not a member, and an exception in groups_for_user', async (t) => {
