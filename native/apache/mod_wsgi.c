@@ -5,7 +5,7 @@
  *   wsgi_config.c, wsgi_options.c, wsgi_check.c   directives and their validation
  *   wsgi_daemon.c, wsgi_spawn.c, wsgi_json.c       daemon sockets, processes and supervision
  *   wsgi_forward.c, wsgi_request.c, wsgi_response.c, wsgi_conn.c   forwarding requests to daemons
- *   wsgi_auth.c, wsgi_lookup.c                     access/auth/group hooks, mod_ssl variable lookups
+ *   wsgi_auth.c, wsgi_auth_call.c, wsgi_lookup.c   access/auth/group hooks, mod_ssl variable lookups
  * No Python runs in Apache's processes: every WSGI application lives in a daemon process group.
  */
 #include "httpd.h"

@@ -16,6 +16,17 @@ const char *wsgi_cmd_auth_script(cmd_parms *cmd, void *dconf, const char *args);
 /* check_config: may a hook script run in the implicit default group (no process group applies)? */
 int wsgi_auth_needs_default_group(wsgi_state *st);
 
+/* What a hook answered (wsgi_auth_call.c). */
+typedef struct {
+    int outcome;                        /* WSGI_AUTH_*: ERROR when the hook or the daemon failed */
+    apr_array_header_t *values;         /* const char *: user name, realm hash or groups */
+} wsgi_auth_result;
+
+/* Runs `hook` (WSGI_AUTH_*) of script s for r in a daemon; res->outcome is WSGI_AUTH_ERROR (logged)
+ * whenever it could not run. */
+void wsgi_auth_run(request_rec *r, const wsgi_auth_script *s, int hook, const char *arg1,
+                   const char *arg2, wsgi_auth_result *res);
+
 /* register_hooks: the access checker and the two providers. */
 void wsgi_auth_register_hooks(apr_pool_t *p);
 

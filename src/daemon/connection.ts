@@ -22,7 +22,7 @@ import type { Socket } from 'node:net'
 import { closeSync } from 'node:fs'
 import type { Bridge } from '../native/types'
 import { FrameReader } from '../protocol/frame-reader'
-import { decodeAuth, decodeVarValue, readAuthFixed } from '../protocol/auth-frames'
+import { decodeVarValue, hookUri, readAuthFixed } from '../protocol/auth-frames'
 import { GOAWAY_FRAME, encodeError, findRequestVar, lastFrameType, readRequestFixed } from '../protocol/frames'
 import { isProtocolError } from '../protocol/protocol-error'
 import { FrameType, requestSideBounds } from '../protocol/wire'
@@ -566,14 +566,7 @@ export class Connection {
   private uri(job: RequestJob): string {
     const p = job.payload
     if (p === null) return `request ${job.id}`
-    if (job.kind === 'auth') {
-      try {
-        const a = decodeAuth(p)
-        return a.vars.find(([n]) => n === 'REQUEST_URI')?.[1] ?? a.script
-      } catch {
-        return `hook ${job.id}`
-      }
-    }
+    if (job.kind === 'auth') return hookUri(p) ?? `hook ${job.id}`
     return findRequestVar(p, 'REQUEST_URI') ?? findRequestVar(p, 'SCRIPT_FILENAME') ?? `request ${job.id}`
   }
 }

@@ -130,6 +130,16 @@ export function decodeAuth(payload: Buffer): DecodedAuth {
   return { ...fixed, script, applicationGroup, arg1, arg2, vars }
 }
 
+/** For log lines: the REQUEST_URI of an AUTH payload (else its script), undefined when malformed. */
+export function hookUri(payload: Buffer): string | undefined {
+  try {
+    const a = decodeAuth(payload)
+    return a.vars.find(([n]) => n === 'REQUEST_URI')?.[1] ?? a.script
+  } catch {
+    return undefined
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // AUTH_RESULT
 
