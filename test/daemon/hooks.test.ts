@@ -1,7 +1,7 @@
 // The real daemon (Node + the addon + Python) running hooks and lookups over the wire, with the test
 // playing the Apache child: it chooses every variable's value, answers lookups or abandons them, and
 // sends malformed frames. Each failure costs one connection (or one hook) and the daemon serves on.
-import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -92,6 +92,31 @@ t.test('hooks and lookups in a daemon', async (t) => {
     c.write(hook({ arg1: 'spy', arg2: 'secret', script, applicationGroup: 'other' }))
     t.equal((await authResult(c)).outcome, AuthOutcome.ERROR)
     await d.waitForLog(/WSGI03080: Target WSGI user authentication script '[^']*empty\.wsgi' does not provide 'Basic' auth provider\./)
+    c.close()
+  })
+
+  await t.test('WSGIScriptReloading: a changed script is reloaded only when the flag says so', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'wsgi-hooks-'))
+    chmodSync(dir, 0o755)
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const script = join(dir, 'versioned.wsgi')
+    const version = (v: string, mtime: number) => {
+      writeFileSync(script, `def check_password(environ, user, password):\n    return password == '${v}'\n`)
+      utimesSync(script, mtime, mtime)
+    }
+    const now = Math.floor(Date.now() / 1000)
+    version('one', now - 10)
+    const c = await d.connect()
+    const ask = async (password: string, reloading: boolean) => {
+      c.write(hook({ arg1: 'u', arg2: password, script, applicationGroup: 'versioned', reloading, lookup: false }))
+      return (await authResult(c)).outcome
+    }
+    t.equal(await ask('one', false), AuthOutcome.GRANTED)
+    version('two', now)
+    t.equal(await ask('one', false), AuthOutcome.GRANTED, 'reloading off: the loaded script stays')
+    t.equal(await ask('two', true), AuthOutcome.GRANTED, 'reloading on: the new script answers')
+    t.equal(await ask('one', true), AuthOutcome.DENIED)
+    await d.waitForLog(/WSGI03014: Reloading WSGI script '[^']*versioned\.wsgi'/)
     c.close()
   })
 
