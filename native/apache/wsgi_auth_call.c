@@ -116,18 +116,31 @@ static apr_array_header_t *hook_environ(request_rec *r)
 }
 
 /* The whole AUTH frame in one buffer; NULL (logged) when it would exceed the protocol's limit. */
-static unsigned char *build_frame(request_rec *r, const wsgi_auth_script *s, int hook,
-                                  const char *group, const char *arg1, const char *arg2,
-                                  apr_size_t *len)
+static unsigned char *build_frame(request_rec *r, const wsgi_auth_script *s, int hook, wsgi_group *g,
+                                  const char *arg1, const char *arg2, apr_size_t *len)
 {
     wsgi_dir_conf *dc = ap_get_module_config(r->per_dir_config, &wsgi_module);
     apr_array_header_t *vars = hook_environ(r);
-    const auth_var *v = (const auth_var *)vars->elts;
+    const auth_var *v;
     const char *strings[4];
     apr_uint32_t flags = 0;
     apr_size_t size = WSGI_WIRE_HEADER_SIZE + WSGI_AUTH_FIXED_SIZE + 4;
     unsigned char *frame, *p;
     int i;
+
+    if (ap_ssl_conn_is_ssl(r->connection))
+        flags |= WSGI_AUTH_SSL;
+    if (ap_find_linked_module("mod_ssl.c") || ap_find_linked_module("mod_tls.c"))
+        flags |= WSGI_AUTH_LOOKUP;
+    if (dc->script_reloading != 0)
+        flags |= WSGI_AUTH_RELOADING;
+    if (flags & WSGI_AUTH_LOOKUP) {
+        /* SSL variables the group's hooks and applications asked for before (wsgi_lookup.c). */
+        const char *names[WSGI_LEARN_MAX], *values[WSGI_LEARN_MAX];
+        int k, np = wsgi_lookup_prefetch(r, g, names, values);
+        for (k = 0; k < np; ++k)
+            add_var(vars, names[k], values[k]);
+    }
 
     strings[0] = s->script;
     strings[1] = s->application_group ? wsgi_expand_group(r, s->application_group, 0) : "";
@@ -135,20 +148,15 @@ static unsigned char *build_frame(request_rec *r, const wsgi_auth_script *s, int
     strings[3] = arg2 ? arg2 : "";
     for (i = 0; i < 4; ++i)
         size += wsgi_string_size(strlen(strings[i]));
+    v = (const auth_var *)vars->elts;
     for (i = 0; i < vars->nelts; ++i)
         size += wsgi_string_size(strlen(v[i].name)) + wsgi_string_size(strlen(v[i].value));
     if (size - WSGI_WIRE_HEADER_SIZE > WSGI_LIMIT_AUTH) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01310)
                       "Request details too large to run hook script '%s' in daemon process '%s'",
-                      s->script, group);
+                      s->script, g->name);
         return NULL;
     }
-    if (ap_ssl_conn_is_ssl(r->connection))
-        flags |= WSGI_AUTH_SSL;
-    if (ap_find_linked_module("mod_ssl.c") || ap_find_linked_module("mod_tls.c"))
-        flags |= WSGI_AUTH_LOOKUP;
-    if (dc->script_reloading != 0)
-        flags |= WSGI_AUTH_RELOADING;
 
     frame = p = apr_palloc(r->pool, size);
     wsgi_frame_header_pack(p, WSGI_FRAME_AUTH, 0, (uint32_t)(size - WSGI_WIRE_HEADER_SIZE));
@@ -304,7 +312,7 @@ void wsgi_auth_run(request_rec *r, const wsgi_auth_script *s, int hook, const ch
 
     res->outcome = WSGI_AUTH_ERROR;
     res->values = apr_array_make(r->pool, 4, sizeof(const char *));
-    if (!g || !(frame = build_frame(r, s, hook, g->name, arg1, arg2, &len)))
+    if (!g || !(frame = build_frame(r, s, hook, g, arg1, arg2, &len)))
         return;
     max_attempts = 2 * g->processes + 3;
     for (attempt = 0; attempt < max_attempts; ++attempt) {

@@ -75,6 +75,13 @@ const char *wsgi_expand_group(request_rec *r, const char *s, int dflt_resource);
  */
 apr_status_t wsgi_lookup_answer(request_rec *r, wsgi_conn *c, apr_size_t len);
 
+/*
+ * The SSL variables this group's applications looked up before, as `mod_ssl.var:NAME` variables to send
+ * ahead with a request or hook (var_lookup(NAME) then needs no VAR_LOOKUP). Fills at most WSGI_LEARN_MAX
+ * names and values; returns how many.
+ */
+int wsgi_lookup_prefetch(request_rec *r, wsgi_group *g, const char **names, const char **values);
+
 /* As wsgi_conn_writev, but answering the lookups the daemon sends meanwhile (requests over SSL). */
 apr_status_t wsgi_lookup_writev(wsgi_req *q, wsgi_conn *c, struct iovec *iov, int n);
 

@@ -10,6 +10,10 @@
  * the front of what it sent until the first response frame (left buffered for the relay). The daemon,
  * for its part, keeps reading the connection while it waits for an answer, so that neither side ever
  * waits on the other. Requests over plain HTTP never get a lookup and take none of these paths.
+ *
+ * A round trip per lookup costs more than mod_ssl's answer, so the names asked for are remembered per
+ * group (a few, in this child) and their values sent ahead with the group's next requests over SSL and
+ * hooks: only what applications ask for is shipped, and they usually ask for the same few.
  */
 #include "wsgi_forward.h"
 
@@ -28,6 +32,47 @@
 APLOG_USE_MODULE(wsgi);
 
 #include "wsgi_log.h"
+
+/* Remembers a name looked up, for wsgi_lookup_prefetch. */
+static void learn(wsgi_conn_pool *pool, const char *name)
+{
+    size_t n = strlen(name);
+    int i;
+
+    if (n >= WSGI_LEARN_NAME)
+        return;
+    apr_thread_mutex_lock(pool->mutex);
+    for (i = 0; i < pool->nlearned && strcmp(pool->learned[i], name); ++i)
+        ;
+    if (i == pool->nlearned && i < WSGI_LEARN_MAX) {
+        memcpy(pool->learned[i], name, n + 1);
+        pool->nlearned++;
+    }
+    apr_thread_mutex_unlock(pool->mutex);
+}
+
+int wsgi_lookup_prefetch(request_rec *r, wsgi_group *g, const char **names, const char **values)
+{
+    wsgi_conn_pool *pool = g->conns;
+    char learned[WSGI_LEARN_MAX][WSGI_LEARN_NAME];
+    int i, n, out = 0;
+
+    if (!pool)
+        return 0;
+    apr_thread_mutex_lock(pool->mutex);
+    n = pool->nlearned;
+    if (n)
+        memcpy(learned, pool->learned, (size_t)n * sizeof(learned[0]));
+    apr_thread_mutex_unlock(pool->mutex);
+    for (i = 0; i < n; ++i) {
+        const char *value = ap_ssl_var_lookup(r->pool, r->server, r->connection, r, learned[i]);
+        if (!value || strlen(value) > WSGI_LEARN_VALUE)
+            continue;   /* asked for over the wire, as before */
+        names[out] = apr_pstrcat(r->pool, "mod_ssl.var:", learned[i], NULL);
+        values[out++] = value;
+    }
+    return out;
+}
 
 apr_status_t wsgi_lookup_answer(request_rec *r, wsgi_conn *c, apr_size_t len)
 {
@@ -63,6 +108,8 @@ apr_status_t wsgi_lookup_answer(request_rec *r, wsgi_conn *c, apr_size_t len)
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, "mod_wsgi: variable lookup '%s': %s", name,
                   value ? "set" : "not set");
+    if (value && vlen <= WSGI_LEARN_VALUE)
+        learn(c->pool, name);
     wsgi_frame_header_pack(hdr, WSGI_FRAME_VAR_VALUE, 0, (uint32_t)(8 + vlen));
     wsgi_put_u32(hdr + WSGI_WIRE_HEADER_SIZE, value ? 1 : 0);
     wsgi_put_u32(hdr + WSGI_WIRE_HEADER_SIZE + 4, (uint32_t)vlen);

@@ -117,7 +117,7 @@ int wsgi_request_build(wsgi_req *q)
     apr_table_t *env = r->subprocess_env;
     const apr_array_header_t *arr;
     const apr_table_entry_t *e;
-    wsgi_var extra[10];
+    wsgi_var extra[10 + WSGI_LEARN_MAX];
     const char *value, *scheme = "http";
     apr_off_t body_length = 0;
     apr_size_t size, body_got = 0, n;
@@ -161,6 +161,15 @@ int wsgi_request_build(wsgi_req *q)
     extra[nextra++].value = q->handler_script ? q->handler_script : "";
     extra[nextra].name = "mod_wsgi.url_scheme";
     extra[nextra++].value = scheme;
+    if (q->ssl) {
+        /* SSL variables the group's applications asked for before (wsgi_lookup.c). */
+        const char *names[WSGI_LEARN_MAX], *values[WSGI_LEARN_MAX];
+        int k, np = wsgi_lookup_prefetch(r, q->group, names, values);
+        for (k = 0; k < np; ++k) {
+            extra[nextra].name = names[k];
+            extra[nextra++].value = values[k];
+        }
+    }
 
     /* The body: none, small (read now, sent with the head), or streamed after the head. */
     if (r->read_chunked || apr_table_get(r->headers_in, "Transfer-Encoding")) {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
-import { fixture, FIXTURES, freePort, makeTempDir, startApache } from '../helpers/apache'
+import { childPids, cmdline, fixture, FIXTURES, freePort, makeTempDir, startApache } from '../helpers/apache'
 import { httpsRequest, makeCerts, sslVhostLines } from '../helpers/tls'
 
 const basic = (user: string, password: string) => ({ authorization: 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64') })
@@ -22,9 +22,11 @@ t.test('SSL variables in applications and hooks', async (t) => {
   const auth = fixture('auth-hooks', 'auth.wsgi')
   const apache = await startApache(t, {
     modules: ['ssl', 'auth_basic', 'authz_user'],
+    // Each lookup answered over the wire is a trace line.
+    logLevel: 'info wsgi:trace2',
     config: `
 Listen 127.0.0.1:${sslPort}
-WSGIDaemonProcess sslapp processes=1 threads=4
+WSGIDaemonProcess sslapp processes=1 threads=1
 WSGIProcessGroup sslapp
 WSGIScriptAlias /app ${fixture('ssl-vars')}
 WSGIScriptAlias /secure ${fixture('ssl-vars')}
@@ -45,6 +47,16 @@ ${sslVhostLines(certs)}
   })
   const get = (path: string, client?: string, headers?: Record<string, string>) =>
     httpsRequest(sslPort, path, certs.ca, { client: client ? certs.clients[client] : undefined, headers })
+
+  await t.test('a name looked up once is sent ahead with the next requests: no round trip per lookup', async (t) => {
+    for (let i = 0; i < 12; i++) {
+      const j = JSON.parse((await get('/app?vars=SSL_CIPHER_USEKEYSIZE', 'client-one')).text)
+      t.match(j.vars.SSL_CIPHER_USEKEYSIZE, /^\d+$/)
+    }
+    const children = childPids(apache.pid).filter((p) => !cmdline(p).includes('main.js')).length
+    const overWire = (apache.log().match(/mod_wsgi: variable lookup 'SSL_CIPHER_USEKEYSIZE': set/g) ?? []).length
+    t.ok(overWire >= 1 && overWire <= children, `${overWire} of 12 lookups went over the wire (${children} Apache children learn it once each)`)
+  })
 
   await t.test('over HTTPS: wsgi.url_scheme https, no HTTPS, is_https() and var_lookup()', async (t) => {
     const vars = 'SSL_CLIENT_S_DN_CN,SSL_PROTOCOL,SSL_CIPHER,SSL_CLIENT_VERIFY,SSL_SERVER_S_DN,SSL_SERVER_S_DN_CN,NO_SUCH_VARIABLE'
@@ -93,7 +105,8 @@ ${sslVhostLines(certs)}
 
   await t.test('a lookup made before reading the body is answered while a slow client still sends it', async (t) => {
     const body = randomBytes(1 << 20)
-    const r = await httpsRequest(sslPort, '/app?mode=body', certs.ca, {
+    // A name never asked for before, so that the lookup goes over the wire.
+    const r = await httpsRequest(sslPort, '/app?mode=body&name=SSL_SESSION_RESUMED', certs.ca, {
       method: 'POST',
       body,
       client: certs.clients['client-one'],
@@ -101,7 +114,8 @@ ${sslVhostLines(certs)}
     })
     t.equal(r.status, 200)
     const j = JSON.parse(r.text)
-    t.match(j.looked_up, /^TLSv1\.[23]$/)
+    t.match(j.looked_up, /^(Initial|Resumed)$/)
+    t.match(apache.log(), /mod_wsgi: variable lookup 'SSL_SESSION_RESUMED': set/, 'answered by the child while streaming')
     t.equal(j.body_size, body.length)
     t.equal(j.body_sha256, createHash('sha256').update(body).digest('hex'), 'the body arrived intact')
     t.ok(j.body_ms > 1500, `the client took its time (${Math.round(j.body_ms)} ms)`)
@@ -110,13 +124,17 @@ ${sslVhostLines(certs)}
 
   await t.test('a lookup first, then an 8 MiB body at full speed (backpressure both ways)', async (t) => {
     const body = randomBytes(8 << 20)
-    const r = await httpsRequest(sslPort, '/app?mode=body', certs.ca, { method: 'POST', body })
+    const r = await httpsRequest(sslPort, '/app?mode=body&name=SSL_CLIENT_M_SERIAL', certs.ca, { method: 'POST', body })
     t.equal(r.status, 200)
     const j = JSON.parse(r.text)
+    t.equal(j.looked_up, '', 'no client certificate: no serial')
+    t.match(apache.log(), /mod_wsgi: variable lookup 'SSL_CLIENT_M_SERIAL': set/)
     t.equal(j.body_size, body.length)
     t.equal(j.body_sha256, createHash('sha256').update(body).digest('hex'))
   })
 
+  // These names were asked for before: their values come ahead with the request (the lookups over the
+  // wire are checked the same way in test/daemon/hooks.test.ts).
   await t.test('var_lookup 10,000 times: reference counts, allocations and daemon memory stay flat', async (t) => {
     const run = async () => {
       const started = performance.now()

@@ -1,7 +1,7 @@
 // The real daemon (Node + the addon + Python) running hooks and lookups over the wire, with the test
 // playing the Apache child: it chooses every variable's value, answers lookups or abandons them, and
 // sends malformed frames. Each failure costs one connection (or one hook) and the daemon serves on.
-import { chmodSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -148,6 +148,63 @@ t.test('hooks and lookups in a daemon', async (t) => {
     t.same(j.vars, { SSL_PROTOCOL: 'TLSv1.3', NOPE: null })
     t.equal(j.is_https, 1)
     t.equal(j.url_scheme, 'http', 'wsgi.url_scheme comes from mod_wsgi.url_scheme, which the child sets')
+    c.close()
+  })
+
+  /** Sends an SSL request and answers its lookups from `vars`; the response body and the names asked. */
+  const sslRequest = async (c: WireClient, spec: Parameters<typeof requestFrames>[0], vars: Record<string, string>) => {
+    const frames = requestFrames(spec)
+    frames[0].writeUInt32BE(frames[0].readUInt32BE(8) | 2, 8) // REQUEST_SSL
+    for (const f of frames) c.write(f)
+    let asked = 0
+    const names = new Set<string>()
+    const body: Buffer[] = []
+    for (;;) {
+      const f = await c.nextFrame()
+      if (f === null) throw new Error('closed')
+      if (f.type === FrameType.VAR_LOOKUP) {
+        const n = decodeVarLookup(f.payload)
+        asked++
+        names.add(n)
+        c.write(encodeVarValue(n in vars ? vars[n] : null))
+      } else if (f.type === FrameType.RBODY) body.push(f.payload)
+      else if (f.type === FrameType.END) return { body: Buffer.concat(body).toString(), asked, names: [...names].sort() }
+      else if (f.type !== FrameType.HEAD) throw new Error(`frame 0x${f.type.toString(16)}`)
+    }
+  }
+
+  await t.test('variables sent ahead (mod_ssl.var:NAME) answer var_lookup() without asking, and stay out of the environ', async (t) => {
+    const c = await d.connect()
+    const ahead: Array<[string, string]> = [['mod_ssl.var:SSL_PROTOCOL', 'TLSv1.2']]
+    const r = await sslRequest(c, { script: fixture('ssl-vars'), query: 'vars=SSL_PROTOCOL,NOPE', vars: ahead }, {})
+    t.same(JSON.parse(r.body).vars, { SSL_PROTOCOL: 'TLSv1.2', NOPE: null })
+    t.same(r.names, ['NOPE'], 'only the variable not sent ahead was asked for')
+    const env = JSON.parse((await sslRequest(c, { script: fixture('environ-json'), vars: ahead }, {})).body)
+    t.notOk('mod_ssl.var:SSL_PROTOCOL' in env)
+    t.match(env['mod_ssl.var_lookup'], /ssl_var_lookup/)
+    c.close()
+  })
+
+  await t.test('10,000 lookups over the wire: reference counts, allocations and the daemon\'s memory stay flat', async (t) => {
+    const c = await d.connect()
+    const vars = { SSL_CLIENT_S_DN_CN: 'client-one', SSL_PROTOCOL: 'TLSv1.3', NO_SUCH_VARIABLE: '' }
+    const rss = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${d.pid}/status`, 'latin1'))?.[1])
+    const leak = async () => {
+      const r = await sslRequest(c, { script: fixture('ssl-vars'), query: 'mode=leak&n=10000&vars=SSL_PROTOCOL' }, vars)
+      t.equal(r.asked, 10000 + 300 + 1, 'every call went over the wire')
+      return JSON.parse(r.body).leak
+    }
+    await leak()
+    const before = rss()
+    const runs = [await leak(), await leak()]
+    const after = rss()
+    for (const l of runs) {
+      t.match(l.values, ["''", "'TLSv1.3'", "'client-one'"])
+      t.same([l.delta.name, l.delta.bytes_name, l.delta.missing_name, l.delta.lookup], [0, 0, 0, 0], 'reference counts unchanged')
+      t.ok(Math.abs(l.delta.none) < 100, `None moved by ${l.delta.none}`)
+      t.ok(Math.abs(l.delta.blocks) < 200, `Python's allocated blocks moved by ${l.delta.blocks}`)
+    }
+    t.ok(after - before < 1024, `daemon RSS ${before} KiB -> ${after} KiB over 20,000 lookups`)
     c.close()
   })
 

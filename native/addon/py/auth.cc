@@ -103,6 +103,7 @@ PyObject *build_auth_environ(InterpState &st, Request &req, AuthRequest &a, std:
     PyRef env(_PyDict_NewPresized(static_cast<Py_ssize_t>(count) + 8));
     if (!env)
         return nullptr;
+    SslPrefetch prefetched;
     for (uint32_t i = 0; i < count; ++i) {
         const char *n, *v;
         uint32_t nlen, vlen;
@@ -111,6 +112,11 @@ PyObject *build_auth_environ(InterpState &st, Request &req, AuthRequest &a, std:
         if (!a.vars.ok) {
             PyErr_SetString(PyExc_ValueError, "malformed AUTH payload");
             return nullptr;
+        }
+        if ((a.flags & WSGI_AUTH_LOOKUP) && ssl_prefetched(std::string_view(n, nlen))) {
+            prefetched.emplace_back(std::string_view(n, nlen).substr(kSslPrefetchPrefix.size()),
+                                    std::string_view(v, vlen));
+            continue;
         }
         PyRef key(st.keys.get(std::string_view(n, nlen)));
         PyRef value(PyUnicode_DecodeLatin1(v, vlen, nullptr));
@@ -121,7 +127,7 @@ PyObject *build_auth_environ(InterpState &st, Request &req, AuthRequest &a, std:
     PyObject *e = env.get();
     errors->reset(log_new(st, LogLevel::kError, client, "<wsgi.errors>"));
     ssl->reset(ssl_vars_new(st, req.shared_from_this(), (a.flags & WSGI_AUTH_SSL) != 0,
-                            (a.flags & WSGI_AUTH_LOOKUP) != 0));
+                            (a.flags & WSGI_AUTH_LOOKUP) != 0, std::move(prefetched)));
     PyRef reloading(PyLong_FromLong((a.flags & WSGI_AUTH_RELOADING) ? 1 : 0));
     bool ok = *errors && *ssl && reloading && PyDict_SetItem(e, k.mod_wsgi_version, st.mod_wsgi_version) == 0 &&
               PyDict_SetItem(e, k.process_group, st.process_group) == 0 &&

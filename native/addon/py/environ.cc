@@ -86,6 +86,11 @@ PyObject *build_environ(Call &call) {
             call.url_scheme = value;  // becomes wsgi.url_scheme, not an environ entry of its own
             continue;
         }
+        if ((flags & WSGI_REQUEST_SSL) && ssl_prefetched(name)) {
+            // An SSL variable sent ahead for mod_ssl.var_lookup(), not an environ entry.
+            call.ssl_prefetch.emplace_back(name.substr(kSslPrefetchPrefix.size()), value);
+            continue;
+        }
         note(call, name, value);
         PyRef key(st.keys.get(name));
         if (!key || !set(env.get(), key.get(), PyUnicode_DecodeLatin1(v, vlen, nullptr)))
@@ -124,7 +129,7 @@ PyObject *build_environ(Call &call) {
         ok = !PyErr_Occurred() && set_borrowed(e, k.callable_object, st.str_application);
     // Over SSL only: mod_ssl.is_https and mod_ssl.var_lookup (plain HTTP pays nothing for them).
     if (ok && (flags & WSGI_REQUEST_SSL)) {
-        call.ssl.reset(ssl_vars_new(st, call.req.shared_from_this(), true, true));
+        call.ssl.reset(ssl_vars_new(st, call.req.shared_from_this(), true, true, std::move(call.ssl_prefetch)));
         ok = call.ssl && ssl_vars_install(call.ssl.get(), e, k.ssl_is_https, k.ssl_var_lookup);
     }
     return ok ? env.release() : nullptr;

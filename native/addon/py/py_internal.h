@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "host.h"
 #include "log.h"
@@ -113,6 +115,15 @@ struct InterpState {
     std::mutex load_mu;                                     // taken with the GIL released
 };
 
+// SSL variables the Apache child sent ahead ("mod_ssl.var:NAME" variables): name and value, views into
+// the request's payload.
+using SslPrefetch = std::vector<std::pair<std::string_view, std::string_view>>;
+constexpr std::string_view kSslPrefetchPrefix = "mod_ssl.var:";
+
+inline bool ssl_prefetched(std::string_view name) {
+    return name.size() > kSslPrefetchPrefix.size() && name.compare(0, kSslPrefetchPrefix.size(), kSslPrefetchPrefix) == 0;
+}
+
 // What a worker knows about the request it runs (wsgi_call.cc, response.cc, environ.cc, script.cc).
 struct Call {
     Call(InterpState &s, Request &r) : st(s), req(r) {}
@@ -147,6 +158,7 @@ struct Call {
     std::string error_text;
     PyRef errors;  // wsgi.errors as created (the app may replace it in environ)
     PyRef ssl;     // behind mod_ssl.is_https/var_lookup over SSL (expired when the call ends)
+    SslPrefetch ssl_prefetch;
 };
 
 // --- interp.cc ---
@@ -184,8 +196,10 @@ std::string run_request(InterpState &st, Request &req);
 
 // --- ssl_vars.cc: mod_ssl.is_https and mod_ssl.var_lookup ---
 PyTypeObject *ssl_vars_type_new();
-// The object behind the two callables; `lookups`: the Apache child answers VAR_LOOKUP for `req`.
-PyObject *ssl_vars_new(InterpState &st, std::shared_ptr<Request> req, bool https, bool lookups);
+// The object behind the two callables; `lookups`: the Apache child answers VAR_LOOKUP for `req`;
+// `prefetched`: values it sent ahead (answered without asking; views into req's payload).
+PyObject *ssl_vars_new(InterpState &st, std::shared_ptr<Request> req, bool https, bool lookups,
+                       SslPrefetch prefetched = {});
 // Puts its two callables into an environ under the given keys.
 bool ssl_vars_install(PyObject *vars, PyObject *environ, PyObject *key_is_https, PyObject *key_var_lookup);
 // The request is over: the callables raise "request object has expired" from now on.

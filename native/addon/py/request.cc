@@ -204,7 +204,10 @@ bool Request::lookup_answer(bool present, const uint8_t *data, size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!lookup_busy_ || lookup_done_)
         return false;
-    lookup_value_.assign(reinterpret_cast<const char *>(data), n);
+    if (n)
+        lookup_value_.assign(reinterpret_cast<const char *>(data), n);
+    else
+        lookup_value_.clear();  // an empty Buffer may have no data pointer
     lookup_present_ = present;
     lookup_done_ = true;
     cv_.notify_all();

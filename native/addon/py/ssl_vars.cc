@@ -20,6 +20,7 @@ namespace {
 struct SslVarsObject {
     PyObject_HEAD
     std::shared_ptr<Request> *req;  // null once the request is over ("request object has expired")
+    SslPrefetch *prefetched;        // values sent ahead by the child (views into req's payload)
     int https;                      // the client connection is SSL
     int lookups;                    // the Apache child answers VAR_LOOKUP
 };
@@ -76,6 +77,10 @@ PyObject *ssl_var_lookup(PyObject *obj, PyObject *arg) {
     // No SSL module in Apache (or an empty name): mod_wsgi's answer without asking.
     if (!self->lookups || name.empty())
         Py_RETURN_NONE;
+    for (const auto &[n, v] : *self->prefetched) {
+        if (n == name)
+            return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr);
+    }
     std::shared_ptr<Request> req = *self->req;  // kept alive while the GIL is released
     std::string value;
     Request::LookupStatus status;
@@ -100,6 +105,7 @@ PyObject *ssl_var_lookup(PyObject *obj, PyObject *arg) {
 
 void ssl_vars_dealloc(PyObject *obj) {
     auto *self = reinterpret_cast<SslVarsObject *>(obj);
+    delete self->prefetched;
     delete self->req;
     PyTypeObject *tp = Py_TYPE(obj);
     tp->tp_free(obj);
@@ -125,14 +131,16 @@ PyType_Spec ssl_vars_spec = {"mod_wsgi.SSLVariables", sizeof(SslVarsObject), 0, 
 
 PyTypeObject *ssl_vars_type_new() { return reinterpret_cast<PyTypeObject *>(PyType_FromSpec(&ssl_vars_spec)); }
 
-PyObject *ssl_vars_new(InterpState &st, std::shared_ptr<Request> req, bool https, bool lookups) {
+PyObject *ssl_vars_new(InterpState &st, std::shared_ptr<Request> req, bool https, bool lookups,
+                       SslPrefetch prefetched) {
     auto *self = PyObject_New(SslVarsObject, st.ssl_vars_type);
     if (!self)
         return nullptr;
     self->https = https ? 1 : 0;
     self->lookups = lookups ? 1 : 0;
     self->req = new (std::nothrow) std::shared_ptr<Request>(std::move(req));
-    if (!self->req) {
+    self->prefetched = new (std::nothrow) SslPrefetch(std::move(prefetched));
+    if (!self->req || !self->prefetched) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
@@ -152,6 +160,7 @@ void ssl_vars_expire(PyObject *vars) {
     auto *self = reinterpret_cast<SslVarsObject *>(vars);
     delete self->req;
     self->req = nullptr;
+    self->prefetched->clear();  // its views point into the request's payload
 }
 
 }  // namespace modwsgi
