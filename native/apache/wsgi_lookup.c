@@ -106,8 +106,8 @@ apr_status_t wsgi_lookup_answer(request_rec *r, wsgi_conn *c, apr_size_t len)
         value = NULL;
         vlen = 0;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, "mod_wsgi: variable lookup '%s': %s", name,
-                  value ? "set" : "not set");
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, WSGILOGNO(01303) "Variable lookup '%s' from daemon "
+                  "process '%s': %s", name, c->pool->group->name, value ? "set" : "not set");
     if (value && vlen <= WSGI_LEARN_VALUE)
         learn(c->pool, name);
     wsgi_frame_header_pack(hdr, WSGI_FRAME_VAR_VALUE, 0, (uint32_t)(8 + vlen));

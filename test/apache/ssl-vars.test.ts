@@ -54,7 +54,7 @@ ${sslVhostLines(certs)}
       t.match(j.vars.SSL_CIPHER_USEKEYSIZE, /^\d+$/)
     }
     const children = childPids(apache.pid).filter((p) => !cmdline(p).includes('main.js')).length
-    const overWire = (apache.log().match(/mod_wsgi: variable lookup 'SSL_CIPHER_USEKEYSIZE': set/g) ?? []).length
+    const overWire = (apache.log().match(/WSGI01303: Variable lookup 'SSL_CIPHER_USEKEYSIZE' from daemon process 'sslapp': set/g) ?? []).length
     t.ok(overWire >= 1 && overWire <= children, `${overWire} of 12 lookups went over the wire (${children} Apache children learn it once each)`)
   })
 
@@ -115,7 +115,7 @@ ${sslVhostLines(certs)}
     t.equal(r.status, 200)
     const j = JSON.parse(r.text)
     t.match(j.looked_up, /^(Initial|Resumed)$/)
-    t.match(apache.log(), /mod_wsgi: variable lookup 'SSL_SESSION_RESUMED': set/, 'answered by the child while streaming')
+    t.match(apache.log(), /WSGI01303: Variable lookup 'SSL_SESSION_RESUMED' from daemon process 'sslapp': set/, 'answered by the child while streaming')
     t.equal(j.body_size, body.length)
     t.equal(j.body_sha256, createHash('sha256').update(body).digest('hex'), 'the body arrived intact')
     t.ok(j.body_ms > 1500, `the client took its time (${Math.round(j.body_ms)} ms)`)
@@ -128,7 +128,7 @@ ${sslVhostLines(certs)}
     t.equal(r.status, 200)
     const j = JSON.parse(r.text)
     t.equal(j.looked_up, '', 'no client certificate: no serial')
-    t.match(apache.log(), /mod_wsgi: variable lookup 'SSL_CLIENT_M_SERIAL': set/)
+    t.match(apache.log(), /WSGI01303: Variable lookup 'SSL_CLIENT_M_SERIAL' from daemon process 'sslapp': set/)
     t.equal(j.body_size, body.length)
     t.equal(j.body_sha256, createHash('sha256').update(body).digest('hex'))
   })
