@@ -13,6 +13,7 @@
         'native/addon/bridge.cc',
         'native/addon/options.cc',
         'native/addon/process_control.cc',
+        'native/addon/py/auth.cc',
         'native/addon/py/environ.cc',
         'native/addon/py/file_wrapper.cc',
         'native/addon/py/input.cc',
@@ -25,6 +26,7 @@
         'native/addon/py/response.cc',
         'native/addon/py/runtime.cc',
         'native/addon/py/script.cc',
+        'native/addon/py/ssl_vars.cc',
         'native/addon/py/wsgi_call.cc',
       ],
       'dependencies': [

@@ -76,6 +76,8 @@ Napi::Function Bridge::Define(Napi::Env env) {
     return DefineClass(env, "Bridge",
                        {
                            InstanceMethod<&Bridge::Submit>("submit"),
+                           InstanceMethod<&Bridge::SubmitAuth>("submitAuth"),
+                           InstanceMethod<&Bridge::VarValue>("varValue"),
                            InstanceMethod<&Bridge::Input>("input"),
                            InstanceMethod<&Bridge::EndInput>("endInput"),
                            InstanceMethod<&Bridge::Abort>("abort"),
@@ -163,29 +165,59 @@ std::shared_ptr<Request> Bridge::Find(const Napi::CallbackInfo &info) {
     return it == requests_.end() ? nullptr : it->second;
 }
 
-Napi::Value Bridge::Submit(const Napi::CallbackInfo &info) {
+Napi::Value Bridge::Submit(const Napi::CallbackInfo &info) { return Enqueue(info, false); }
+
+// submitAuth(id, payload): a hook; it ends with one output event carrying AUTH_RESULT (or ERROR).
+Napi::Value Bridge::SubmitAuth(const Napi::CallbackInfo &info) { return Enqueue(info, true); }
+
+Napi::Value Bridge::Enqueue(const Napi::CallbackInfo &info, bool auth) {
     Napi::Env env = info.Env();
+    const std::string what = auth ? "submitAuth(): " : "submit(): ";
     CheckOpen(env);
     double id = IdArg(info);
     if (!info[1].IsBuffer())
-        throw Napi::TypeError::New(env, "submit(): request must be a Buffer");
+        throw Napi::TypeError::New(env, what + "request must be a Buffer");
     if (requests_.count(id))
-        throw Napi::Error::New(env, "submit(): request id " + std::to_string(id) + " is already in flight");
+        throw Napi::Error::New(env, what + "request id " + std::to_string(id) + " is already in flight");
     auto buf = info[1].As<Napi::Buffer<uint8_t>>();
     try {
         std::vector<uint8_t> payload(buf.Data(), buf.Data() + buf.Length());
-        auto req = std::make_shared<Request>(id, std::move(payload), info[2].ToBoolean().Value(), sink_);
-        host_->submit(req);
+        bool has_body = !auth && info[2].ToBoolean().Value();
+        auto req = std::make_shared<Request>(id, std::move(payload), has_body, sink_);
+        if (auth)
+            host_->submit_auth(req);
+        else
+            host_->submit(req);
         requests_.emplace(id, std::move(req));
     } catch (const std::invalid_argument &e) {
-        throw Napi::TypeError::New(env, std::string("submit(): ") + e.what());
+        throw Napi::TypeError::New(env, what + e.what());
     } catch (const std::bad_alloc &) {
-        throw Napi::Error::New(env, "submit(): out of memory");
+        throw Napi::Error::New(env, what + "out of memory");
     } catch (const std::runtime_error &e) {
-        throw Napi::Error::New(env, std::string("submit(): ") + e.what());
+        throw Napi::Error::New(env, what + e.what());
     }
     Hold();
     return env.Undefined();
+}
+
+// varValue(id, value): the Apache child's answer to the request's VAR_LOOKUP; null when the variable
+// does not exist. Returns false when the request was not waiting for one (it ended meanwhile).
+Napi::Value Bridge::VarValue(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::shared_ptr<Request> req = Find(info);
+    bool present = !info[1].IsNull() && !info[1].IsUndefined();
+    if (present && !info[1].IsBuffer())
+        throw Napi::TypeError::New(env, "varValue(): value must be a Buffer or null");
+    if (!req)
+        return Napi::Boolean::New(env, false);
+    try {
+        if (!present)
+            return Napi::Boolean::New(env, req->lookup_answer(false, nullptr, 0));
+        auto value = info[1].As<Napi::Buffer<uint8_t>>();
+        return Napi::Boolean::New(env, req->lookup_answer(true, value.Data(), value.Length()));
+    } catch (const std::bad_alloc &) {
+        throw Napi::Error::New(env, "varValue(): out of memory");
+    }
 }
 
 Napi::Value Bridge::Input(const Napi::CallbackInfo &info) {

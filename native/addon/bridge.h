@@ -46,6 +46,9 @@ public:
 
 private:
     Napi::Value Submit(const Napi::CallbackInfo &info);
+    Napi::Value SubmitAuth(const Napi::CallbackInfo &info);
+    Napi::Value VarValue(const Napi::CallbackInfo &info);
+    Napi::Value Enqueue(const Napi::CallbackInfo &info, bool auth);
     Napi::Value Input(const Napi::CallbackInfo &info);
     Napi::Value EndInput(const Napi::CallbackInfo &info);
     Napi::Value Abort(const Napi::CallbackInfo &info);

@@ -5,6 +5,7 @@
  *   wsgi_config.c, wsgi_options.c, wsgi_check.c   directives and their validation
  *   wsgi_daemon.c, wsgi_spawn.c, wsgi_json.c       daemon sockets, processes and supervision
  *   wsgi_forward.c, wsgi_request.c, wsgi_response.c, wsgi_conn.c   forwarding requests to daemons
+ *   wsgi_auth.c, wsgi_auth_call.c, wsgi_lookup.c   access/auth/group hooks, mod_ssl variable lookups
  * No Python runs in Apache's processes: every WSGI application lives in a daemon process group.
  */
 #include "httpd.h"
@@ -17,6 +18,7 @@
 
 #include <stddef.h>
 
+#include "wsgi_auth.h"
 #include "wsgi_config.h"
 #include "wsgi_conn.h"
 #include "wsgi_daemon.h"
@@ -72,6 +74,8 @@ static int wsgi_hook_monitor(apr_pool_t *p, server_rec *s)
     AP_INIT_TAKE1(name, wsgi_cmd_global_flag, (void *)offsetof(wsgi_state, field), RSRC_CONF, help)
 #define DIR_FLAG(name, field, help) \
     AP_INIT_TAKE1(name, wsgi_cmd_dir_flag, (void *)offsetof(wsgi_dir_conf, field), OR_FILEINFO, help)
+#define AUTH_SCRIPT(name, field, help) \
+    AP_INIT_RAW_ARGS(name, wsgi_cmd_auth_script, (void *)offsetof(wsgi_dir_conf, field), OR_AUTHCFG, help)
 
 static const command_rec wsgi_commands[] = {
     AP_INIT_RAW_ARGS("WSGIScriptAlias", wsgi_cmd_script_alias, NULL, RSRC_CONF,
@@ -139,6 +143,14 @@ static const command_rec wsgi_commands[] = {
              "On|Off: accept chunked request bodies (default Off: 411 Length Required)"),
     DIR_FLAG("WSGIEnableSendfile", enable_sendfile,
              "On|Off: let wsgi.file_wrapper responses use sendfile() (default Off)"),
+    AUTH_SCRIPT("WSGIAccessScript", access_script,
+                "file [process-group=G] [application-group=A]: allow_access(environ, host) decides "
+                "who may access"),
+    AUTH_SCRIPT("WSGIAuthUserScript", auth_user_script,
+                "file [process-group=G] [application-group=A]: check_password()/get_realm_hash() for "
+                "AuthBasicProvider/AuthDigestProvider wsgi"),
+    AUTH_SCRIPT("WSGIAuthGroupScript", auth_group_script,
+                "file [process-group=G] [application-group=A]: groups_for_user() for Require wsgi-group"),
     { NULL }
 };
 
@@ -157,6 +169,7 @@ static void wsgi_register_hooks(apr_pool_t *p)
     ap_hook_monitor(wsgi_hook_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(wsgi_translate_name, after_alias, before, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgi_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    wsgi_auth_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(wsgi) = {

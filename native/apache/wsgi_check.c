@@ -8,6 +8,7 @@
  *    that the usual "WSGIScriptAlias + WSGIProcessGroup in <Directory>" configuration does not start an
  *    idle daemon.
  */
+#include "wsgi_auth.h"
 #include "wsgi_config.h"
 #include "wsgi_options.h"
 
@@ -107,7 +108,7 @@ static int needs_default_group(wsgi_state *st, server_rec *main_server)
     server_rec *s;
     int i;
 
-    if (st->uses_default_group || handler_configured(ap_conftree))
+    if (st->uses_default_group || handler_configured(ap_conftree) || wsgi_auth_needs_default_group(st))
         return 1;
     for (s = main_server; s; s = s->next) {
         wsgi_server_conf *sc = ap_get_module_config(s->module_config, &wsgi_module);

@@ -115,6 +115,9 @@ void *wsgi_merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     MERGE_FLAG(error_override);
     MERGE_FLAG(chunked_request);
     MERGE_FLAG(enable_sendfile);
+    MERGE_PTR(access_script);
+    MERGE_PTR(auth_user_script);
+    MERGE_PTR(auth_group_script);
     if (add->handler_scripts && base->handler_scripts)
         dc->handler_scripts = apr_hash_overlay(p, add->handler_scripts, base->handler_scripts);
     else
@@ -152,6 +155,11 @@ static const char *note_process_group(cmd_parms *cmd, const char *value)
     ref->file = cmd->directive->filename;
     ref->line = cmd->directive->line_num;
     return value;
+}
+
+const char *wsgi_note_process_group(cmd_parms *cmd, const char *value)
+{
+    return note_process_group(cmd, value);
 }
 
 static const char *require_value(cmd_parms *cmd, const char *option, const char *value)

@@ -130,6 +130,7 @@ typedef struct wsgi_state {
     int restrict_signal;
     int verbose_debugging;
     int lazy_initialization;
+    apr_array_header_t *auth_refs;      /* hook scripts without process-group= (wsgi_auth.c) */
 } wsgi_state;
 
 typedef struct {
@@ -149,6 +150,13 @@ typedef struct {
     int pass_authorization;
 } wsgi_handler_script;
 
+/* WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript (wsgi_auth.c). */
+typedef struct {
+    const char *script;
+    const char *process_group;          /* NULL: the request's process group, else the default group */
+    const char *application_group;      /* NULL: %{GLOBAL} */
+} wsgi_auth_script;
+
 typedef struct {
     wsgi_state *state;
     apr_array_header_t *aliases;        /* wsgi_alias, this server's first */
@@ -165,6 +173,9 @@ typedef struct {
     int error_override;
     int chunked_request;
     int enable_sendfile;
+    const wsgi_auth_script *access_script;
+    const wsgi_auth_script *auth_user_script;
+    const wsgi_auth_script *auth_group_script;
 } wsgi_dir_conf;
 
 void *wsgi_create_server_config(apr_pool_t *p, server_rec *s);
@@ -180,6 +191,12 @@ wsgi_group *wsgi_group_find(const wsgi_state *st, const char *name);
 
 /* May a request to server s use group g? (defined in s, globally, or in a vhost of the same name) */
 int wsgi_group_visible(const wsgi_group *g, const server_rec *s);
+
+/*
+ * Normalises a process group named in a directive (%{GLOBAL} is ""), remembering a literal name for
+ * check_config to verify; returns the value to store.
+ */
+const char *wsgi_note_process_group(cmd_parms *cmd, const char *value);
 
 /* check_config: defaults that depend on the whole configuration, and every literal group name. */
 int wsgi_config_check(apr_pool_t *pconf, server_rec *main_server);

@@ -237,7 +237,7 @@ apr_status_t wsgi_conn_writev(wsgi_conn *c, struct iovec *iov, int n)
 }
 
 /* One recvmsg(); descriptors that come with the bytes are kept for FILE frames. */
-static apr_status_t recv_some(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t *got)
+static apr_status_t recv_some(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t *got, int flags)
 {
     union {
         struct cmsghdr align;
@@ -256,7 +256,7 @@ static apr_status_t recv_some(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t 
     mh.msg_control = control.buf;
     mh.msg_controllen = sizeof(control.buf);
     do {
-        rc = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+        rc = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | flags);
     } while (rc < 0 && errno == EINTR);
     if (rc < 0)
         return os_error(errno);
@@ -298,7 +298,7 @@ apr_status_t wsgi_conn_fill(wsgi_conn *c, apr_size_t need)
         c->rpos = c->rlen = 0;
     }
     while (wsgi_conn_avail(c) < need) {
-        rv = recv_some(c, c->buf + c->rlen, sizeof(c->buf) - c->rlen, &got);
+        rv = recv_some(c, c->buf + c->rlen, sizeof(c->buf) - c->rlen, &got, 0);
         if (rv != APR_SUCCESS)
             return rv;
         c->rlen += got;
@@ -308,7 +308,30 @@ apr_status_t wsgi_conn_fill(wsgi_conn *c, apr_size_t need)
 
 apr_status_t wsgi_conn_read_into(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t *got)
 {
-    return recv_some(c, dst, n, got);
+    return recv_some(c, dst, n, got, 0);
+}
+
+apr_status_t wsgi_conn_read_ready(wsgi_conn *c, apr_size_t *got)
+{
+    apr_status_t rv;
+
+    *got = 0;
+    if (c->rpos == c->rlen) {
+        c->rpos = c->rlen = 0;
+    }
+    else if (c->rlen == sizeof(c->buf) && c->rpos) {
+        memmove(c->buf, c->buf + c->rpos, wsgi_conn_avail(c));
+        c->rlen -= c->rpos;
+        c->rpos = 0;
+    }
+    if (c->rlen == sizeof(c->buf))
+        return APR_SUCCESS;
+    rv = recv_some(c, c->buf + c->rlen, sizeof(c->buf) - c->rlen, got, MSG_DONTWAIT);
+    if (rv == APR_SUCCESS)
+        c->rlen += *got;
+    else if (APR_STATUS_IS_TIMEUP(rv))
+        rv = APR_SUCCESS;   /* nothing there yet */
+    return rv;
 }
 
 int wsgi_conn_readable(wsgi_conn *c)

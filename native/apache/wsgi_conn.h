@@ -19,6 +19,12 @@
 #define WSGI_CONN_BUFSIZE   (WSGI_LIMIT_ERROR + 1024)
 #define WSGI_CONN_MAXFDS    8
 
+/* SSL variables sent ahead with requests over SSL (wsgi_lookup.c): at most this many names per group
+ * and child, each shorter than WSGI_LEARN_NAME, values up to WSGI_LEARN_VALUE bytes. */
+#define WSGI_LEARN_MAX      8
+#define WSGI_LEARN_NAME     64
+#define WSGI_LEARN_VALUE    16384
+
 typedef struct wsgi_conn {
     struct wsgi_conn *next;             /* in the idle stack */
     struct wsgi_conn_pool *pool;
@@ -40,6 +46,9 @@ typedef struct wsgi_conn_pool {
     int max_idle;
     struct sockaddr_un addr;
     socklen_t addrlen;
+    /* Names of the SSL variables this group's applications and hooks looked up (under mutex). */
+    char learned[WSGI_LEARN_MAX][WSGI_LEARN_NAME];
+    int nlearned;
 } wsgi_conn_pool;
 
 /* child_init: one pool per process group. */
@@ -73,6 +82,9 @@ apr_status_t wsgi_conn_fill(wsgi_conn *c, apr_size_t need);
 
 /* Reads up to n bytes directly into dst (for payloads larger than buf); *got is set. */
 apr_status_t wsgi_conn_read_into(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t *got);
+
+/* Appends to buf what the daemon has sent, without waiting (*got may be 0). APR_EOF at end of stream. */
+apr_status_t wsgi_conn_read_ready(wsgi_conn *c, apr_size_t *got);
 
 /* Whether the daemon has sent more bytes that can be read without waiting. */
 int wsgi_conn_readable(wsgi_conn *c);

@@ -404,3 +404,23 @@ int wsgi_handler(request_rec *r)
         return status;
     return forward(q);
 }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* For the hooks (wsgi_auth.c)                                                                    */
+
+const char *wsgi_expand_group(request_rec *r, const char *s, int dflt_resource)
+{
+    return expand_group(r, s, dflt_resource, 0);
+}
+
+const char *wsgi_request_process_group(request_rec *r)
+{
+    wsgi_dir_conf *dc = ap_get_module_config(r->per_dir_config, &wsgi_module);
+    const wsgi_alias *alias = NULL;
+
+    if (apr_table_get(r->notes, ALIASED_NOTE))
+        alias = ap_get_module_config(r->request_config, &wsgi_module);
+    if (alias && alias->process_group)
+        return expand_group(r, alias->process_group, 0, 0);
+    return expand_group(r, dc ? dc->process_group : NULL, 0, 0);
+}

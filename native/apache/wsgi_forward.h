@@ -33,6 +33,9 @@ typedef struct wsgi_req {
     apr_size_t head_len;
     int body_follows;           /* the body is streamed after head, from the client */
     int body_started;           /* streaming began: the request can no longer be sent again */
+    int ssl;                    /* client connection is SSL: the daemon may send VAR_LOOKUP */
+    int response_seen;          /* while streaming the body, a response frame is buffered: no more
+                                   lookups are looked for until the relay reads it */
 } wsgi_req;
 
 /* translate_name: WSGIScriptAlias and WSGIScriptAliasMatch. */
@@ -56,5 +59,33 @@ int wsgi_request_stream_body(wsgi_req *q, wsgi_conn *c);
  * before any answer) and it may be sent again; otherwise returns what the handler returns.
  */
 int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry);
+
+/*
+ * wsgi_forward.c, for the hooks (wsgi_auth.c): the process group the handler would choose for r from
+ * what is known before the handler runs (WSGIScriptAlias option, WSGIProcessGroup), and the expansion
+ * of %{GLOBAL}, %{SERVER}, %{HOST}, %{RESOURCE}, %{ENV:name} in a group name.
+ */
+const char *wsgi_request_process_group(request_rec *r);
+const char *wsgi_expand_group(request_rec *r, const char *s, int dflt_resource);
+
+/*
+ * wsgi_lookup.c: VAR_LOOKUP frames (mod_ssl.var_lookup() in the daemon), answered with ap_ssl_var_lookup().
+ * wsgi_lookup_answer answers the one whose header is at the front of c's buffer (payload of `len` bytes
+ * buffered) and consumes it: APR_SUCCESS, APR_EGENERAL when malformed (logged), or the write's error.
+ */
+apr_status_t wsgi_lookup_answer(request_rec *r, wsgi_conn *c, apr_size_t len);
+
+/*
+ * The SSL variables this group's applications looked up before, as `mod_ssl.var:NAME` variables to send
+ * ahead with a request or hook (var_lookup(NAME) then needs no VAR_LOOKUP). Fills at most WSGI_LEARN_MAX
+ * names and values; returns how many.
+ */
+int wsgi_lookup_prefetch(request_rec *r, wsgi_group *g, const char **names, const char **values);
+
+/* As wsgi_conn_writev, but answering the lookups the daemon sends meanwhile (requests over SSL). */
+apr_status_t wsgi_lookup_writev(wsgi_req *q, wsgi_conn *c, struct iovec *iov, int n);
+
+/* As ap_get_brigade(APR_BLOCK_READ), but answering the daemon's lookups while the client sends nothing. */
+apr_status_t wsgi_lookup_get_body(wsgi_req *q, wsgi_conn *c, apr_bucket_brigade *bb, apr_off_t max);
 
 #endif /* WSGI_FORWARD_H */

@@ -5,6 +5,7 @@
  *   01000-01099 configuration (mod_wsgi.c, wsgi_config.c, wsgi_options.c, wsgi_check.c)
  *   01100-01199 daemon supervision (wsgi_daemon.c, wsgi_spawn.c)
  *   01200-01299 forwarding (wsgi_forward.c, wsgi_request.c, wsgi_response.c, wsgi_conn.c)
+ *   01300-01399 hooks and variable lookups (wsgi_auth.c, wsgi_auth_call.c, wsgi_lookup.c)
  */
 #ifndef WSGI_LOG_H
 #define WSGI_LOG_H

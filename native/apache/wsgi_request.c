@@ -125,7 +125,7 @@ int wsgi_request_build(wsgi_req *q)
     apr_table_t *env = r->subprocess_env;
     const apr_array_header_t *arr;
     const apr_table_entry_t *e;
-    wsgi_var extra[20];
+    wsgi_var extra[20 + WSGI_LEARN_MAX];
     const char *value, *scheme = "http";
     apr_off_t body_length = 0;
     apr_size_t size, body_got = 0, n;
@@ -141,8 +141,8 @@ int wsgi_request_build(wsgi_req *q)
         r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL)
         apr_table_setn(env, "REQUEST_METHOD", "GET");
 
-    if (ap_ssl_conn_is_ssl(r->connection) ||
-        ((value = apr_table_get(env, "HTTPS")) != NULL && https_on(value)))
+    q->ssl = ap_ssl_conn_is_ssl(r->connection);
+    if (q->ssl || ((value = apr_table_get(env, "HTTPS")) != NULL && https_on(value)))
         scheme = "https";
 
     value = apr_table_get(env, "SCRIPT_NAME");
@@ -183,6 +183,15 @@ int wsgi_request_build(wsgi_req *q)
     extra[nextra++].value = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_now());
     extra[nextra].name = "apache.version";
     extra[nextra++].value = APACHE_VERSION;
+    if (q->ssl) {
+        /* SSL variables the group's applications asked for before (wsgi_lookup.c). */
+        const char *names[WSGI_LEARN_MAX], *values[WSGI_LEARN_MAX];
+        int k, np = wsgi_lookup_prefetch(r, q->group, names, values);
+        for (k = 0; k < np; ++k) {
+            extra[nextra].name = names[k];
+            extra[nextra++].value = values[k];
+        }
+    }
 
     /* The body: none, small (read now, sent with the head), or streamed after the head. */
     if (r->read_chunked || apr_table_get(r->headers_in, "Transfer-Encoding")) {
@@ -224,7 +233,8 @@ int wsgi_request_build(wsgi_req *q)
     q->head = p = apr_palloc(r->pool, size);
     wsgi_frame_header_pack(p, WSGI_FRAME_REQUEST, 0, (uint32_t)(n - WSGI_WIRE_HEADER_SIZE));
     p += WSGI_WIRE_HEADER_SIZE;
-    wsgi_put_u32(p, q->body_follows || body_length > 0 ? WSGI_REQUEST_BODY_FOLLOWS : 0);
+    wsgi_put_u32(p, (q->body_follows || body_length > 0 ? WSGI_REQUEST_BODY_FOLLOWS : 0) |
+                    (q->ssl ? WSGI_REQUEST_SSL : 0));
     wsgi_put_u64(p + 4, (uint64_t)r->request_time);
     wsgi_put_u32(p + 12, count);
     p += WSGI_REQUEST_FIXED_SIZE;
@@ -259,7 +269,8 @@ int wsgi_request_build(wsgi_req *q)
 
 static int send_frames(wsgi_req *q, wsgi_conn *c, struct iovec *iov, int n)
 {
-    apr_status_t rv = wsgi_conn_writev(c, iov, n);
+    /* Over SSL the application may look variables up meanwhile (wsgi_lookup.c). */
+    apr_status_t rv = q->ssl ? wsgi_lookup_writev(q, c, iov, n) : wsgi_conn_writev(c, iov, n);
 
     if (rv == APR_SUCCESS)
         return OK;
@@ -284,8 +295,9 @@ int wsgi_request_stream_body(wsgi_req *q, wsgi_conn *c)
 
     q->body_started = 1;
     while (!eos) {
-        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
-                                         BODY_READ_SIZE);
+        apr_status_t rv = q->ssl ? wsgi_lookup_get_body(q, c, bb, BODY_READ_SIZE)
+                                 : ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                                  APR_BLOCK_READ, BODY_READ_SIZE);
         apr_size_t total = 0;
         apr_bucket *b;
         int n = 1;

@@ -1,7 +1,8 @@
 /*
  * The response side of forwarding: HEAD, then BODY/FILE frames, then END — or a single ERROR, or
  * GOAWAY — read from the daemon connection and passed down Apache's output filters (so mod_deflate and
- * the rest apply).
+ * the rest apply). VAR_LOOKUP frames may come among them (mod_ssl.var_lookup() over SSL): each is
+ * answered on the spot (wsgi_lookup.c).
  *
  * Body bytes go down as transient buckets that point into the connection's read buffer: no copy when
  * the core output filter writes them at once (filters that keep them copy them). So the brigade is
@@ -134,6 +135,27 @@ static int read_failed(relay *x, apr_status_t rv)
     return daemon_failed(x, HTTP_BAD_GATEWAY);
 }
 
+/* A VAR_LOOKUP frame: answered, then the relay goes on (-1); anything else is what the handler returns. */
+static int relay_lookup(relay *x, apr_uint32_t len)
+{
+    apr_status_t rv = APR_SUCCESS;
+    int rc;
+
+    if (len < 5 || len > WSGI_LIMIT_VAR_LOOKUP)
+        return malformed(x, "VAR_LOOKUP frame of invalid length");
+    if ((rc = need(x, WSGI_WIRE_HEADER_SIZE + len, &rv)) != NEED_OK)
+        return rc == NEED_CLIENT_GONE ? client_gone(x) : read_failed(x, rv);
+    rv = wsgi_lookup_answer(x->r, x->c, len);
+    if (rv == APR_EGENERAL)
+        return daemon_failed(x, HTTP_BAD_GATEWAY);   /* logged by wsgi_lookup_answer */
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, WSGILOGNO(01302)
+                      "Unable to send a variable to daemon process '%s'", x->q->group->name);
+        return daemon_failed(x, APR_STATUS_IS_TIMEUP(rv) ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY);
+    }
+    return -1;
+}
+
 /* A FILE frame: `count` bytes at `offset` of the descriptor that came with it, as a file bucket. */
 static int add_file(relay *x, apr_uint64_t offset, apr_uint64_t count)
 {
@@ -214,6 +236,10 @@ static int relay_body(relay *x)
             x->c->rpos += WSGI_WIRE_HEADER_SIZE + WSGI_LIMIT_FILE;
             if (!add_file(x, offset, count))
                 return malformed(x, "FILE frame without a usable file descriptor");
+        }
+        else if (h.type == WSGI_FRAME_VAR_LOOKUP) {
+            if ((rc = relay_lookup(x, h.length)) != -1)
+                return rc;
         }
         else if (h.type == WSGI_FRAME_END) {
             if (h.length != WSGI_LIMIT_END)
@@ -384,7 +410,7 @@ int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry)
     wsgi_frame_header h;
     apr_status_t rv;
     const char *location;
-    int status;
+    int status, looked_up = 0;
 
     memset(&x, 0, sizeof(x));
     x.q = q;
@@ -393,12 +419,13 @@ int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry)
     x.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     *retry = 0;
 
+next_frame:
     if ((rv = wsgi_conn_fill(c, WSGI_WIRE_HEADER_SIZE)) != APR_SUCCESS) {
         /* Nothing at all came back. A reset means the daemon closed with our request unread (a
          * pooled connection it closed as we took it, or a connection left in the backlog of a
          * listener closed during a graceful restart): it did not process it. A clean end of file
          * means it read the request and then died: sending it again could run it twice. */
-        if (!wsgi_conn_avail(c) && !q->body_started && APR_STATUS_IS_ECONNRESET(rv)) {
+        if (!wsgi_conn_avail(c) && !q->body_started && !looked_up && APR_STATUS_IS_ECONNRESET(rv)) {
             wsgi_conn_close(c);
             *retry = 1;
             return OK;
@@ -420,6 +447,13 @@ int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry)
         return malformed(&x, "unknown protocol version (stale daemon?)");
 
     switch (h.type) {
+    case WSGI_FRAME_VAR_LOOKUP:
+        /* The application runs and asks for a variable before its response begins. */
+        if ((status = relay_lookup(&x, h.length)) != -1)
+            return status;
+        looked_up = 1;
+        goto next_frame;
+
     case WSGI_FRAME_GOAWAY:
         wsgi_conn_close(c);
         if (h.length != 0) {

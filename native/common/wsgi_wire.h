@@ -19,6 +19,8 @@
 #define WSGI_FRAME_REQUEST       0x01
 #define WSGI_FRAME_BODY          0x02
 #define WSGI_FRAME_BODY_END      0x03
+#define WSGI_FRAME_AUTH          0x04   /* run an access/authentication/group hook */
+#define WSGI_FRAME_VAR_VALUE     0x05   /* the answer to a VAR_LOOKUP */
 
 /* daemon -> Apache child */
 #define WSGI_FRAME_HEAD          0x11
@@ -27,9 +29,29 @@
 #define WSGI_FRAME_FILE          0x14
 #define WSGI_FRAME_ERROR         0x15
 #define WSGI_FRAME_GOAWAY        0x16
+#define WSGI_FRAME_AUTH_RESULT   0x17   /* the outcome of an AUTH */
+#define WSGI_FRAME_VAR_LOOKUP    0x18   /* mod_ssl.var_lookup(name): asks the child for a variable */
 
 /* REQUEST payload flags */
 #define WSGI_REQUEST_BODY_FOLLOWS 0x00000001u
+#define WSGI_REQUEST_SSL          0x00000002u   /* client connection is SSL: the child answers VAR_LOOKUP */
+
+/* AUTH payload flags */
+#define WSGI_AUTH_SSL             0x00000001u   /* client connection is SSL (mod_ssl.is_https) */
+#define WSGI_AUTH_LOOKUP          0x00000002u   /* the child answers VAR_LOOKUP (an SSL module is loaded) */
+#define WSGI_AUTH_RELOADING       0x00000004u   /* WSGIScriptReloading On */
+
+/* AUTH hooks: which function of the script to call */
+#define WSGI_AUTH_ALLOW_ACCESS    1   /* allow_access(environ, host)          WSGIAccessScript */
+#define WSGI_AUTH_CHECK_PASSWORD  2   /* check_password(environ, user, pw)   WSGIAuthUserScript, Basic */
+#define WSGI_AUTH_GET_REALM_HASH  3   /* get_realm_hash(environ, user, realm) WSGIAuthUserScript, Digest */
+#define WSGI_AUTH_GROUPS_FOR_USER 4   /* groups_for_user(environ, user)      WSGIAuthGroupScript */
+
+/* AUTH_RESULT outcomes */
+#define WSGI_AUTH_DENIED          0   /* False */
+#define WSGI_AUTH_GRANTED         1   /* True, a user name, a realm hash or a list of groups (strings) */
+#define WSGI_AUTH_NOT_FOUND       2   /* None */
+#define WSGI_AUTH_ERROR           3   /* the hook failed (logged by the daemon) */
 
 /* END outcomes */
 #define WSGI_END_COMPLETE        0
@@ -45,9 +67,18 @@
 #define WSGI_LIMIT_END           4u
 #define WSGI_LIMIT_FILE          16u
 #define WSGI_LIMIT_ERROR         (64u * 1024u)
+#define WSGI_LIMIT_AUTH          (8u * 1024u * 1024u)
+#define WSGI_LIMIT_AUTH_RESULT   (64u * 1024u)
+#define WSGI_LIMIT_VAR_NAME      4096u
+#define WSGI_LIMIT_VAR_LOOKUP    (4u + WSGI_LIMIT_VAR_NAME)
+#define WSGI_LIMIT_VAR_VALUE     (8u + 1024u * 1024u)
 
 /* Fixed part of a REQUEST payload: flags (4), request_start (8), count (4). */
 #define WSGI_REQUEST_FIXED_SIZE  16
+
+/* Fixed part of an AUTH payload: flags (4), hook (4), request_start (8); four strings and the
+ * variables follow. */
+#define WSGI_AUTH_FIXED_SIZE     16
 
 typedef struct wsgi_frame_header {
     uint8_t  version;

@@ -2,6 +2,10 @@
 // bridge, then waits idle for the next (docs/protocol.md, "Connections").
 //
 //   idle --REQUEST--> request (body open?) --BODY*/BODY_END--> request (body complete) --final--> idle
+//   idle --AUTH--> hook --final (AUTH_RESULT)--> idle
+//
+// While a request or hook runs, the bridge may post a VAR_LOOKUP (mod_ssl.var_lookup()); the child's
+// VAR_VALUE is accepted until it arrives, between any of the child's frames, and goes back to the bridge.
 //
 // Rules kept here:
 // - Frames not allowed in the current state, oversized or malformed ones: one log line, this connection
@@ -9,7 +13,8 @@
 // - Input backpressure: reading stops while the bridge holds more than INPUT_HIGH bytes of this request's
 //   body unread (it calls inputResume when the app has consumed it), or while a queued request has that
 //   much waiting. Reading never stops because of output: while our output is backed up we keep reading,
-//   so the two directions can never wait on each other.
+//   so the two directions can never wait on each other. Nor while a VAR_LOOKUP waits for its answer: the
+//   application is blocked on it, and the answer may be behind body bytes.
 // - Output: whole frames from the addon go to the socket as they are; above OUTPUT_HIGH buffered the
 //   worker is paused until 'drain'.
 // - The child closing mid-request abandons it: bridge.abort() (the app sees OSError).
@@ -17,6 +22,7 @@ import type { Socket } from 'node:net'
 import { closeSync } from 'node:fs'
 import type { Bridge } from '../native/types'
 import { FrameReader } from '../protocol/frame-reader'
+import { decodeVarValue, hookUri, readAuthFixed } from '../protocol/auth-frames'
 import { GOAWAY_FRAME, encodeError, findRequestVar, lastFrameType, readRequestFixed } from '../protocol/frames'
 import { isProtocolError } from '../protocol/protocol-error'
 import { FrameType, requestSideBounds } from '../protocol/wire'
@@ -32,9 +38,13 @@ export const INPUT_HIGH = 256 * 1024
 export const OUTPUT_HIGH = 512 * 1024
 
 const REQUEST_BOUNDS = requestSideBounds()
-const ALLOW_REQUEST = [FrameType.REQUEST]
+const ALLOW_REQUEST = [FrameType.REQUEST, FrameType.AUTH]
 const ALLOW_BODY = [FrameType.BODY, FrameType.BODY_END]
 const ALLOW_NONE: number[] = []
+// The same while a VAR_LOOKUP waits for the child's VAR_VALUE.
+const ALLOW_REQUEST_LOOKUP = [...ALLOW_REQUEST, FrameType.VAR_VALUE]
+const ALLOW_BODY_LOOKUP = [...ALLOW_BODY, FrameType.VAR_VALUE]
+const ALLOW_LOOKUP = [FrameType.VAR_VALUE]
 
 export interface ConnectionHost {
   readonly bridge: Bridge
@@ -63,10 +73,14 @@ export class Connection {
   private responseEnded = false
   /** Any response frame written for the current job (no ERROR may follow then). */
   private responseStarted = false
-  /** A REQUEST that arrived after END but before `final`; processed at `final`. */
+  /** A REQUEST (or AUTH: stashedType) that arrived after END but before `final`; processed at `final`. */
   private stashed: Buffer | null = null
+  private stashedType: number = FrameType.REQUEST
   private inputPaused = false
   private outputPaused = false
+  /** A VAR_LOOKUP went out and its VAR_VALUE has not come back. It may outlive its job (an application
+   *  thread asking as the request ends): the answer is still expected, then dropped. */
+  private lookupPending = false
   /** Frames waiting behind a FILE frame being sent (see file-sender.ts). */
   private fileQueue: Array<{ data: Buffer; fd: number; final: boolean }> | null = null
   private waitingOnPeer = false
@@ -174,6 +188,7 @@ export class Connection {
         if (this.job !== null) {
           // Allowed only after END/ERROR went out but before `final`: hold it until then.
           this.stashed = payload
+          this.stashedType = FrameType.REQUEST
           this.reader.pause()
           this.updateReading()
           return
@@ -186,7 +201,53 @@ export class Connection {
       case FrameType.BODY_END:
         this.onBodyEnd()
         return
+      case FrameType.AUTH:
+        if (this.job !== null) {
+          this.stashed = payload
+          this.stashedType = FrameType.AUTH
+          this.reader.pause()
+          this.updateReading()
+          return
+        }
+        this.startAuth(payload)
+        return
+      case FrameType.VAR_VALUE:
+        this.onVarValue(payload)
+        return
     }
+  }
+
+  /** A hook: queued like a request (threads, queue-timeout), without a body. */
+  private startAuth(payload: Buffer): void {
+    const fixed = readAuthFixed(payload) // throws ProtocolError on a bad fixed part
+    if (this.host.stopping) {
+      this.goAway()
+      return
+    }
+    const job = new RequestJob(this.host.nextId(), this, payload, false, fixed.requestStartUs, 'auth')
+    this.job = job
+    this.bodyOpen = false
+    this.responseEnded = false
+    this.responseStarted = false
+    this.setAllowed()
+    const r = this.host.dispatcher.enqueue(job)
+    if (r === 'refused') this.goAway()
+    this.updateReading()
+  }
+
+  /** The child's answer to our VAR_LOOKUP. */
+  private onVarValue(payload: Buffer): void {
+    const value = decodeVarValue(payload) // throws ProtocolError when malformed
+    this.lookupPending = false
+    const job = this.job
+    if (job !== null && job.submitted) this.host.bridge.varValue(job.id, value)
+    this.setAllowed()
+    this.updateReading()
+  }
+
+  private startNext(payload: Buffer): void {
+    if (this.stashedType === FrameType.AUTH) this.startAuth(payload)
+    else this.startRequest(payload)
   }
 
   private startRequest(payload: Buffer): void {
@@ -253,7 +314,8 @@ export class Connection {
     const payload = job.payload as Buffer
     job.payload = null
     try {
-      bridge.submit(job.id, payload, job.hasBody)
+      if (job.kind === 'auth') bridge.submitAuth(job.id, payload)
+      else bridge.submit(job.id, payload, job.hasBody)
     } catch (e) {
       // Not accepted by the bridge: answer it ourselves. finish() frees the dispatcher slot.
       log.report(E.uncaught, this.host.group, `submit failed: ${(e as Error)?.message ?? String(e)}`)
@@ -316,7 +378,12 @@ export class Connection {
       this.completeJob()
       return false
     }
-    this.responseStarted = true
+    // A VAR_LOOKUP comes alone in its event and is not part of the response.
+    if (!final && data.length > 1 && data[1] === FrameType.VAR_LOOKUP && lastFrameType(data) === FrameType.VAR_LOOKUP) {
+      this.lookupPending = true
+      this.setAllowed()
+      this.updateReading()
+    } else this.responseStarted = true
     if (fd >= 0 || this.fileQueue !== null) return this.queueOutput(job, data, final, fd)
     if (data.length > 0) this.socket.write(data)
     if (final) {
@@ -325,7 +392,7 @@ export class Connection {
     }
     if (!this.responseEnded) {
       const last = lastFrameType(data)
-      if (last === FrameType.END || last === FrameType.ERROR) this.responseEnded = true
+      if (last === FrameType.END || last === FrameType.ERROR || last === FrameType.AUTH_RESULT) this.responseEnded = true
       this.setAllowed()
     }
     if (this.socket.writableLength > OUTPUT_HIGH) {
@@ -410,7 +477,7 @@ export class Connection {
     if (next !== null) {
       this.stashed = null
       try {
-        this.startRequest(next)
+        this.startNext(next)
         this.reader.resume()
       } catch (e) {
         if (!isProtocolError(e)) throw e
@@ -424,9 +491,10 @@ export class Connection {
   // State helpers
 
   private setAllowed(): void {
-    if (this.bodyOpen) this.reader.setAllowed(ALLOW_BODY)
-    else if (this.job === null || this.responseEnded) this.reader.setAllowed(ALLOW_REQUEST)
-    else this.reader.setAllowed(ALLOW_NONE)
+    const lookup = this.lookupPending
+    if (this.bodyOpen) this.reader.setAllowed(lookup ? ALLOW_BODY_LOOKUP : ALLOW_BODY)
+    else if (this.job === null || this.responseEnded) this.reader.setAllowed(lookup ? ALLOW_REQUEST_LOOKUP : ALLOW_REQUEST)
+    else this.reader.setAllowed(lookup ? ALLOW_LOOKUP : ALLOW_NONE)
   }
 
   /** Pauses or resumes reading the socket, and arms socket-timeout while we wait on the child. */
@@ -435,13 +503,14 @@ export class Connection {
     const job = this.job
     const held =
       this.stashed !== null ||
-      (this.inputPaused && !this.outputPaused) ||
+      (this.inputPaused && !this.outputPaused && !this.lookupPending) ||
       (job !== null && !job.submitted && job.pendingBytes > INPUT_HIGH)
     if (held) {
       if (!this.socket.isPaused()) this.socket.pause()
     } else if (this.socket.isPaused()) this.socket.resume()
-    // Waiting on the child: for body bytes it still has to send, or for it to take our output.
-    const waiting = (this.bodyOpen && !held) || this.outputPaused
+    // Waiting on the child: for body bytes it still has to send, for it to take our output, or for the
+    // answer to a VAR_LOOKUP.
+    const waiting = (this.bodyOpen && !held) || this.outputPaused || this.lookupPending
     if (waiting !== this.waitingOnPeer && this.host.socketTimeoutMs > 0) {
       this.waitingOnPeer = waiting
       this.socket.setTimeout(waiting ? this.host.socketTimeoutMs : 0)
@@ -451,7 +520,11 @@ export class Connection {
   private onTimeout(): void {
     if (!this.waitingOnPeer || this.gone) return
     const job = this.job
-    const doing = this.outputPaused ? 'writing the response to' : 'reading the request body from'
+    const doing = this.outputPaused
+      ? 'writing the response to'
+      : this.lookupPending && !this.bodyOpen
+        ? 'waiting for a variable lookup from'
+        : 'reading the request body from'
     log.report(E.socketTimeout, Math.round(this.host.socketTimeoutMs / 1000), doing, job ? this.uri(job) : '-')
     this.fail()
   }
@@ -502,6 +575,7 @@ export class Connection {
   private uri(job: RequestJob): string {
     const p = job.payload
     if (p === null) return `request ${job.id}`
+    if (job.kind === 'auth') return hookUri(p) ?? `hook ${job.id}`
     return findRequestVar(p, 'REQUEST_URI') ?? findRequestVar(p, 'SCRIPT_FILENAME') ?? `request ${job.id}`
   }
 }

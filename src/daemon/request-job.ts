@@ -1,4 +1,5 @@
-// One request from REQUEST frame to its `final` event: what the dispatcher queues and the bridge runs.
+// One request (REQUEST frame) or hook (AUTH frame) up to its `final` event: what the dispatcher queues
+// and the bridge runs.
 import type { Job } from './dispatcher'
 import type { Connection } from './connection'
 
@@ -20,5 +21,7 @@ export class RequestJob implements Job {
     public payload: Buffer | null,
     readonly hasBody: boolean,
     readonly requestStartUs: number,
+    /** 'auth': an AUTH frame (a hook), submitted with submitAuth(). */
+    readonly kind: 'request' | 'auth' = 'request',
   ) {}
 }

@@ -56,7 +56,8 @@ export class DaemonServer implements ConnectionHost {
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
       start: (job) => {
         job.conn.submit(job)
-        this.hooks.admitted()
+        // Hooks are not requests of the application: maximum-requests does not count them.
+        if (job.kind === 'request') this.hooks.admitted()
       },
       expire: (job, waited) => job.conn.expire(job, waited),
     })

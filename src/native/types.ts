@@ -47,8 +47,10 @@ export type LogLevel = 'emerg' | 'alert' | 'crit' | 'error' | 'warn' | 'notice' 
 /**
  * Receives what a request produces, on the JS thread, through the addon's single thread-safe function.
  *
- * `data` is always complete response frames of docs/protocol.md (HEAD, BODY, END, ERROR — or for a file,
- * one FILE frame whose descriptor is `fd`), ready to be written to the request's connection as they are.
+ * `data` is always complete response frames of docs/protocol.md (HEAD, BODY, END, ERROR, AUTH_RESULT,
+ * VAR_LOOKUP — or for a file, one FILE frame whose descriptor is `fd`), ready to be written to the
+ * request's connection as they are. A VAR_LOOKUP always comes alone in its event; its answer goes back
+ * through `varValue()`.
  * `final` is true for the last event of a request: its worker thread is free again, the iterable's close()
  * has been called and the connection may take the next request.
  *
@@ -73,6 +75,21 @@ export interface Bridge {
    * The caller never has more than `threads` requests submitted and not yet final.
    */
   submit(id: number, request: Buffer, hasBody: boolean): void
+
+  /**
+   * Queues a hook (WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript) for a worker thread.
+   * `auth` is the payload of an AUTH frame exactly as received. The hook ends with one output event,
+   * `final`, whose data is an AUTH_RESULT frame (or ERROR); meanwhile it may post VAR_LOOKUP frames.
+   * Counts against the same `threads` limit as submit().
+   */
+  submitAuth(id: number, auth: Buffer): void
+
+  /**
+   * The Apache child's VAR_VALUE for the VAR_LOOKUP that request `id` posted (mod_ssl.var_lookup()):
+   * the value's bytes, or null when the variable does not exist. Returns false when the request was not
+   * waiting for one (it ended or was aborted meanwhile).
+   */
+  varValue(id: number, value: Buffer | null): boolean
 
   /** Appends request body bytes for `id`; returns how many bytes are now buffered, unread by the app.
    *  Above 256 KiB the caller stops reading the connection until `inputResume(id)` fires (below 64 KiB). */

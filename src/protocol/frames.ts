@@ -8,6 +8,7 @@ import {
   HEADER_SIZE,
   REQUEST_BODY_FOLLOWS,
   REQUEST_FIXED_SIZE,
+  REQUEST_SSL,
   WIRE_VERSION,
 } from './wire'
 
@@ -131,6 +132,8 @@ export class PayloadReader {
 export interface RequestFixed {
   /** BODY_FOLLOWS: BODY frames and a BODY_END follow. */
   bodyFollows: boolean
+  /** SSL: the client connection is SSL; the child answers VAR_LOOKUP for this request. */
+  ssl: boolean
   /** When Apache read the request line, microseconds since the epoch. */
   requestStartUs: number
   /** Number of variables that follow. */
@@ -145,14 +148,14 @@ export function readRequestFixed(payload: Buffer): RequestFixed {
   if (payload.length < REQUEST_FIXED_SIZE)
     throw new ProtocolError('malformed', `REQUEST payload of ${payload.length} bytes is shorter than its fixed part`)
   const flags = payload.readUInt32BE(0)
-  if ((flags & ~REQUEST_BODY_FOLLOWS) !== 0)
+  if ((flags & ~(REQUEST_BODY_FOLLOWS | REQUEST_SSL)) !== 0)
     throw new ProtocolError('malformed', `REQUEST has reserved flag bits set (0x${(flags >>> 0).toString(16)})`)
   const requestStartUs = payload.readUInt32BE(4) * U32 + payload.readUInt32BE(8)
   const count = payload.readUInt32BE(12)
   // Each pair takes at least 8 bytes (two empty strings).
   if (count > (payload.length - REQUEST_FIXED_SIZE) / 8)
     throw new ProtocolError('malformed', `REQUEST declares ${count} variables, more than its payload can hold`)
-  return { bodyFollows: (flags & REQUEST_BODY_FOLLOWS) !== 0, requestStartUs, count }
+  return { bodyFollows: (flags & REQUEST_BODY_FOLLOWS) !== 0, ssl: (flags & REQUEST_SSL) !== 0, requestStartUs, count }
 }
 
 export interface DecodedRequest extends RequestFixed {
@@ -193,6 +196,8 @@ export function findRequestVar(payload: Buffer, name: string): string | undefine
 
 export interface RequestInit {
   bodyFollows: boolean
+  /** The REQUEST_SSL flag. */
+  ssl?: boolean
   /** Microseconds since the epoch; default now. */
   requestStartUs?: number
   vars: Iterable<readonly [Bytes, Bytes]>
@@ -204,7 +209,7 @@ export function encodeRequestPayload(init: RequestInit): Buffer {
   let size = REQUEST_FIXED_SIZE
   for (const [n, v] of vars) size += 8 + byteLength(n) + byteLength(v)
   const out = Buffer.allocUnsafe(size)
-  out.writeUInt32BE(init.bodyFollows ? REQUEST_BODY_FOLLOWS : 0, 0)
+  out.writeUInt32BE((init.bodyFollows ? REQUEST_BODY_FOLLOWS : 0) | (init.ssl === true ? REQUEST_SSL : 0), 0)
   putU64(out, 4, Math.floor(init.requestStartUs ?? Date.now() * 1000))
   out.writeUInt32BE(vars.length, 12)
   let off = REQUEST_FIXED_SIZE

@@ -4,22 +4,54 @@
 export const WIRE_VERSION = 1
 export const HEADER_SIZE = 8
 
-/** Frame types. Apache child -> daemon: 0x01..0x03; daemon -> Apache child: 0x11..0x16. */
+/** Frame types. Apache child -> daemon: 0x01..0x05; daemon -> Apache child: 0x11..0x18. */
 export const FrameType = {
   REQUEST: 0x01,
   BODY: 0x02,
   BODY_END: 0x03,
+  AUTH: 0x04,
+  VAR_VALUE: 0x05,
   HEAD: 0x11,
   RBODY: 0x12,
   END: 0x13,
   FILE: 0x14,
   ERROR: 0x15,
   GOAWAY: 0x16,
+  AUTH_RESULT: 0x17,
+  VAR_LOOKUP: 0x18,
 } as const
 export type FrameTypeName = keyof typeof FrameType
 
 /** REQUEST payload flags. */
 export const REQUEST_BODY_FOLLOWS = 0x00000001
+/** The client connection is SSL: the environ gets mod_ssl.is_https/var_lookup, the child answers VAR_LOOKUP. */
+export const REQUEST_SSL = 0x00000002
+
+/** AUTH payload flags. */
+export const AUTH_SSL = 0x00000001
+export const AUTH_LOOKUP = 0x00000002
+export const AUTH_RELOADING = 0x00000004
+
+/** AUTH hooks: the function of the script the daemon calls. */
+export const AuthHook = {
+  ALLOW_ACCESS: 1,
+  CHECK_PASSWORD: 2,
+  GET_REALM_HASH: 3,
+  GROUPS_FOR_USER: 4,
+} as const
+
+/** AUTH_RESULT outcomes. */
+export const AuthOutcome = {
+  DENIED: 0,
+  GRANTED: 1,
+  NOT_FOUND: 2,
+  ERROR: 3,
+} as const
+
+/** Fixed part of an AUTH payload: flags (4), hook (4), request_start (8). */
+export const AUTH_FIXED_SIZE = 16
+/** Longest variable name a VAR_LOOKUP may carry. */
+export const VAR_NAME_MAX = 4096
 
 /** END outcomes. */
 export const END_COMPLETE = 0
@@ -40,6 +72,10 @@ export const Limit = {
   FILE: 16,
   ERROR: 64 * 1024,
   HEAD_DEFAULT: 32768,
+  AUTH: 8 * 1024 * 1024,
+  AUTH_RESULT: 64 * 1024,
+  VAR_LOOKUP: 4 + 4096,
+  VAR_VALUE: 8 + 1024 * 1024,
 } as const
 
 /** Bounds on one frame type's payload length, inclusive. */
@@ -54,6 +90,10 @@ export function requestSideBounds(): Map<number, LengthBounds> {
     [FrameType.REQUEST, { min: REQUEST_FIXED_SIZE, max: Limit.REQUEST }],
     [FrameType.BODY, { min: 1, max: Limit.BODY }],
     [FrameType.BODY_END, { min: 0, max: 0 }],
+    // fixed part + four strings + count at least
+    [FrameType.AUTH, { min: AUTH_FIXED_SIZE + 20, max: Limit.AUTH }],
+    // present (4) + a string (4) at least
+    [FrameType.VAR_VALUE, { min: 8, max: Limit.VAR_VALUE }],
   ])
 }
 
@@ -68,6 +108,10 @@ export function responseSideBounds(headerBufferSize: number = Limit.HEAD_DEFAULT
     // status (4) + a string (4) at least
     [FrameType.ERROR, { min: 8, max: Limit.ERROR }],
     [FrameType.GOAWAY, { min: 0, max: 0 }],
+    // outcome (4) + count (4) at least
+    [FrameType.AUTH_RESULT, { min: 8, max: Limit.AUTH_RESULT }],
+    // a non-empty name
+    [FrameType.VAR_LOOKUP, { min: 5, max: Limit.VAR_LOOKUP }],
   ])
 }
 

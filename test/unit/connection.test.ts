@@ -31,6 +31,14 @@ class ScriptedBridge implements Bridge {
     this.calls.push({ op: 'submit', id, n: hasBody ? 1 : 0 })
     void request
   }
+  submitAuth(id: number, auth: Buffer): void {
+    this.calls.push({ op: 'submitAuth', id })
+    void auth
+  }
+  varValue(id: number, value: Buffer | null): boolean {
+    this.calls.push({ op: 'varValue', id, n: value === null ? -1 : value.length })
+    return true
+  }
   input(id: number, chunk: Buffer): number {
     const l = this.inputs.get(id) ?? []
     l.push(Buffer.from(chunk))

@@ -83,7 +83,7 @@ PyObject *build_environ(Call &call) {
     const std::vector<uint8_t> &payload = call.req.payload();
     wsgi_reader r;
     wsgi_reader_init(&r, payload.data(), payload.size());
-    wsgi_read_u32(&r);  // flags: BODY_FOLLOWS is passed to submit() separately
+    uint32_t flags = wsgi_read_u32(&r);  // BODY_FOLLOWS is passed to submit() separately
     call.request_start = wsgi_read_u64(&r);
     uint32_t count = wsgi_read_u32(&r);
     if (!r.ok || count > payload.size() / 8) {
@@ -112,6 +112,11 @@ PyObject *build_environ(Call &call) {
             PyObject *version = apache_version(st, value);
             if (!version || !set_borrowed(env.get(), st.k.apache_version, version))
                 return nullptr;
+            continue;
+        }
+        if ((flags & WSGI_REQUEST_SSL) && ssl_prefetched(name)) {
+            // An SSL variable sent ahead for mod_ssl.var_lookup(), not an environ entry.
+            call.ssl_prefetch.emplace_back(name.substr(kSslPrefetchPrefix.size()), value);
             continue;
         }
         note(call, name, value);
@@ -150,6 +155,11 @@ PyObject *build_environ(Call &call) {
          PyDict_SetDefault(e, k.application_group, st.application_group);
     if (ok && !PyDict_GetItemWithError(e, k.callable_object))
         ok = !PyErr_Occurred() && set_borrowed(e, k.callable_object, st.str_application);
+    // Over SSL only: mod_ssl.is_https and mod_ssl.var_lookup (plain HTTP pays nothing for them).
+    if (ok && (flags & WSGI_REQUEST_SSL)) {
+        call.ssl.reset(ssl_vars_new(st, call.req.shared_from_this(), true, true, std::move(call.ssl_prefetch)));
+        ok = call.ssl && ssl_vars_install(call.ssl.get(), e, k.ssl_is_https, k.ssl_var_lookup);
+    }
     return ok ? env.release() : nullptr;
 }
 

@@ -69,6 +69,8 @@ public:
     virtual ~Host() = default;
     // Queues a request for a worker of its application group (JavaScript thread).
     virtual void submit(std::shared_ptr<Request> req) = 0;
+    // Queues a hook (its payload is an AUTH payload) for a worker of its application group.
+    virtual void submit_auth(std::shared_ptr<Request> req) = 0;
     // Loads a script into an application group; answers with a kPreloadDone event carrying `token`.
     virtual void preload(double token, const std::string &script, const std::string &group) = 0;
     // Milliseconds since the epoch of the watchdog's last GIL acquisition.

@@ -82,7 +82,9 @@ bool setup_keys(InterpState &st) {
            intern(&k.application_group, "mod_wsgi.application_group") &&
            intern(&k.callable_object, "mod_wsgi.callable_object") &&
            intern(&k.request_start, "mod_wsgi.request_start") &&
-           intern(&k.apache_version, "apache.version") && intern(&st.str_close, "close") &&
+           intern(&k.apache_version, "apache.version") && intern(&k.ssl_is_https, "mod_ssl.is_https") &&
+           intern(&k.ssl_var_lookup, "mod_ssl.var_lookup") &&
+           intern(&k.script_reloading, "mod_wsgi.script_reloading") && intern(&st.str_close, "close") &&
            intern(&st.str_fileno, "fileno") && intern(&st.str_tell, "tell") && intern(&st.str_read, "read") &&
            intern(&st.str_http, "http") && intern(&st.str_application, "application");
 }
@@ -126,7 +128,9 @@ InterpState *interp_setup(Runtime &rt, const std::string &group, std::string *er
         st->adapter_type = adapter_type_new();
         st->file_wrapper_type = file_wrapper_type_new();
         st->restricted_type = restricted_type_new();
-        ok = st->input_type && st->log_type && st->adapter_type && st->file_wrapper_type && st->restricted_type;
+        st->ssl_vars_type = ssl_vars_type_new();
+        ok = st->input_type && st->log_type && st->adapter_type && st->file_wrapper_type && st->restricted_type &&
+             st->ssl_vars_type;
     }
     ok = ok && setup_keys(*st);
     if (ok) {

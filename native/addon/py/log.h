@@ -38,6 +38,9 @@ enum LogCode : int {
     kLogNoMemory = 3060,          // allocation failed in native code
     kLogThreadFailed = 3061,      // a worker thread could not be started
     kLogPreloadFailed = 3070,     // WSGIImportScript failed
+    kLogAuthNoFunction = 3080,    // an access/auth/group script lacks the hook's function
+    kLogAuthBadResult = 3081,     // a hook returned something it may not
+    kLogAuthMalformed = 3082,     // an AUTH payload the daemon accepted does not parse (bug)
     kLogInternal = 3090,          // a native-side invariant failed (bug)
 };
 

@@ -123,7 +123,7 @@ void Group::run_job(InterpState &st, PyThreadState *tstate, Job &job) {
         return;
     }
     PyEval_RestoreThread(tstate);
-    std::string frames = run_request(st, *job.req);
+    std::string frames = job.kind == Job::Kind::kAuth ? run_auth(st, *job.req) : run_request(st, *job.req);
     PyEval_SaveThread();
     job.req->finish();
     // Not under the group lock: the next request may then start another worker (at most `threads`,

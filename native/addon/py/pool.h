@@ -17,7 +17,7 @@ namespace modwsgi {
 class Runtime;
 
 struct Job {
-    enum class Kind { kRequest, kPreload };
+    enum class Kind { kRequest, kPreload, kAuth };
     Kind kind = Kind::kRequest;
     std::shared_ptr<Request> req;
     double token = 0;

@@ -8,10 +8,13 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "host.h"
 #include "log.h"
@@ -75,7 +78,8 @@ struct ScriptEntry {
 struct EnvironKeys {
     PyObject *wsgi_version, *wsgi_url_scheme, *wsgi_input, *wsgi_errors, *wsgi_multithread,
         *wsgi_multiprocess, *wsgi_run_once, *wsgi_file_wrapper, *mod_wsgi_version, *process_group,
-        *application_group, *callable_object, *request_start, *apache_version;
+        *application_group, *callable_object, *request_start, *apache_version, *ssl_is_https,
+        *ssl_var_lookup, *script_reloading;
 };
 
 // One interpreter (application group) and what the addon keeps in it. Its fields are used only by
@@ -90,6 +94,7 @@ struct InterpState {
     PyTypeObject *adapter_type = nullptr;
     PyTypeObject *file_wrapper_type = nullptr;
     PyTypeObject *restricted_type = nullptr;
+    PyTypeObject *ssl_vars_type = nullptr;
 
     EnvironKeys k{};
     PyObject *process_group = nullptr;      // str values of this process and interpreter
@@ -112,6 +117,15 @@ struct InterpState {
     std::unordered_map<std::string, ScriptEntry> scripts;  // by SCRIPT_FILENAME
     std::mutex load_mu;                                     // taken with the GIL released
 };
+
+// SSL variables the Apache child sent ahead ("mod_ssl.var:NAME" variables): name and value, views into
+// the request's payload.
+using SslPrefetch = std::vector<std::pair<std::string_view, std::string_view>>;
+constexpr std::string_view kSslPrefetchPrefix = "mod_ssl.var:";
+
+inline bool ssl_prefetched(std::string_view name) {
+    return name.size() > kSslPrefetchPrefix.size() && name.compare(0, kSslPrefetchPrefix.size(), kSslPrefetchPrefix) == 0;
+}
 
 // What a worker knows about the request it runs (wsgi_call.cc, response.cc, environ.cc, script.cc).
 struct Call {
@@ -148,6 +162,8 @@ struct Call {
     std::string pending;   // frames not yet posted
     std::string error_text;
     PyRef errors;  // wsgi.errors as created (the app may replace it in environ)
+    PyRef ssl;     // behind mod_ssl.is_https/var_lookup over SSL (expired when the call ends)
+    SslPrefetch ssl_prefetch;
 };
 
 // --- interp.cc ---
@@ -164,6 +180,10 @@ PyObject *build_environ(Call &call);
 PyObject *load_application(Call &call);
 // WSGIImportScript: loads `script` into this interpreter; false with *error on failure.
 bool preload_script(InterpState &st, const std::string &script, std::string *error);
+// The module of a script, loaded or reloaded as for a request (new reference); null after logging
+// why and setting *error.
+PyObject *load_script_module(InterpState &st, const std::string &script, bool reloading, std::string_view client,
+                             std::string *error);
 
 // --- response.cc ---
 PyObject *adapter_new(InterpState &st, Call *call);
@@ -179,6 +199,23 @@ std::string response_finish(Call &call);
 // --- wsgi_call.cc ---
 // Runs one request (GIL held); returns the final frames for the caller to post once it released it.
 std::string run_request(InterpState &st, Request &req);
+
+// --- ssl_vars.cc: mod_ssl.is_https and mod_ssl.var_lookup ---
+PyTypeObject *ssl_vars_type_new();
+// The object behind the two callables; `lookups`: the Apache child answers VAR_LOOKUP for `req`;
+// `prefetched`: values it sent ahead (answered without asking; views into req's payload).
+PyObject *ssl_vars_new(InterpState &st, std::shared_ptr<Request> req, bool https, bool lookups,
+                       SslPrefetch prefetched = {});
+// Puts its two callables into an environ under the given keys.
+bool ssl_vars_install(PyObject *vars, PyObject *environ, PyObject *key_is_https, PyObject *key_var_lookup);
+// The request is over: the callables raise "request object has expired" from now on.
+void ssl_vars_expire(PyObject *vars);
+
+// --- auth.cc: WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript ---
+// The application group an AUTH payload names; false when the payload is malformed.
+bool auth_scan(const std::vector<uint8_t> &payload, std::string *group);
+// Runs the hook (GIL held); returns the AUTH_RESULT (or ERROR) frame for the caller to post.
+std::string run_auth(InterpState &st, Request &req);
 
 // --- input.cc ---
 PyObject *input_new(InterpState &st, std::shared_ptr<Request> req);

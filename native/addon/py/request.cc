@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "wsgi_wire.h"
+
 namespace modwsgi {
 
 Request::Request(double id, std::vector<uint8_t> payload, bool has_body, std::shared_ptr<EventSink> sink)
@@ -160,6 +162,56 @@ void Request::finish() {
     chunks_.clear();
     buffered_ = 0;
     cv_.notify_all();
+}
+
+Request::LookupStatus Request::lookup(std::string_view name, std::string *value) {
+    {
+        std::unique_lock<std::mutex> lock(mu_);
+        ++waiters_;
+        cv_.wait(lock, [this] { return !lookup_busy_ || aborted_ || finished_; });
+        --waiters_;
+        // After finish() the request's `final` may already be out: nobody would answer.
+        if (aborted_ || finished_)
+            return LookupStatus::kAborted;
+        lookup_busy_ = true;
+        lookup_done_ = false;
+    }
+    // The frame goes out with the request's other output, in order (docs/protocol.md).
+    std::string frame(WSGI_WIRE_HEADER_SIZE + 4 + name.size(), '\0');
+    auto *p = reinterpret_cast<unsigned char *>(&frame[0]);
+    wsgi_frame_header_pack(p, WSGI_FRAME_VAR_LOOKUP, 0, static_cast<uint32_t>(4 + name.size()));
+    wsgi_write_string(p + WSGI_WIRE_HEADER_SIZE, name.data(), static_cast<uint32_t>(name.size()));
+    bool posted = post_output(std::move(frame), false, -1);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (posted) {
+        ++waiters_;
+        cv_.wait(lock, [this] { return lookup_done_ || aborted_ || finished_; });
+        --waiters_;
+    }
+    LookupStatus status = LookupStatus::kAborted;
+    if (posted && lookup_done_) {
+        status = lookup_present_ ? LookupStatus::kValue : LookupStatus::kMissing;
+        value->swap(lookup_value_);
+    }
+    lookup_value_.clear();
+    lookup_busy_ = false;
+    lookup_done_ = false;
+    cv_.notify_all();  // the next thread waiting to look something up
+    return status;
+}
+
+bool Request::lookup_answer(bool present, const uint8_t *data, size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!lookup_busy_ || lookup_done_)
+        return false;
+    if (n)
+        lookup_value_.assign(reinterpret_cast<const char *>(data), n);
+    else
+        lookup_value_.clear();  // an empty Buffer may have no data pointer
+    lookup_present_ = present;
+    lookup_done_ = true;
+    cv_.notify_all();
+    return true;
 }
 
 void Request::post_input_resume() {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "host.h"
@@ -56,6 +57,15 @@ public:
     // The worker is done with the request: wsgi.input reads fail from now on.
     void finish();
 
+    // --- mod_ssl.var_lookup(): the worker asks the Apache child through a VAR_LOOKUP frame ---
+    enum class LookupStatus { kValue, kMissing, kAborted };
+    // Posts the lookup and blocks until JavaScript answers (GIL released by the caller). One lookup
+    // of a request is in flight at a time; other threads of the application wait their turn.
+    LookupStatus lookup(std::string_view name, std::string *value);
+    // JavaScript thread: the child's VAR_VALUE (present false: no such variable). False when no
+    // lookup was waiting for it.
+    bool lookup_answer(bool present, const uint8_t *data, size_t n);
+
 private:
     void post_input_resume();
 
@@ -75,6 +85,11 @@ private:
     bool output_paused_ = false;
     size_t inflight_ = 0;
     int waiters_ = 0;
+    // The lookup in flight: asked, answered, and the answer.
+    bool lookup_busy_ = false;
+    bool lookup_done_ = false;
+    bool lookup_present_ = false;
+    std::string lookup_value_;
 };
 
 }  // namespace modwsgi

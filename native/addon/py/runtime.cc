@@ -230,6 +230,21 @@ void Runtime::submit(std::shared_ptr<Request> req) {
     group(group_name).push(std::move(job));
 }
 
+void Runtime::submit_auth(std::shared_ptr<Request> req) {
+    std::string group_name;
+    if (!auth_scan(req->payload(), &group_name))
+        throw std::invalid_argument("malformed AUTH payload");
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_)
+            throw std::runtime_error("the Python bridge is shut down");
+    }
+    Job job;
+    job.kind = Job::Kind::kAuth;
+    job.req = std::move(req);
+    group(group_name).push(std::move(job));
+}
+
 void Runtime::preload(double token, const std::string &script, const std::string &group_name) {
     {
         std::lock_guard<std::mutex> lock(mu_);

@@ -24,6 +24,7 @@ public:
     bool init(std::string *error);  // JavaScript thread, once
 
     void submit(std::shared_ptr<Request> req) override;
+    void submit_auth(std::shared_ptr<Request> req) override;
     void preload(double token, const std::string &script, const std::string &group) override;
     double last_gil_acquired() override;
     void dump_stacks(const std::string &reason) override;

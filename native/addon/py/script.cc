@@ -244,6 +244,11 @@ PyObject *load_application(Call &call) {
     return app;
 }
 
+PyObject *load_script_module(InterpState &st, const std::string &script, bool reloading, std::string_view client,
+                             std::string *error) {
+    return load_module(st, script, reloading, {}, client, error, nullptr);  // hooks: reloaded in place
+}
+
 bool preload_script(InterpState &st, const std::string &script, std::string *error) {
     PyRef module(load_module(st, script, true, {}, {}, error, nullptr));
     return static_cast<bool>(module);

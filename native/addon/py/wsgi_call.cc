@@ -161,6 +161,7 @@ std::string run_request(InterpState &st, Request &req) {
         frames = out_of_memory_frames(call);
     }
     call.expired = true;
+    ssl_vars_expire(call.ssl.get());
     if (adapter) {
         adapter_expire(adapter);  // the app may keep start_response; it must not reach this Call
         Py_DECREF(adapter);
