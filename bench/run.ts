@@ -1,29 +1,10 @@
 // Side-by-side benchmark: the same WSGI apps served through this module and through the original
 // mod_wsgi (Debian's libapache2-mod-wsgi-py3) in daemon mode, on the same Apache with the same settings
 // (only LoadModule differs), alternating the two in one run. See bench/README.md.
-import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { Apache, cmdline, makeTempDir, request } from '../test/helpers/apache'
-
-const ORIGINAL_MODULE = process.env.MOD_WSGI_ORIGINAL ?? '/usr/lib/apache2/modules/mod_wsgi.so'
-const BENCH_DIR = resolve(__dirname, '..', '..', '..', 'bench')
-
-interface Workload {
-  name: string
-  path: string
-  /** A wrk Lua script (POST bodies). */
-  lua?: string
-}
-
-const WORKLOADS: Record<string, Workload> = {
-  hello: { name: 'hello world', path: '/hello' },
-  django: { name: 'Django view', path: '/django/' },
-  '64k': { name: '64 KiB response', path: '/bytes?size=65536' },
-  generator: { name: '10 MiB generator', path: '/stream?size=10485760' },
-  sendfile: { name: '10 MiB file_wrapper (sendfile)', path: '/file' },
-  post: { name: '1 MiB POST echo', path: '/echo', lua: 'post-1m.lua' },
-}
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { BENCH_DIR, WORKLOADS, cpuBusy, daemonRssMiB, median, prepareData, startServer, type Workload } from './common'
 
 interface Options {
   workloads: string[]
@@ -71,41 +52,6 @@ function parseArgs(argv: string[]): Options {
   return o
 }
 
-/** The Apache config shared by both servers: only the LoadModule line differs. */
-function siteConfig(o: Options, dataDir: string): string {
-  const app = join(BENCH_DIR, 'apps')
-  return `
-<IfModule mpm_event_module>
-  StartServers 2
-  ServerLimit 4
-  ThreadsPerChild 64
-  MaxRequestWorkers 256
-  MinSpareThreads 64
-  MaxSpareThreads 256
-  MaxConnectionsPerChild 0
-</IfModule>
-KeepAlive On
-MaxKeepAliveRequests 0
-KeepAliveTimeout 30
-LogLevel warn
-WSGIDaemonProcess bench processes=${o.processes} threads=${o.threads} display-name=(wsgi:bench)
-WSGIProcessGroup bench
-WSGIApplicationGroup %{GLOBAL}
-WSGIEnableSendfile On
-EnableSendfile On
-SetEnv BENCH_DATA ${dataDir}
-WSGIScriptAlias /hello ${app}/hello.wsgi
-WSGIScriptAlias /bytes ${app}/bytes.wsgi
-WSGIScriptAlias /stream ${app}/stream.wsgi
-WSGIScriptAlias /file ${app}/file.wsgi
-WSGIScriptAlias /echo ${app}/echo.wsgi
-WSGIScriptAlias /django ${app}/django_site/wsgi.py
-<Directory ${app}>
-  Require all granted
-</Directory>
-`
-}
-
 interface WrkResult {
   rps: number
   p50ms: number
@@ -135,59 +81,6 @@ function wrk(port: number, w: Workload, connections: number, seconds: number): W
     errors: socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
     non2xx: num(/Non-2xx or 3xx responses:\s+(\d+)/),
   }
-}
-
-/** Resident memory (MiB) of the daemon processes of a running server. */
-function daemonRssMiB(apache: Apache): number {
-  let kb = 0
-  const stack = [apache.pid]
-  while (stack.length) {
-    const pid = stack.pop() as number
-    for (const child of childrenOf(pid)) {
-      stack.push(child)
-      if (cmdline(child).includes('(wsgi:bench)')) {
-        const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child}/status`, 'utf8'))
-        kb += Number(m?.[1] ?? 0)
-      }
-    }
-  }
-  return kb / 1024
-}
-
-function childrenOf(pid: number): number[] {
-  const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-  return r.stdout.split('\n').filter(Boolean).map(Number)
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2
-}
-
-function cpuBusy(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number)
-  return f.reduce((a, b) => a + b, 0) - f[3] - f[4]
-}
-
-async function startServer(kind: 'ours' | 'original', o: Options, dataDir: string): Promise<Apache> {
-  const a = new Apache({
-    config: siteConfig(o, dataDir),
-    modulePath: kind === 'original' ? ORIGINAL_MODULE : undefined,
-    logLevel: 'warn',
-  })
-  await a.start()
-  const r = await request(a.port, '/hello')
-  if (r.status !== 200) throw new Error(`${kind}: /hello answered ${r.status}:\n${a.log()}`)
-  return a
-}
-
-function prepareData(): string {
-  const dir = makeTempDir('mod_wsgi-bench-data-')
-  const file = join(dir, 'file-10m.bin')
-  const chunk = Buffer.alloc(1 << 20, 0x61)
-  writeFileSync(file, Buffer.concat(Array.from({ length: 10 }, () => chunk)), { mode: 0o644 })
-  return dir
 }
 
 async function main(): Promise<void> {
