@@ -469,6 +469,10 @@ int wsgi_daemons_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     rt->generation = generation;
     rt->node = (env = getenv("MOD_WSGI_NODE")) && *env ? env : MOD_WSGI_NODE;
     rt->daemon_main = (env = getenv("MOD_WSGI_DAEMON_MAIN")) && *env ? env : MOD_WSGI_DAEMON_MAIN;
+    /* Node's own flags for the daemons, e.g. --cpu-prof for profiling (docs/daemon-config.md). */
+    rt->node_flags = NULL;
+    if ((env = getenv("MOD_WSGI_NODE_FLAGS")) && *env)
+        apr_tokenize_to_argv(env, &rt->node_flags, pconf);
 
     /* Daemons of earlier generations stay known to Apache until they are reaped. */
     for (d = sup->daemons; d; d = d->next) {

@@ -42,6 +42,7 @@ typedef struct wsgi_runtime {
     int generation;
     const char *node;           /* Node.js binary */
     const char *daemon_main;    /* lib/daemon/main.js */
+    char **node_flags;          /* MOD_WSGI_NODE_FLAGS split into words (profiling), NULL-terminated */
 } wsgi_runtime;
 
 /* Process-pool data shared by all generations. */

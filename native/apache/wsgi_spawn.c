@@ -1,6 +1,6 @@
 /*
  * Starting one daemon process from the Apache parent, exactly as docs/daemon-config.md says:
- *     <node> <daemon-main> <padding>     argv[0] "(wsgi:GROUP)"
+ *     <node> [MOD_WSGI_NODE_FLAGS] <daemon-main> <padding>     argv[0] "(wsgi:GROUP)"
  * fd 0 /dev/null, fds 1 and 2 the parent's error log, fd 3 the group's listening socket, nothing else
  * inherited; the whole configuration in MOD_WSGI_DAEMON_CONFIG; HOME/USER/LOGNAME for the target user.
  */
@@ -312,20 +312,27 @@ apr_status_t wsgi_spawn(wsgi_runtime *rt, wsgi_group *g, int index, int delay, a
 {
     apr_pool_t *p;
     const char *config;
-    char **envp;
-    char *argv[4];
+    char **envp, **argv;
     char padding[PADDING_LENGTH + 1];
     pid_t pid;
+    int n = 0, nflags = 0;
 
     apr_pool_create(&p, rt->pconf);
     config = daemon_config_json(p, rt, g, index);
     envp = daemon_environment(p, g, config);
     memset(padding, '-', PADDING_LENGTH);
     padding[PADDING_LENGTH] = '\0';
-    argv[0] = apr_psprintf(p, "(wsgi:%s)", g->name);
-    argv[1] = (char *)rt->daemon_main;
-    argv[2] = padding;
-    argv[3] = NULL;
+    while (rt->node_flags && rt->node_flags[nflags])
+        ++nflags;
+    argv = apr_palloc(p, (size_t)(nflags + 4) * sizeof(char *));
+    argv[n++] = apr_psprintf(p, "(wsgi:%s)", g->name);
+    if (nflags) {
+        memcpy(argv + n, rt->node_flags, (size_t)nflags * sizeof(char *));
+        n += nflags;
+    }
+    argv[n++] = (char *)rt->daemon_main;
+    argv[n++] = padding;
+    argv[n] = NULL;
 
     pid = fork();
     if (pid == 0)
