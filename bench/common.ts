@@ -9,7 +9,10 @@ export const ORIGINAL_MODULE = process.env.MOD_WSGI_ORIGINAL ?? '/usr/lib/apache
 /** bench/ in the source tree (this file runs compiled from build/bench/bench/). */
 export const BENCH_DIR = resolve(__dirname, '..', '..', '..', 'bench')
 
-export type ServerKind = 'ours' | 'original'
+/** 'ours' (this tree's build), 'original' (Debian's mod_wsgi), or the directory of a snapshot of a build of
+ *  this tree made by bench/snapshot.sh (lib/, build/mod_wsgi.so, build/Release/wsgi_bridge.node), for
+ *  before/after comparisons of a change. */
+export type ServerKind = string
 
 export interface Workload {
   name: string
@@ -70,12 +73,21 @@ WSGIScriptAlias /django ${app}/django_site/wsgi.py
 }
 
 export async function startServer(kind: ServerKind, o: ServerOptions, dataDir: string): Promise<Apache> {
+  const snapshot = kind !== 'ours' && kind !== 'original'
   const a = new Apache({
     config: siteConfig(o, dataDir),
-    modulePath: kind === 'original' ? ORIGINAL_MODULE : undefined,
+    modulePath: kind === 'original' ? ORIGINAL_MODULE : snapshot ? join(kind, 'build', 'mod_wsgi.so') : undefined,
     logLevel: 'warn',
   })
-  await a.start()
+  // The Apache parent reads MOD_WSGI_DAEMON_MAIN when it starts: a snapshot runs its own daemon.
+  const saved = process.env.MOD_WSGI_DAEMON_MAIN
+  if (snapshot) process.env.MOD_WSGI_DAEMON_MAIN = join(kind, 'lib', 'daemon', 'main.js')
+  try {
+    await a.start()
+  } finally {
+    if (saved === undefined) delete process.env.MOD_WSGI_DAEMON_MAIN
+    else process.env.MOD_WSGI_DAEMON_MAIN = saved
+  }
   const r = await request(a.port, '/hello')
   if (r.status !== 200) {
     const log = a.log()

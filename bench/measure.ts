@@ -6,13 +6,13 @@
 //   npm run bench:measure -- --workloads hello,django --requests 20000 --connections 16 --strace
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type { Apache } from '../test/helpers/apache'
-import { WORKLOADS, contextSwitches, daemonRssMiB, prepareData, processTicks, serverProcesses, startServer, type ServerKind, type Workload } from './common'
+import { WORKLOADS, contextSwitches, daemonRssMiB, median, prepareData, processTicks, serverProcesses, startServer, type Workload } from './common'
 
 interface Options {
   workloads: string[]
-  servers: ServerKind[]
+  servers: string[]
   requests: number
   connections: number
   repeat: number
@@ -39,7 +39,7 @@ function parseArgs(argv: string[]): Options {
     const list = () => (v ?? '').split(',').filter(Boolean)
     switch (k) {
       case '--workloads': o.workloads = v === 'all' ? Object.keys(WORKLOADS) : list(); i++; break
-      case '--servers': o.servers = list() as ServerKind[]; i++; break
+      case '--servers': o.servers = list(); i++; break
       case '--requests': o.requests = Number(v); i++; break
       case '--connections': o.connections = Number(v); i++; break
       case '--repeat': o.repeat = Number(v); i++; break
@@ -48,7 +48,7 @@ function parseArgs(argv: string[]): Options {
       case '--processes': o.processes = Number(v); i++; break
       case '--threads': o.threads = Number(v); i++; break
       case '--help':
-        console.log('usage: npm run bench:measure -- [--workloads hello,...|all] [--servers ours,original] [--requests N]\n' +
+        console.log('usage: npm run bench:measure -- [--workloads hello,...|all] [--servers ours,original,SNAPSHOT_DIR] [--requests N]\n' +
           '       [--connections C] [--repeat N] [--strace] [--strace-requests N] [--processes N] [--threads N]')
         process.exit(0)
       default:
@@ -151,7 +151,6 @@ function formatCounts(counts: Map<string, number>): string {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2))
   const dataDir = prepareData()
-  const lines: string[] = []
   try {
     for (const wname of o.workloads) {
       const w = WORKLOADS[wname]
@@ -160,36 +159,51 @@ async function main(): Promise<void> {
         bodyFile = join(dataDir, `post-${w.postBytes}.bin`)
         writeFileSync(bodyFile, Buffer.alloc(w.postBytes, 0x70))
       }
-      for (const kind of o.servers) {
-        const a = await startServer(kind, o, dataDir)
-        try {
-          ab(a.port, w, Math.max(1000, o.requests / 10), o.connections, bodyFile) // warm-up
-          const runs: CpuResult[] = []
-          for (let i = 0; i < o.repeat; i++) runs.push(measureCpu(a, w, o, bodyFile))
-          const med = (f: (r: CpuResult) => number) => [...runs.map(f)].sort((x, y) => x - y)[runs.length >> 1]
-          const line =
-            `${wname} c=${o.connections} ${kind}: CPU µs/request Apache children ${med((r) => r.childUs).toFixed(1)}, ` +
-            `daemon ${med((r) => r.daemonUs).toFixed(1)}, total ${med((r) => r.childUs + r.daemonUs).toFixed(1)} ` +
-            `(runs: ${runs.map((r) => (r.childUs + r.daemonUs).toFixed(1)).join(' ')}); ` +
-            `context switches/request Apache children ${med((r) => r.childCs).toFixed(2)}, daemon ${med((r) => r.daemonCs).toFixed(2)}; ab ${med((r) => r.rps).toFixed(0)} req/s; ` +
-            `errors ${runs.reduce((x, r) => x + r.errors, 0)}; daemon RSS ${daemonRssMiB(a).toFixed(1)} MiB`
-          console.log(line)
-          lines.push(line)
-          if (o.strace) {
-            const { children, daemons } = serverProcesses(a)
-            const cl = `  syscalls/request, Apache children ${formatCounts(await straceCounts(a, children, w, o, bodyFile))}`
-            const dl = `  syscalls/request, daemon ${formatCounts(await straceCounts(a, daemons, w, o, bodyFile))}`
-            console.log(cl + '\n' + dl)
-            lines.push(cl, dl)
+      // Alternating the servers run by run (a fresh Apache each time), so that a disturbance of the
+      // shared machine does not land on one side only.
+      const runs = new Map<string, CpuResult[]>(o.servers.map((k) => [k, []]))
+      const rss = new Map<string, number>()
+      const traces: string[] = []
+      for (let rep = 0; rep < o.repeat; rep++) {
+        for (const kind of o.servers) {
+          const a = await startServer(kind, o, dataDir)
+          try {
+            ab(a.port, w, Math.max(1000, o.requests / 10), o.connections, bodyFile) // warm-up
+            const r = measureCpu(a, w, o, bodyFile)
+            runs.get(kind)?.push(r)
+            rss.set(kind, daemonRssMiB(a))
+            process.stderr.write(`${wname} ${label(kind)} #${rep + 1}: ${(r.childUs + r.daemonUs).toFixed(1)} µs/request\n`)
+            if (o.strace && rep === o.repeat - 1) {
+              const { children, daemons } = serverProcesses(a)
+              traces.push(`${wname} ${label(kind)} syscalls/request, Apache children ${formatCounts(await straceCounts(a, children, w, o, bodyFile))}`)
+              traces.push(`${wname} ${label(kind)} syscalls/request, daemon ${formatCounts(await straceCounts(a, daemons, w, o, bodyFile))}`)
+            }
+          } finally {
+            await a.cleanup()
           }
-        } finally {
-          await a.cleanup()
         }
       }
+      for (const kind of o.servers) {
+        const rs = runs.get(kind) ?? []
+        const med = (f: (r: CpuResult) => number) => median(rs.map(f))
+        console.log(
+          `${wname} c=${o.connections} ${label(kind)}: CPU µs/request Apache children ${med((r) => r.childUs).toFixed(1)}, ` +
+            `daemon ${med((r) => r.daemonUs).toFixed(1)}, total ${med((r) => r.childUs + r.daemonUs).toFixed(1)} ` +
+            `(runs: ${rs.map((r) => (r.childUs + r.daemonUs).toFixed(1)).join(' ')}); ` +
+            `context switches/request Apache children ${med((r) => r.childCs).toFixed(2)}, daemon ${med((r) => r.daemonCs).toFixed(2)}; ` +
+            `ab ${med((r) => r.rps).toFixed(0)} req/s; errors ${rs.reduce((x, r) => x + r.errors, 0)}; ` +
+            `daemon RSS ${(rss.get(kind) ?? 0).toFixed(1)} MiB`,
+        )
+      }
+      for (const line of traces) console.log(line)
     }
   } finally {
     rmSync(dataDir, { recursive: true, force: true })
   }
+}
+
+function label(kind: string): string {
+  return kind === 'ours' || kind === 'original' ? kind : basename(kind)
 }
 
 main().catch((e) => {
