@@ -28,17 +28,22 @@ InterpState *Group::state() {
 
 void Group::push(Job &&job) {
     bool spawn = false;
+    Parker *wake = nullptr;
     {
         std::lock_guard<std::mutex> lock(mu_);
         queue_.push_back(std::move(job));
-        if (idle_ > 0) {
-            --idle_;
-            ++wakeups_;
-            cv_.notify_one();
+        if (!idle_.empty()) {
+            wake = idle_.back();
+            idle_.pop_back();
         } else if (workers_ < rt_.options().threads) {
             ++workers_;
             spawn = true;
         }
+    }
+    // Outside the lock: the woken worker takes it at once instead of sleeping again on it.
+    if (wake) {
+        wake->post();
+        return;
     }
     if (!spawn || rt_.start_thread(thread_main, this))
         return;
@@ -56,9 +61,14 @@ void Group::push(Job &&job) {
 }
 
 void Group::stop() {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-    cv_.notify_all();
+    std::vector<Parker *> sleeping;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping_ = true;
+        sleeping.swap(idle_);
+    }
+    for (Parker *p : sleeping)
+        p->post();
 }
 
 void *Group::thread_main(void *arg) {
@@ -68,19 +78,18 @@ void *Group::thread_main(void *arg) {
 
 void Group::run() {
     PyThreadState *tstate = nullptr;
+    Parker parker;  // on the idle list only while this thread sleeps in parker.wait()
     const bool ready = attach(&tstate);
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
         if (queue_.empty()) {
             if (stopping_)
                 break;
-            ++idle_;
-            cv_.wait(lock, [this] { return wakeups_ > 0 || stopping_; });
-            if (wakeups_ > 0)
-                --wakeups_;  // claimed by push(); the job may have gone to a busier worker meanwhile
-            else
-                --idle_;
-            continue;
+            idle_.push_back(&parker);
+            lock.unlock();
+            parker.wait();  // posted by push() or stop(), which took us off the list
+            lock.lock();
+            continue;  // the job may have gone to a worker that finished meanwhile: idle again then
         }
         Job job = std::move(queue_.front());
         queue_.pop_front();

@@ -6,11 +6,14 @@
 
 #include "py_internal.h"
 
+#include <semaphore.h>
+
 #include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace modwsgi {
 
@@ -22,6 +25,25 @@ struct Job {
     std::shared_ptr<Request> req;
     double token = 0;
     std::string script;
+};
+
+// Where an idle worker sleeps: its own semaphore, posted once by whoever takes it off the idle list.
+// Unlike a condition variable shared by all workers, waking one costs one futex call on each side and
+// the woken thread never contends for the group's mutex with the thread that woke it.
+class Parker {
+public:
+    Parker() { sem_init(&sem_, 0, 0); }
+    ~Parker() { sem_destroy(&sem_); }
+    Parker(const Parker &) = delete;
+    Parker &operator=(const Parker &) = delete;
+    void post() { sem_post(&sem_); }
+    void wait() {
+        while (sem_wait(&sem_) != 0) {
+        }  // EINTR: the post is still to come
+    }
+
+private:
+    sem_t sem_;
 };
 
 class Group {
@@ -55,12 +77,12 @@ private:
     const std::string name_;
 
     std::mutex mu_;
-    std::condition_variable cv_;        // jobs and stop
     std::condition_variable ready_cv_;  // interpreter creation finished
     std::deque<Job> queue_;
     int workers_ = 0;
-    int idle_ = 0;     // workers waiting and not yet claimed by a queued job
-    int wakeups_ = 0;  // claims handed to waiting workers
+    // Workers asleep, the most recently idle last: it is woken first, its caches still warm, and the
+    // others sleep on. Each one on the list is owed exactly one post() by whoever takes it off.
+    std::vector<Parker *> idle_;
     bool stopping_ = false;
     enum class InterpStatus { kNone, kCreating, kReady, kFailed } status_ = InterpStatus::kNone;
     InterpState *st_ = nullptr;
