@@ -11,7 +11,8 @@ export const BENCH_DIR = resolve(__dirname, '..', '..', '..', 'bench')
 
 /** 'ours' (this tree's build), 'original' (Debian's mod_wsgi), or the directory of a snapshot of a build of
  *  this tree made by bench/snapshot.sh (lib/, build/mod_wsgi.so, build/Release/wsgi_bridge.node), for
- *  before/after comparisons of a change. */
+ *  before/after comparisons of a change. Either of ours may be followed by ':' and Node flags for the
+ *  daemons (MOD_WSGI_NODE_FLAGS), e.g. 'ours:--max-semi-space-size=1'. */
 export type ServerKind = string
 
 export interface Workload {
@@ -72,7 +73,10 @@ WSGIScriptAlias /django ${app}/django_site/wsgi.py
 `
 }
 
-export async function startServer(kind: ServerKind, o: ServerOptions, dataDir: string): Promise<Apache> {
+export async function startServer(server: ServerKind, o: ServerOptions, dataDir: string): Promise<Apache> {
+  const colon = server.indexOf(':')
+  const kind = colon < 0 ? server : server.slice(0, colon)
+  const flags = colon < 0 ? undefined : server.slice(colon + 1)
   const snapshot = kind !== 'ours' && kind !== 'original'
   const a = new Apache({
     config: siteConfig(o, dataDir),
@@ -80,13 +84,22 @@ export async function startServer(kind: ServerKind, o: ServerOptions, dataDir: s
     logLevel: 'warn',
   })
   // The Apache parent reads MOD_WSGI_DAEMON_MAIN when it starts: a snapshot runs its own daemon.
-  const saved = process.env.MOD_WSGI_DAEMON_MAIN
-  if (snapshot) process.env.MOD_WSGI_DAEMON_MAIN = join(kind, 'lib', 'daemon', 'main.js')
+  const env: Record<string, string | undefined> = {
+    MOD_WSGI_DAEMON_MAIN: snapshot ? join(kind, 'lib', 'daemon', 'main.js') : process.env.MOD_WSGI_DAEMON_MAIN,
+    MOD_WSGI_NODE_FLAGS: flags ?? process.env.MOD_WSGI_NODE_FLAGS,
+  }
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]))
+  const apply = (vars: Record<string, string | undefined>): void => {
+    for (const [k, v] of Object.entries(vars)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  }
+  apply(env)
   try {
     await a.start()
   } finally {
-    if (saved === undefined) delete process.env.MOD_WSGI_DAEMON_MAIN
-    else process.env.MOD_WSGI_DAEMON_MAIN = saved
+    apply(saved)
   }
   const r = await request(a.port, '/hello')
   if (r.status !== 200) {

@@ -203,7 +203,10 @@ async function main(): Promise<void> {
 }
 
 function label(kind: string): string {
-  return kind === 'ours' || kind === 'original' ? kind : basename(kind)
+  const colon = kind.indexOf(':')
+  const base = colon < 0 ? kind : kind.slice(0, colon)
+  const name = base === 'ours' || base === 'original' ? base : basename(base)
+  return colon < 0 ? name : `${name}[${kind.slice(colon + 1)}]`
 }
 
 main().catch((e) => {

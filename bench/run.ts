@@ -2,7 +2,7 @@
 // mod_wsgi (Debian's libapache2-mod-wsgi-py3) in daemon mode, on the same Apache with the same settings
 // (only LoadModule differs), alternating the two in one run. See bench/README.md.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BENCH_DIR, WORKLOADS, cpuBusy, daemonRssMiB, median, prepareData, startServer, type Workload } from './common'
 
