@@ -4,9 +4,12 @@
  * (an idle connection the daemon closed, or on which it sent GOAWAY, shows as end-of-file or a pending
  * byte), and gives it back after a clean END or ERROR.
  *
- * Every read and write is bounded by the group's socket-timeout, set once per connection with
- * SO_RCVTIMEO/SO_SNDTIMEO so that the request path needs no extra poll() per read. Every read is a
- * recvmsg() with a control buffer: a FILE frame's descriptor may arrive with any read.
+ * Every write is bounded by the group's socket-timeout, set once per connection with SO_SNDTIMEO.
+ * A read that has to wait waits in poll() for POLLIN, bounded by socket-timeout, then reads without
+ * blocking: a thread blocked in recvmsg() on a UNIX socket is also woken each time the daemon reads
+ * what we sent (the kernel wakes writers' and readers' waits alike when it frees send space), which
+ * cost a spurious wake-up and two thread switches per request; poll() is woken for POLLIN only.
+ * Every read is a recvmsg() with a control buffer: a FILE frame's descriptor may arrive with any read.
  */
 #include "wsgi_conn.h"
 
@@ -195,6 +198,7 @@ int wsgi_conn_acquire(request_rec *r, wsgi_group *g, int fresh, wsgi_conn **out)
     c->pool = pool;
     c->fd = fd;
     c->reused = 0;
+    c->sent = 0;
     c->rpos = c->rlen = 0;
     c->nfds = 0;
     c->fds_lost = 0;
@@ -223,6 +227,7 @@ apr_status_t wsgi_conn_writev(wsgi_conn *c, struct iovec *iov, int n)
                 continue;
             return os_error(errno);
         }
+        c->sent = 1;
         while (n > 0 && (size_t)done >= iov->iov_len) {
             done -= (ssize_t)iov->iov_len;
             ++iov;
@@ -237,7 +242,7 @@ apr_status_t wsgi_conn_writev(wsgi_conn *c, struct iovec *iov, int n)
 }
 
 /* One recvmsg(); descriptors that come with the bytes are kept for FILE frames. */
-static apr_status_t recv_some(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t *got, int flags)
+static apr_status_t recv_once(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t *got, int flags)
 {
     union {
         struct cmsghdr align;
@@ -280,6 +285,44 @@ static apr_status_t recv_some(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t 
         return APR_EOF;
     *got = (apr_size_t)rc;
     return APR_SUCCESS;
+}
+
+/* Waits until the daemon's bytes (or end of file) can be read, for at most socket-timeout. */
+static apr_status_t wait_readable(wsgi_conn *c)
+{
+    apr_interval_time_t t = c->pool->group->socket_timeout_us;
+    struct pollfd pfd;
+    int rc;
+
+    pfd.fd = c->fd;
+    pfd.events = POLLIN;
+    do {
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, t > 0 ? (int)((t + 999) / 1000) : -1);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0)
+        return APR_FROM_OS_ERROR(errno);
+    return rc == 0 ? APR_TIMEUP : APR_SUCCESS;
+}
+
+/* Reads what is there, or waits for it (flags 0) or not (MSG_DONTWAIT: APR_TIMEUP when nothing is). */
+static apr_status_t recv_some(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t *got, int flags)
+{
+    apr_status_t rv;
+
+    if (flags & MSG_DONTWAIT)
+        return recv_once(c, dst, n, got, flags);
+    for (;;) {
+        /* Right after a write the answer cannot be there yet: straight to poll(). */
+        if (!c->sent) {
+            rv = recv_once(c, dst, n, got, MSG_DONTWAIT);
+            if (!APR_STATUS_IS_TIMEUP(rv))
+                return rv;
+        }
+        c->sent = 0;
+        if ((rv = wait_readable(c)) != APR_SUCCESS)
+            return rv;
+    }
 }
 
 apr_status_t wsgi_conn_fill(wsgi_conn *c, apr_size_t need)

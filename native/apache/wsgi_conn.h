@@ -30,6 +30,7 @@ typedef struct wsgi_conn {
     struct wsgi_conn_pool *pool;
     int fd;
     int reused;                         /* taken from the idle stack: the daemon may have closed it */
+    int sent;                           /* written to since the last read: an answer needs a wait */
     apr_size_t rpos;                    /* unread bytes are buf[rpos, rlen) */
     apr_size_t rlen;
     int fds[WSGI_CONN_MAXFDS];          /* descriptors received and not used yet */
