@@ -27,12 +27,18 @@ bool file_mtime_us(const std::string &path, int64_t *mtime) {
     return true;
 }
 
-// "_mod_wsgi_" + hex md5 of the path, as mod_wsgi names script modules.
+// "_mod_wsgi_" + hex md5 of the path, as mod_wsgi names script modules. CPython's own built-in _md5
+// rather than hashlib, which would load OpenSSL's libcrypto into every daemon (+2 MiB resident) just
+// for this; hashlib only where _md5 is not built in.
 PyObject *module_name_for(const std::string &path) {
-    PyRef hashlib(PyImport_ImportModule("hashlib"));
-    if (!hashlib)
+    PyRef module(PyImport_ImportModule("_md5"));
+    if (!module) {
+        PyErr_Clear();
+        module.reset(PyImport_ImportModule("hashlib"));
+    }
+    if (!module)
         return nullptr;
-    PyRef md5(PyObject_GetAttrString(hashlib.get(), "md5"));
+    PyRef md5(PyObject_GetAttrString(module.get(), "md5"));
     PyRef data(PyBytes_FromStringAndSize(path.data(), static_cast<Py_ssize_t>(path.size())));
     if (!md5 || !data)
         return nullptr;
