@@ -82,6 +82,7 @@ Napi::Function Bridge::Define(Napi::Env env) {
                            InstanceMethod<&Bridge::EndInput>("endInput"),
                            InstanceMethod<&Bridge::Abort>("abort"),
                            InstanceMethod<&Bridge::Resume>("resume"),
+                           InstanceMethod<&Bridge::Release>("release"),
                            InstanceMethod<&Bridge::Preload>("preload"),
                            InstanceMethod<&Bridge::LastGilAcquired>("lastGilAcquired"),
                            InstanceMethod<&Bridge::DumpStacks>("dumpStacks"),
@@ -251,6 +252,25 @@ Napi::Value Bridge::Resume(const Napi::CallbackInfo &info) {
     if (std::shared_ptr<Request> req = Find(info))
         req->resume_output();
     return info.Env().Undefined();
+}
+
+// release(data): an output Buffer JavaScript is done with (written to its socket). Its memory is freed
+// now rather than when the garbage collector finds the Buffer: V8 counts such memory only loosely, and
+// response bodies waiting for a collection held tens of MiB. Only a Buffer that is a whole ArrayBuffer
+// of its own (as output events are) is detached; anything else is left alone.
+Napi::Value Bridge::Release(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info[0].IsBuffer()) {
+        auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+        Napi::ArrayBuffer ab = buf.ArrayBuffer();
+        if (buf.ByteOffset() == 0 && buf.ByteLength() == ab.ByteLength() && ab.ByteLength() > 0) {
+            bool detachable = false;
+            napi_value abv = ab;
+            if (napi_is_detached_arraybuffer(env, abv, &detachable) == napi_ok && !detachable)
+                napi_detach_arraybuffer(env, abv);  // fails harmlessly for a non-detachable buffer
+        }
+    }
+    return env.Undefined();
 }
 
 Napi::Value Bridge::Preload(const Napi::CallbackInfo &info) {

@@ -53,6 +53,7 @@ private:
     Napi::Value EndInput(const Napi::CallbackInfo &info);
     Napi::Value Abort(const Napi::CallbackInfo &info);
     Napi::Value Resume(const Napi::CallbackInfo &info);
+    Napi::Value Release(const Napi::CallbackInfo &info);
     Napi::Value Preload(const Napi::CallbackInfo &info);
     Napi::Value LastGilAcquired(const Napi::CallbackInfo &info);
     Napi::Value DumpStacks(const Napi::CallbackInfo &info);

@@ -36,6 +36,8 @@ import { RequestJob } from './request-job'
 export const INPUT_HIGH = 256 * 1024
 /** Pause the worker above this much output buffered in the socket. */
 export const OUTPUT_HIGH = 512 * 1024
+/** Output of at least this size is handed back to the bridge (release) as soon as it is written. */
+const RELEASE_MIN = 16 * 1024
 
 const REQUEST_BOUNDS = requestSideBounds()
 const ALLOW_REQUEST = [FrameType.REQUEST, FrameType.AUTH]
@@ -385,7 +387,11 @@ export class Connection {
       this.updateReading()
     } else this.responseStarted = true
     if (fd >= 0 || this.fileQueue !== null) return this.queueOutput(job, data, final, fd)
-    if (data.length > 0) this.socket.write(data)
+    if (data.length >= RELEASE_MIN) {
+      // Freed once written, not at some later garbage collection (bridge.release).
+      const bridge = this.host.bridge
+      this.socket.write(data, () => bridge.release(data))
+    } else if (data.length > 0) this.socket.write(data)
     if (final) {
       this.completeJob()
       return false

@@ -105,6 +105,11 @@ export interface Bridge {
   /** Lets a paused request (its output handler returned true) produce output again. */
   resume(id: number): void
 
+  /** An output event's `data` has been written and is not used any more: its memory is freed now
+   *  instead of at the next garbage collection (the Buffer becomes empty). Anything but a Buffer
+   *  given by the output handler is left alone. */
+  release(data: Buffer): void
+
   /** Loads a script into an application group ahead of requests (WSGIImportScript). Rejects with the
    *  Python error's text when the script fails. */
   preload(script: string, applicationGroup: string): Promise<void>

@@ -29,12 +29,12 @@ WSGIScriptAlias /g ${fixture('hello-world')} process-group=g
   const profiles = await waitFor(
     () => {
       const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
-      return files.length > 0 ? files : null
+      return files.length > 0 ? files : undefined
     },
     15000,
     50,
     'a .cpuprofile',
   )
-  const texts = profiles.map((f) => readFileSync(join(dir, f), 'utf8'))
+  const texts = (profiles ?? []).map((f) => readFileSync(join(dir, f), 'utf8'))
   t.ok(texts.some((s) => s.includes('daemon/main.js')), "a profile of the daemon's main thread")
 })

@@ -43,6 +43,7 @@ class LookupBridge implements Bridge {
     this.aborted.push(id)
   }
   resume(): void {}
+  release(): void {}
   preload(): Promise<void> {
     return Promise.resolve()
   }

@@ -54,6 +54,7 @@ class ScriptedBridge implements Bridge {
   resume(id: number): void {
     this.calls.push({ op: 'resume', id })
   }
+  release(): void {}
   preload(): Promise<void> {
     return Promise.resolve()
   }
