@@ -24,6 +24,8 @@ export interface RunSpec {
   keepInputOpen?: boolean
   /** Response body bytes kept (base64) in the result. */
   keepBody?: number
+  /** Hand every event's data back with bridge.release() once read (as the daemon does once written). */
+  releaseOutput?: boolean
 }
 
 export interface RunResult {
@@ -44,6 +46,8 @@ export interface RunResult {
   inputResumes: number
   maxPausedBytes: number
   maxEventBytes: number
+  /** With releaseOutput: events whose data was emptied by bridge.release(). */
+  released: number
 }
 
 interface State {
@@ -69,7 +73,8 @@ function addBody(st: State, data: Buffer): void {
   st.result.bodyLength += data.length
   const keep = st.spec.keepBody ?? 65536
   if (st.keptBytes < keep) {
-    const part = data.subarray(0, keep - st.keptBytes)
+    const view = data.subarray(0, keep - st.keptBytes)
+    const part = st.spec.releaseOutput ? Buffer.from(view) : view
     st.kept.push(part)
     st.keptBytes += part.length
   }
@@ -153,6 +158,14 @@ function onOutput(id: number, data: Buffer, final: boolean, fd: number): boolean
     }
   }
   if (st.paused) st.pausedBytes += bodyBytes
+  if (st.spec.releaseOutput && data.length > 1) {
+    // A view into the data is not the event's Buffer: left alone. The Buffer itself is emptied.
+    const view = data.subarray(1)
+    bridge!.release(view)
+    if (view.length !== data.length - 1) r.violations.push('release() emptied a view of the data')
+    bridge!.release(data)
+    if (data.length === 0) r.released++
+  }
   if (final) {
     if (r.end === undefined && !r.error && !r.goaway) r.violations.push('final event without END, ERROR or GOAWAY')
     st.finished = true
@@ -248,6 +261,7 @@ function run(spec: RunSpec): Promise<RunResult> {
         inputResumes: 0,
         maxPausedBytes: 0,
         maxEventBytes: 0,
+        released: 0,
       },
       hash: createHash('sha256'),
       kept: [],

@@ -39,6 +39,17 @@ t.test('a 10 MiB generator with backpressure is never buffered whole', async (t)
   }
 })
 
+t.test('release() frees an event\'s data once read, and nothing else', async (t) => {
+  const host = await AddonProcess.start()
+  t.teardown(() => host.kill())
+  for (const query of [`size=${2 * MiB}&chunk=65536`, 'size=100&chunk=100']) {
+    const r = await host.run(spec(fixture('stream'), { query }, { releaseOutput: true }))
+    t.same(r.violations, [], `${query}: views left alone`)
+    t.equal(r.bodySha256, streamSha(Number(/size=(\d+)/.exec(query)?.[1]), Number(/chunk=(\d+)/.exec(query)?.[1])), `${query}: body intact`)
+    t.equal(r.released, r.events, `${query}: every event's data emptied (${r.released} of ${r.events})`)
+  }
+})
+
 t.test('without pauses the stream still flows in bounded events', async (t) => {
   const host = await AddonProcess.start()
   t.teardown(() => host.kill())
