@@ -36,7 +36,8 @@ import { RequestJob } from './request-job'
 export const INPUT_HIGH = 256 * 1024
 /** Pause the worker above this much output buffered in the socket. */
 export const OUTPUT_HIGH = 512 * 1024
-/** Output of at least this size is handed back to the bridge (release) as soon as it is written. */
+/** Buffers of at least this size (output written, input copied into the bridge) are handed back to the
+ *  bridge (release) at once instead of waiting for a garbage collection. */
 const RELEASE_MIN = 16 * 1024
 
 const REQUEST_BOUNDS = requestSideBounds()
@@ -83,6 +84,8 @@ export class Connection {
   /** A VAR_LOOKUP went out and its VAR_VALUE has not come back. It may outlive its job (an application
    *  thread asking as the request ends): the answer is still expected, then dropped. */
   private lookupPending = false
+  /** Socket chunks of RELEASE_MIN bytes or more pushed since the reader was last between frames. */
+  private readChunks: Buffer[] = []
   /** Frames waiting behind a FILE frame being sent (see file-sender.ts). */
   private fileQueue: Array<{ data: Buffer; fd: number; final: boolean }> | null = null
   private waitingOnPeer = false
@@ -181,7 +184,25 @@ export class Connection {
       if (!isProtocolError(e)) throw e
       log.report(E.malformed, e.message)
       this.fail()
+      return
     }
+    if (chunk.length >= RELEASE_MIN) this.readChunks.push(chunk)
+    if (this.readChunks.length > 0 && this.reader.atBoundary) this.releaseRead()
+  }
+
+  /**
+   * The reader is between frames: the large socket chunks it was given are freed now (bridge.release)
+   * unless a request not yet handed to the bridge, or held back, still refers to its bytes (those are
+   * left to the garbage collector). Request bodies copied into the bridge otherwise waited for a
+   * collection: V8 counts such memory loosely, and 1 MiB uploads held ~70 MiB.
+   */
+  private releaseRead(): void {
+    const chunks = this.readChunks
+    this.readChunks = []
+    const job = this.job
+    if (this.stashed !== null || (job !== null && (job.payload !== null || job.pendingBody !== null))) return
+    const bridge = this.host.bridge
+    for (const c of chunks) bridge.release(c)
   }
 
   private onFrame(type: number, _flags: number, payload: Buffer): void {
@@ -275,6 +296,9 @@ export class Connection {
     if (job === null) return // body of a request already answered: discard
     if (job.submitted) {
       const buffered = this.host.bridge.input(job.id, chunk)
+      // A payload the reader assembled from several socket chunks is a Buffer of its own: copied by
+      // the bridge, it is freed now (a view into a socket chunk is left alone by release()).
+      if (chunk.length >= RELEASE_MIN) this.host.bridge.release(chunk)
       if (buffered > INPUT_HIGH && !this.inputPaused) {
         this.inputPaused = true
         this.updateReading()

@@ -54,7 +54,16 @@ class ScriptedBridge implements Bridge {
   resume(id: number): void {
     this.calls.push({ op: 'resume', id })
   }
-  release(): void {}
+  /** Bytes of the Buffers release() was given that were whole ArrayBuffers (what the addon frees). */
+  releasedBytes = 0
+  release(data: Buffer): void {
+    // The addon detaches the Buffer: its bytes are gone. Poisoned here, so that a Buffer released
+    // while something still needed it shows up as a corrupt body.
+    if (data.byteOffset === 0 && data.length === data.buffer.byteLength) {
+      this.releasedBytes += data.length
+      data.fill(0xee)
+    }
+  }
   preload(): Promise<void> {
     return Promise.resolve()
   }
@@ -136,6 +145,31 @@ t.test('body that arrives before a thread is free is handed over on submit', asy
   const idb = await nextSubmit(ida)
   t.equal(bridge.body(idb).toString(), 'queued body')
   t.ok(bridge.has('endInput', idb))
+  h.output(idb, HELLO, true, -1)
+  t.equal(text(await a.answer()), 'hello')
+  t.equal(text(await b.answer()), 'hello')
+})
+
+t.test('large bodies: socket chunks are released once copied into the bridge, never while still needed', async (t) => {
+  const { bridge, h, connect, nextSubmit } = await rig(t, { threads: 1 })
+  const a = await connect()
+  const b = await connect()
+  const big = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + seed) % 251))
+  const bodyA = big(200 * 1024, 1)
+  for (const f of requestFrames({ script: '/a', body: bodyA, chunk: 64 * 1024 })) a.write(f)
+  const ida = await nextSubmit()
+  await waitFor(() => bridge.has('endInput', ida), 5000, 'a body')
+  t.ok(bridge.body(ida).equals(bodyA), 'a body intact')
+  t.ok(bridge.releasedBytes > 0, `chunks released once copied (${bridge.releasedBytes} bytes)`)
+  // b waits for the thread: its body is held by the connection and must survive until submit.
+  const bodyB = big(150 * 1024, 2)
+  for (const f of requestFrames({ script: '/b', body: bodyB, chunk: 64 * 1024 })) b.write(f)
+  await new Promise((r) => setTimeout(r, 150))
+  t.same(bridge.submitted(), [ida], 'b is queued')
+  h.output(ida, HELLO, true, -1)
+  const idb = await nextSubmit(ida)
+  await waitFor(() => bridge.has('endInput', idb), 5000, 'b body')
+  t.ok(bridge.body(idb).equals(bodyB), 'queued body intact after submit')
   h.output(idb, HELLO, true, -1)
   t.equal(text(await a.answer()), 'hello')
   t.equal(text(await b.answer()), 'hello')
