@@ -60,10 +60,16 @@ void Request::delivered(size_t n) {
         cv_.notify_all();
 }
 
-Request::InputStatus Request::take(std::string *out, size_t max, bool line, bool *newline) {
+size_t Request::buffered() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return buffered_;
+}
+
+Request::InputStatus Request::take_into(char *dst, size_t max, bool line, bool *newline, size_t *copied_out) {
     bool resume = false;
     InputStatus status;
     *newline = false;
+    *copied_out = 0;
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (aborted_)
@@ -84,7 +90,7 @@ Request::InputStatus Request::take(std::string *out, size_t max, bool line, bool
                     *newline = true;
                 }
             }
-            out->append(p, n);
+            memcpy(dst + copied, p, n);
             copied += n;
             chunk_offset_ += n;
             buffered_ -= n;
@@ -100,6 +106,7 @@ Request::InputStatus Request::take(std::string *out, size_t max, bool line, bool
             resume = true;
         }
         status = (copied || !eof_ || buffered_) ? InputStatus::kData : InputStatus::kEof;
+        *copied_out = copied;
     }
     if (resume)
         post_input_resume();

@@ -42,9 +42,11 @@ public:
 
     // --- worker thread ---
     enum class InputStatus { kData, kEof, kAborted, kExpired };
-    // Appends up to `max` buffered bytes to *out, stopping after a newline when `line`. Returns kData
-    // when it copied something or more may come, kEof/kAborted/kExpired otherwise.
-    InputStatus take(std::string *out, size_t max, bool line, bool *newline);
+    // Copies into dst up to `max` buffered bytes, stopping after a newline when `line`; *copied is set.
+    // Returns kData when it copied something or more may come, kEof/kAborted/kExpired otherwise.
+    InputStatus take_into(char *dst, size_t max, bool line, bool *newline, size_t *copied);
+    // Bytes buffered and not read yet.
+    size_t buffered();
     // Blocks until input is buffered or it ended. The caller has released the GIL.
     void wait_input();
     // True when output may be posted now without waiting.
