@@ -461,6 +461,13 @@ export class Connection {
         if (this.closing === false && this.host.stopping) this.goAwayIfIdle()
         return
       }
+      // The child may send its next REQUEST as soon as it reads END, which can be before sendFrames
+      // calls back (a later event-loop turn): from now on that REQUEST is held, not refused.
+      const last = lastFrameType(next.data)
+      if (!this.responseEnded && (last === FrameType.END || last === FrameType.ERROR || last === FrameType.AUTH_RESULT)) {
+        this.responseEnded = true
+        this.setAllowed()
+      }
       sendFrames(this.socket, next.data, next.fd, this.host.sendWithFd, (err) => {
         if (err) log.report(E.fileSend, err.message)
         if (next.final) {
