@@ -2,12 +2,12 @@
 // the workloads, the Apache configuration both modules get, starting a server, and finding its processes.
 import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { Apache, cmdline, makeTempDir, request } from '../test/helpers/apache'
+import { join } from 'node:path'
+import { Apache, ROOT, cmdline, makeTempDir, request } from '../test/helpers/apache'
 
 export const ORIGINAL_MODULE = process.env.MOD_WSGI_ORIGINAL ?? '/usr/lib/apache2/modules/mod_wsgi.so'
-/** bench/ in the source tree (this file runs compiled from build/bench/bench/). */
-export const BENCH_DIR = resolve(__dirname, '..', '..', '..', 'bench')
+/** bench/ in the source tree (this file runs compiled from build/bench/bench/, or as TypeScript in tests). */
+export const BENCH_DIR = join(ROOT, 'bench')
 
 /** 'ours' (this tree's build), 'original' (Debian's mod_wsgi), or the directory of a snapshot of a build of
  *  this tree made by bench/snapshot.sh (lib/, build/mod_wsgi.so, build/Release/wsgi_bridge.node), for

@@ -2,11 +2,14 @@
 // mod_wsgi (Debian's libapache2-mod-wsgi-py3) in daemon mode, on the same Apache with the same settings
 // (only LoadModule differs), alternating the two in one run. See bench/README.md.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { BENCH_DIR, WORKLOADS, cpuBusy, daemonRssMiB, median, prepareData, startServer, type Workload } from './common'
+import { BENCH_DIR, ORIGINAL_MODULE, WORKLOADS, cpuBusy, daemonRssMiB, median, prepareData, startServer, type Workload } from './common'
 
-interface Options {
+type Server = 'ours' | 'original'
+
+export interface Options {
   workloads: string[]
   connections: number[]
   duration: number
@@ -14,11 +17,13 @@ interface Options {
   repeat: number
   processes: number
   threads: number
-  servers: Array<'ours' | 'original'>
+  servers: Server[]
+  /** Where the result table is written (a timestamped .md); '' for nowhere. */
+  resultsDir: string
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = {
+export function defaultOptions(): Options {
+  return {
     workloads: ['hello'],
     connections: [16],
     duration: 8,
@@ -27,7 +32,12 @@ function parseArgs(argv: string[]): Options {
     processes: 1,
     threads: 15,
     servers: ['ours', 'original'],
+    resultsDir: join(BENCH_DIR, 'results'),
   }
+}
+
+export function parseArgs(argv: string[]): Options {
+  const o = defaultOptions()
   for (let i = 0; i < argv.length; i++) {
     const [k, v] = [argv[i], argv[i + 1]]
     const list = () => (v ?? '').split(',').filter(Boolean)
@@ -39,16 +49,21 @@ function parseArgs(argv: string[]): Options {
       case '--repeat': o.repeat = Number(v); i++; break
       case '--processes': o.processes = Number(v); i++; break
       case '--threads': o.threads = Number(v); i++; break
-      case '--servers': o.servers = list() as Options['servers']; i++; break
+      case '--servers': o.servers = list() as Server[]; i++; break
+      case '--results-dir': o.resultsDir = v ?? ''; i++; break
       case '--help':
         console.log('usage: npm run bench -- [--workloads hello,django,64k,generator,sendfile,post|all] [--connections 1,16,64]\n' +
-          '       [--duration S] [--warmup S] [--repeat N] [--processes N] [--threads N] [--servers ours,original]')
+          '       [--duration S] [--warmup S] [--repeat N] [--processes N] [--threads N] [--servers ours,original]\n' +
+          '       [--results-dir DIR (\'\': none)]')
         process.exit(0)
       default:
         throw new Error(`unknown argument ${k}`)
     }
   }
   for (const w of o.workloads) if (!WORKLOADS[w]) throw new Error(`unknown workload ${w}`)
+  for (const s of o.servers) if (s !== 'ours' && s !== 'original') throw new Error(`unknown server ${s}`)
+  if (!(o.duration >= 1) || !(o.warmup >= 0) || !(o.repeat >= 1)) throw new Error('--duration >= 1, --warmup >= 0, --repeat >= 1')
+  if (o.connections.some((c) => !(c >= 1))) throw new Error('--connections: counts of at least 1')
   return o
 }
 
@@ -83,58 +98,132 @@ function wrk(port: number, w: Workload, connections: number, seconds: number): W
   }
 }
 
-async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2))
-  const dataDir = prepareData()
-  mkdirSync(join(BENCH_DIR, 'results'), { recursive: true })
-  const rows: string[] = []
-  const header = `| workload | conns | ours req/s | original req/s | ratio | ours p50/p99 ms | original p50/p99 ms | errors |`
-  rows.push(header, '|---|---|---|---|---|---|---|---|')
-  const rss: Record<string, number[]> = { ours: [], original: [] }
-  for (const wname of o.workloads) {
-    const w = WORKLOADS[wname]
-    for (const c of o.connections) {
-      const results: Record<string, WrkResult[]> = { ours: [], original: [] }
-      for (let rep = 0; rep < o.repeat; rep++) {
-        for (const kind of o.servers) {
-          const a = await startServer(kind, o, dataDir)
-          try {
-            wrk(a.port, w, Math.max(c, 16), o.warmup)
-            const before = cpuBusy()
-            const r = wrk(a.port, w, c, o.duration)
-            const busy = (cpuBusy() - before) / 100
-            results[kind].push(r)
-            rss[kind].push(daemonRssMiB(a))
-            process.stderr.write(`${wname} c=${c} ${kind} #${rep + 1}: ${r.rps.toFixed(0)} req/s p99 ${r.p99ms} ms (cpu ${busy.toFixed(1)} s) errors ${r.errors + r.non2xx}\n`)
-          } finally {
-            await a.cleanup()
-          }
-        }
-      }
-      const med = (k: string, f: (r: WrkResult) => number) => (results[k].length ? median(results[k].map(f)) : NaN)
-      const ours = med('ours', (r) => r.rps)
-      const orig = med('original', (r) => r.rps)
-      const errors = [...results.ours, ...results.original].reduce((a, r) => a + r.errors + r.non2xx, 0)
-      rows.push(
-        `| ${w.name} | ${c} | ${ours.toFixed(0)} | ${orig.toFixed(0)} | ${(ours / orig).toFixed(2)} | ` +
-          `${med('ours', (r) => r.p50ms).toFixed(2)} / ${med('ours', (r) => r.p99ms).toFixed(2)} | ` +
-          `${med('original', (r) => r.p50ms).toFixed(2)} / ${med('original', (r) => r.p99ms).toFixed(2)} | ${errors} |`,
-      )
-    }
-  }
-  const out = [
-    `mod_wsgi bench, ${new Date().toISOString()}, processes=${o.processes} threads=${o.threads}, ` +
-      `${o.duration}s runs after ${o.warmup}s warm-up, median of ${o.repeat}`,
-    '',
-    ...rows,
-    '',
-    `daemon RSS (MiB, median at end of runs): ours ${median(rss.ours).toFixed(1)}, original ${median(rss.original).toFixed(1)}`,
-  ].join('\n')
-  console.log(out)
-  writeFileSync(join(BENCH_DIR, 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}.md`), out + '\n')
+/** The issue's targets (ratio ours / original of req/s, per workload and connection count). */
+function ratioTarget(workload: string, connections: number): number | null {
+  if (workload === 'hello') return connections === 16 ? 1.25 : 1.0
+  if (workload === 'sendfile') return 2.0
+  return 1.0
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? e.stack : e)
-  process.exit(1)
-})
+/** Daemon RSS may exceed the original's by at most this much (MiB) for these workloads. */
+const RSS_MARGIN_MIB = 40
+const RSS_TARGETS = ['hello', 'django']
+
+export interface Row {
+  workload: string
+  connections: number
+  ours: { rps: number; p50: number; p99: number }
+  original: { rps: number; p50: number; p99: number }
+  ratio: number
+  errors: number
+}
+
+export interface BenchResult {
+  text: string
+  rows: Row[]
+  /** Median daemon RSS (MiB) at the end of the runs, by workload and server. */
+  rss: Record<string, Partial<Record<Server, number>>>
+}
+
+export async function runBench(o: Options, progress: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<BenchResult> {
+  if (o.servers.includes('original') && !existsSync(ORIGINAL_MODULE))
+    throw new Error(`the original mod_wsgi is not installed (${ORIGINAL_MODULE}): apt-get install libapache2-mod-wsgi-py3, set MOD_WSGI_ORIGINAL, or --servers ours`)
+  const dataDir = prepareData()
+  const rows: Row[] = []
+  const rssRuns: Record<string, Record<Server, number[]>> = {}
+  const load0 = loadavg()[0]
+  try {
+    for (const wname of o.workloads) {
+      const w = WORKLOADS[wname]
+      rssRuns[wname] = { ours: [], original: [] }
+      for (const c of o.connections) {
+        const results: Record<Server, WrkResult[]> = { ours: [], original: [] }
+        for (let rep = 0; rep < o.repeat; rep++) {
+          for (const kind of o.servers) {
+            const a = await startServer(kind, o, dataDir)
+            try {
+              // Warm-up at the highest concurrency of the run, so that Apache has its threads.
+              if (o.warmup > 0) wrk(a.port, w, Math.max(c, 16), o.warmup)
+              const before = cpuBusy()
+              const r = wrk(a.port, w, c, o.duration)
+              const busy = (cpuBusy() - before) / 100
+              results[kind].push(r)
+              rssRuns[wname][kind].push(daemonRssMiB(a))
+              progress(`${wname} c=${c} ${kind} #${rep + 1}: ${r.rps.toFixed(0)} req/s p50 ${r.p50ms} ms p99 ${r.p99ms} ms ` +
+                `(machine busy ${busy.toFixed(1)} CPU-s in ${o.duration} s) errors ${r.errors + r.non2xx}`)
+            } finally {
+              await a.cleanup()
+            }
+          }
+        }
+        const med = (k: Server, f: (r: WrkResult) => number) => (results[k].length ? median(results[k].map(f)) : NaN)
+        const side = (k: Server) => ({ rps: med(k, (r) => r.rps), p50: med(k, (r) => r.p50ms), p99: med(k, (r) => r.p99ms) })
+        const ours = side('ours')
+        const original = side('original')
+        rows.push({
+          workload: wname,
+          connections: c,
+          ours,
+          original,
+          ratio: ours.rps / original.rps,
+          errors: [...results.ours, ...results.original].reduce((a, r) => a + r.errors + r.non2xx, 0),
+        })
+      }
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  const rss: BenchResult['rss'] = {}
+  for (const [wname, byServer] of Object.entries(rssRuns)) {
+    rss[wname] = {}
+    for (const k of o.servers) if (byServer[k].length) rss[wname][k] = median(byServer[k])
+  }
+  const text = render(o, rows, rss, load0, loadavg()[0])
+  if (o.resultsDir) {
+    mkdirSync(o.resultsDir, { recursive: true })
+    writeFileSync(join(o.resultsDir, `${new Date().toISOString().replace(/[:.]/g, '-')}.md`), text + '\n')
+  }
+  return { text, rows, rss }
+}
+
+function render(o: Options, rows: Row[], rss: BenchResult['rss'], load0: number, load1: number): string {
+  const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-')
+  const both = o.servers.length === 2
+  const lines = [
+    `mod_wsgi bench, ${new Date().toISOString()}, processes=${o.processes} threads=${o.threads}, ` +
+      `${o.duration}s runs after ${o.warmup}s warm-up, median of ${o.repeat}, load average ${load0.toFixed(2)} -> ${load1.toFixed(2)}`,
+    '',
+    '| workload | conns | ours req/s | original req/s | ratio | target | ours p50/p99 ms | original p50/p99 ms | errors |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ]
+  for (const r of rows) {
+    const target = ratioTarget(r.workload, r.connections)
+    let verdict = '-'
+    if (both && target !== null) {
+      const p99ok = !(r.workload === 'hello' && r.connections === 16) || r.ours.p99 <= r.original.p99
+      verdict = `≥ ${target.toFixed(2)}${r.ratio >= target && p99ok ? ' met' : ' NOT met'}`
+    }
+    lines.push(
+      `| ${WORKLOADS[r.workload].name} | ${r.connections} | ${f(r.ours.rps)} | ${f(r.original.rps)} | ${f(r.ratio, 2)} | ${verdict} | ` +
+        `${f(r.ours.p50, 2)} / ${f(r.ours.p99, 2)} | ${f(r.original.p50, 2)} / ${f(r.original.p99, 2)} | ${r.errors} |`,
+    )
+  }
+  lines.push('', '| workload | ours daemon RSS MiB | original daemon RSS MiB | difference | target |', '|---|---|---|---|---|')
+  for (const [wname, v] of Object.entries(rss)) {
+    const diff = (v.ours ?? NaN) - (v.original ?? NaN)
+    const target = RSS_TARGETS.includes(wname) && both ? `≤ +${RSS_MARGIN_MIB}${diff <= RSS_MARGIN_MIB ? ' met' : ' NOT met'}` : '-'
+    lines.push(`| ${WORKLOADS[wname].name} | ${f(v.ours ?? NaN, 1)} | ${f(v.original ?? NaN, 1)} | ${f(diff, 1)} | ${target} |`)
+  }
+  const errors = rows.reduce((a, r) => a + r.errors, 0)
+  lines.push('', `request errors and non-2xx responses in all runs: ${errors}${errors === 0 ? ' (target met)' : ' (target NOT met)'}`)
+  return lines.join('\n')
+}
+
+if (require.main === module) {
+  runBench(parseArgs(process.argv.slice(2)))
+    .then((r) => console.log(r.text))
+    .catch((e) => {
+      console.error(e instanceof Error ? e.stack : e)
+      process.exit(1)
+    })
+}
