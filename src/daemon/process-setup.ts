@@ -54,8 +54,9 @@ export function applyLimits(o: DaemonOptions, pc: ProcessControl): void {
   }
 }
 
-/** umask, working directory and environment, after the identity drop. */
-export function applyProcessEnvironment(o: DaemonOptions): void {
+/** umask, working directory, environment and locale, after the identity drop (before Python starts, which
+ *  takes LC_CTYPE from the environment). */
+export function applyProcessEnvironment(o: DaemonOptions, pc?: ProcessControl): void {
   if (o.umask !== null) process.umask(o.umask)
   const env = userEnvironment(o.user)
   process.env.USER = env.user
@@ -72,6 +73,10 @@ export function applyProcessEnvironment(o: DaemonOptions): void {
     }
   }
   if (o.lang !== null) process.env.LANG = o.lang
-  if (o.locale !== null) process.env.LC_ALL = o.locale
+  if (o.locale !== null) {
+    process.env.LC_ALL = o.locale
+    // As mod_wsgi: every category of the C locale, not only what Python takes (LC_CTYPE).
+    if (pc?.setLocale && pc.setLocale(o.locale) === null) log.report(E.locale, o.locale)
+  }
   if (o.pythonEggs !== null) process.env.PYTHON_EGG_CACHE = o.pythonEggs
 }
