@@ -2,6 +2,8 @@
 //   signal (SIGTERM, SIGINT, SIGHUP)   normal shutdown: wait up to shutdown-timeout, exit 0
 //   graceful-signal (SIGUSR1)          graceful-timeout first if set (release notes New Features 3), exit 0
 //   maximum-requests, cpu-time-limit   graceful-timeout first if set (New Features 2), then normal; exit 4
+//   memory-limit                       a request ended in MemoryError under a memory limit: as cpu-time-limit
+//   parent-died                        the Apache parent is gone: normal shutdown, exit 0
 //   inactivity-timeout                 nothing is running: exit 4 at once
 //   request-timeout, deadlock-timeout  forced: interrupt what runs (504/503 where no response began), exit 4
 // A stop first closes the listener, answers queued requests and idle connections with GOAWAY (the child
@@ -31,6 +33,8 @@ export type StopReason =
   | 'graceful-signal'
   | 'maximum-requests'
   | 'cpu-time-limit'
+  | 'memory-limit'
+  | 'parent-died'
   | 'inactivity-timeout'
   | 'request-timeout'
   | 'deadlock-timeout'
@@ -104,7 +108,7 @@ export class Lifecycle {
     if (this.phase === 'finishing') return
     const first = this.phase === 'running'
     if (first) {
-      this.code = reason === 'signal' || reason === 'graceful-signal' ? Exit.OK : Exit.RESTART
+      this.code = reason === 'signal' || reason === 'graceful-signal' || reason === 'parent-died' ? Exit.OK : Exit.RESTART
       for (const fn of this.onBegin) {
         try {
           fn()
@@ -120,7 +124,7 @@ export class Lifecycle {
       return
     }
     const graceful =
-      (reason === 'graceful-signal' || reason === 'maximum-requests' || reason === 'cpu-time-limit') &&
+      (reason === 'graceful-signal' || reason === 'maximum-requests' || reason === 'cpu-time-limit' || reason === 'memory-limit') &&
       this.opts.gracefulTimeoutMs > 0
     if (first) {
       this.phase = graceful ? 'graceful' : 'normal'

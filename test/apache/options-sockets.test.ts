@@ -6,39 +6,8 @@
 import { spawnSync } from 'node:child_process'
 import * as net from 'node:net'
 import t from 'tap'
-import { childPids, cmdline, fixture, FIXTURES, sleep, startApache, waitFor, type Apache } from '../helpers/apache'
-
-function daemonOf(apache: Apache, group: string): Promise<number> {
-  return waitFor(
-    () => apache.daemonPids().find((p) => cmdline(p).startsWith(`(wsgi:${group})`)) ?? 0,
-    10000,
-    50,
-    `the daemon of ${group}`,
-  )
-}
-
-/** Stops a daemon (SIGSTOP) and makes sure it is continued at teardown whatever happens. */
-function pause(t: { teardown: (fn: () => unknown) => void }, pid: number): () => void {
-  let stopped = true
-  const resume = (): void => {
-    if (!stopped) return
-    stopped = false
-    try {
-      process.kill(pid, 'SIGCONT')
-    } catch {
-      /* gone */
-    }
-  }
-  process.kill(pid, 'SIGSTOP')
-  t.teardown(resume)
-  return resume
-}
-
-const timed = async <T>(p: Promise<T>): Promise<[T, number]> => {
-  const start = Date.now()
-  const v = await p
-  return [v, Date.now() - start]
-}
+import { childPids, fixture, FIXTURES, sleep, startApache, waitFor } from '../helpers/apache'
+import { daemonOf, pause, timed } from '../helpers/daemons'
 
 const DIR = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
 

@@ -53,6 +53,9 @@ class ScriptedBridge implements Bridge {
     return Date.now()
   }
   dumpStacks(): void {}
+  memoryErrors(): number {
+    return 0
+  }
   shutdown(): boolean {
     return true
   }
