@@ -53,17 +53,34 @@ t.test('maximum-requests: restart after that many requests, exit 4', async (t) =
 })
 
 t.test('a request arriving during the stop gets GOAWAY (not processed, may be retried)', async (t) => {
-  const d = await startDaemon(t, { options: { threads: 1, graceful_timeout: 5 } })
+  const d = await startDaemon(t, { options: { threads: 1, shutdown_timeout: 5 } })
   const busy = await d.connect()
   const queued = await d.connect()
   const p1 = busy.request({ script: fixture('daemon-sleep'), query: 's=0.8' })
   await new Promise((r) => setTimeout(r, 100))
   const p2 = queued.request({ script: fixture('daemon-echo'), body: Buffer.from('q') })
   await new Promise((r) => setTimeout(r, 100))
-  d.signal('SIGUSR1')
+  d.signal('SIGTERM')
   t.equal((await p2).kind, 'goaway', 'the queued request was not run')
   t.equal(text(await p1), 'slept')
   t.equal((await d.exited).code, 0)
+})
+
+t.test('graceful period: requests are still accepted and run; the process ends once idle', async (t) => {
+  const d = await startDaemon(t, { options: { threads: 1, graceful_timeout: 10 } })
+  const busy = await d.connect()
+  const later = await d.connect()
+  const p1 = busy.request({ script: fixture('daemon-sleep'), query: 's=0.8' })
+  await new Promise((r) => setTimeout(r, 150))
+  const sent = Date.now()
+  d.signal('SIGUSR1')
+  await d.waitForLog(/WSGI02021: Graceful shutdown requested/)
+  const p2 = later.request({ script: fixture('daemon-echo'), body: Buffer.from('q') })
+  t.equal(text(await p1), 'slept')
+  t.equal(text(await p2), 'q', 'a request sent during the graceful period ran (queued behind the busy thread)')
+  const exit = await d.exited
+  t.equal(exit.code, 0)
+  t.ok(exit.at - sent < 4000, `exited once idle, long before graceful-timeout (${exit.at - sent} ms)`)
 })
 
 t.test('SIGTERM: exits within shutdown-timeout even with a request stuck', async (t) => {
