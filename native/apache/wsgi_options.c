@@ -358,8 +358,14 @@ static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, 
         return NULL;
     }
     if (!strcmp(option, "server-metrics")) {
+        /* Of later mod_wsgi versions (Apache's scoreboard for Python): checked, then ignored. */
         int flag;
-        return wsgi_parse_on_off(cmd, option, value, &flag);
+        const char *err = wsgi_parse_on_off(cmd, option, value, &flag);
+        if (!err)
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, cmd->server, WSGILOGNO(01001)
+                         "%s '%s': option '%s' has no effect here and is ignored",
+                         cmd->cmd->name, g->name, option);
+        return err;
     }
     for (ign = ignored_options; *ign; ++ign) {
         if (!strcmp(option, *ign)) {
