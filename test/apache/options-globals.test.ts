@@ -50,6 +50,7 @@ WSGIScriptAlias /info ${fixture('process-observe')}
 WSGIScriptAlias /import ${fixture('import-module')}
 WSGIScriptAlias /stdio ${fixture('stdio')}
 WSGIScriptAlias /signal ${fixture('signal')}
+WSGIScriptAlias /embedded ${fixture('hello-world')} process-group=%{GLOBAL}
 <Directory ${FIXTURES}>
   Require all granted
 </Directory>
@@ -77,6 +78,7 @@ WSGIRestrictSignal On
 WSGIRestrictStdin On
 WSGIRestrictStdout On
 WSGILazyInitialization On
+WSGIRestrictEmbedded On
 WSGIPythonPath ${modules}
 WSGIDaemonProcess g threads=2
 WSGIDaemonProcess other threads=1
@@ -138,6 +140,10 @@ ${routes}
   t.match(log, /WSGI03003: Create interpreter 'preloaded'\./)
   t.notOk(apacheHasPython(apache), 'WSGILazyInitialization On: no Python in the Apache processes')
 
+  const embedded = await apache.request('/embedded')
+  t.equal(embedded.status, 500, 'WSGIRestrictEmbedded On: a request without a daemon process group fails')
+  t.match(apache.log(), /WSGI01237: Embedded mode of mod_wsgi disabled by runtime configuration/)
+
   const sockets = readdirSync(join(apache.dir, 'run')).filter((f) => f.startsWith('relative-prefix.') && f.endsWith('.sock'))
   t.equal(sockets.length, 2, `WSGISocketPrefix run/relative-prefix, relative to ServerRoot: ${sockets.join(', ')}`)
   for (const s of sockets) t.equal(statSync(join(apache.dir, 'run', s)).mode & 0o777, 0o600)
@@ -161,6 +167,7 @@ WSGIRestrictSignal Off
 WSGIRestrictStdin Off
 WSGIRestrictStdout Off
 WSGILazyInitialization Off
+WSGIRestrictEmbedded Off
 WSGIPythonPath ${modules}
 WSGIDaemonProcess g threads=2
 ${routes}
@@ -184,6 +191,9 @@ ${routes}
   t.match((await apache.request('/signal')).text, /^raised ValueError$/, "WSGIRestrictSignal Off: Python's own signal.signal() (not the main thread: ValueError)")
   t.notMatch(apache.log(), /WSGI03002|WSGI03003/, 'WSGIVerboseDebugging Off: no step lines')
   t.notOk(apacheHasPython(apache), 'WSGILazyInitialization Off: still no Python in the Apache processes')
+  const embedded = await apache.request('/embedded')
+  t.equal(embedded.text, 'Hello World!', 'WSGIRestrictEmbedded Off: a request without a process group is served')
+  t.ok(await daemonOf(apache, ''), 'by the implicit default group (wsgi:)')
 
   process.kill(g, 'SIGKILL')
   await daemonOf(apache, 'g', [g])

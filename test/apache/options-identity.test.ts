@@ -1,8 +1,9 @@
 // WSGIDaemonProcess identity and process options through a real Apache, observed by the application from
 // inside its daemon process (test/fixtures/wsgi/process-observe): user, group (names and #ids),
 // supplementary-groups (replacing initgroups), umask, home (cwd, and '' first on sys.path: release notes
-// Features Changed 5), display-name (with %{GROUP}), lang, locale, cpu-priority, processes and threads.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+// Features Changed 5), display-name (with %{GROUP}), lang, locale, cpu-priority, processes and threads;
+// script-user and script-group.
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -112,4 +113,40 @@ t.test('apache2 -t names the directive and the option on a bad identity value', 
     t.not(r.status, 0, `${option}: refused`)
     t.match(r.output, message, `${option}: says why`)
   }
+})
+
+t.test('script-user and script-group: the owner a WSGI script must have, else 403', async (t) => {
+  // Scripts in directories owned by www-data, and the repository's own (root's) fixtures.
+  const mine = mkdtempSync(join(tmpdir(), 'wsgi-owned-'))
+  t.teardown(() => rmSync(mine, { recursive: true, force: true }))
+  chmodSync(mine, 0o755)
+  const script = join(mine, 'app.wsgi')
+  writeFileSync(script, readFileSync(fixture('hello-world')))
+  chmodSync(script, 0o644)
+  chownSync(mine, 33, 33)
+  chownSync(script, 33, 33)
+  const apache = await startApache(t, {
+    config: `
+WSGIDaemonProcess su script-user=www-data threads=1
+WSGIDaemonProcess sg script-group=#33 threads=1
+WSGIScriptAlias /su-ok ${script} process-group=su
+WSGIScriptAlias /su-root ${fixture('hello-world')} process-group=su
+WSGIScriptAlias /sg-ok ${script} process-group=sg
+WSGIScriptAlias /sg-root ${fixture('hello-world')} process-group=sg
+<Directory ${mine}>
+  Require all granted
+</Directory>
+<Directory ${FIXTURES}>
+  Require all granted
+</Directory>
+`,
+  })
+  t.equal((await apache.request('/su-ok')).status, 200, 'script-user=www-data: a script owned by www-data runs')
+  t.equal((await apache.request('/su-root')).status, 403, "one owned by root does not")
+  t.match(apache.log(), /WSGI01231: WSGI script file or its directory is not owned by, or is writable by others than, user 'www-data' \(script-user of process group 'su'\)/)
+  t.equal((await apache.request('/sg-ok')).status, 200, 'script-group=#33: a script of group www-data runs')
+  t.equal((await apache.request('/sg-root')).status, 403, 'one of group root does not')
+  t.match(apache.log(), /WSGI01232: WSGI script file or its directory does not belong to group 'www-data' \(script-group of process group 'sg'\)/)
+  chmodSync(script, 0o666)
+  t.equal((await apache.request('/su-ok')).status, 403, 'a script writable by others is refused too')
 })
