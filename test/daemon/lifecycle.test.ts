@@ -154,7 +154,9 @@ t.test('deadlock-timeout: GIL never released, process restarts anyway', async (t
 t.test('cpu-time-limit: SIGXCPU makes a graceful restart', async (t) => {
   const d = await startDaemon(t, { options: { cpu_time_limit: 2, shutdown_timeout: 2 } })
   const c = await d.connect()
-  const p = c.request({ script: fixture('daemon-busy'), query: 'mode=python&s=4' }, 30000)
+  // Burns until the process has used 4 s of CPU (not 4 s of wall time, which a busy machine would
+  // turn into less than the 2 s limit, and then nothing would ever happen).
+  const p = c.request({ script: fixture('cpu-burn'), query: 'cpu=4&max=60' }, 90000)
   const exit = await d.exited
   t.equal(exit.code, 4)
   t.match(d.stderr, /WSGI02026: Exceeded CPU time limit 'myapp'/)
