@@ -203,11 +203,23 @@ t.test('a signal during initialisation stops cleanly, without waiting for a hung
 t.test('a signal before Python starts stops cleanly too', async (t) => {
   const d = new Daemon({})
   t.teardown(() => d.cleanup())
-  // Node needs a moment before its handlers exist; the daemon registers them first thing.
-  await waitFor(() => existsSync(`/proc/${d.pid}/cmdline`) && readFileSync(`/proc/${d.pid}/cmdline`, 'latin1').includes('main.js'), 5000, 'exec')
-  await new Promise((r) => setTimeout(r, 150))
+  // The daemon's first steps: signal handlers, then the configuration, then the process title (which
+  // replaces the command line that names main.js), then limits, identity and only then Python.
+  const cmd = () => (existsSync(`/proc/${d.pid}/cmdline`) ? readFileSync(`/proc/${d.pid}/cmdline`, 'latin1') : '')
+  await waitFor(() => cmd().includes('main.js'), 5000, 'exec')
+  await waitFor(() => cmd() !== '' && !cmd().includes('main.js'), 10000, 'the process title')
   d.signal('SIGTERM')
   const exit = await d.exited
   t.equal(exit.signal, null, 'not killed by the signal')
   t.equal(exit.code, 0)
+})
+
+t.test('a signal before any JavaScript ran ends the daemon, never crashes or hangs it', async (t) => {
+  const d = new Daemon({})
+  t.teardown(() => d.cleanup())
+  await waitFor(() => existsSync(`/proc/${d.pid}/cmdline`) && readFileSync(`/proc/${d.pid}/cmdline`, 'latin1').includes('main.js'), 5000, 'exec')
+  d.signal('SIGTERM')
+  const exit = await d.exited
+  // Node's own handler ends the process by the signal until the daemon's handler exists (exit 0 then).
+  t.ok((exit.signal === null && exit.code === 0) || exit.signal === 'SIGTERM', `ended by ${exit.signal ?? `exit ${exit.code}`}`)
 })
