@@ -203,11 +203,19 @@ t.test('a signal during initialisation stops cleanly, without waiting for a hung
 t.test('a signal before Python starts stops cleanly too', async (t) => {
   const d = new Daemon({})
   t.teardown(() => d.cleanup())
-  // The daemon's first steps: signal handlers, then the configuration, then the process title (which
-  // replaces the command line that names main.js), then limits, identity and only then Python.
-  const cmd = () => (existsSync(`/proc/${d.pid}/cmdline`) ? readFileSync(`/proc/${d.pid}/cmdline`, 'latin1') : '')
-  await waitFor(() => cmd().includes('main.js'), 5000, 'exec')
-  await waitFor(() => cmd() !== '' && !cmd().includes('main.js'), 10000, 'the process title')
+  // Before Node has run any of our code a signal has its default action (Node's own SIGTERM handler
+  // re-raises it); the daemon installs its handlers first thing, before Python, all in one loop. Wait
+  // until the kernel shows SIGXCPU caught (Node itself never catches it, and the daemon installs it
+  // after SIGTERM), then send SIGTERM.
+  const caught = () => {
+    try {
+      const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${d.pid}/status`, 'latin1'))
+      return m !== null && (BigInt(`0x${m[1]}`) & (1n << 23n)) !== 0n
+    } catch {
+      return false
+    }
+  }
+  await waitFor(caught, 10000, 'the daemon\'s signal handlers')
   d.signal('SIGTERM')
   const exit = await d.exited
   t.equal(exit.signal, null, 'not killed by the signal')
