@@ -228,7 +228,7 @@ async function main(): Promise<void> {
   // the process may be left fragmented or near the limit, so it restarts, gracefully.
   if (o.memoryLimit > 0 || o.virtualMemoryLimit > 0) {
     const memoryCheck = setInterval(() => {
-      const n = bridge.memoryErrors()
+      const n = bridge.memoryErrors?.() ?? 0
       if (n === 0 || lc.stopping) return
       clearInterval(memoryCheck)
       log.report(E.memoryLimit, c.group, n)

@@ -98,8 +98,9 @@ export interface Bridge {
   dumpStacks(reason: string): void
 
   /** How many requests have ended in MemoryError so far (raised by the app, or an allocation in native
-   *  code that failed): under memory-limit / virtual-memory-limit the daemon then restarts. */
-  memoryErrors(): number
+   *  code that failed): under memory-limit / virtual-memory-limit the daemon then restarts. Always
+   *  provided by the addon; optional so that test doubles need not. */
+  memoryErrors?(): number
 
   /** Ends Python: lets workers finish for at most `timeoutMs`, then finalises. Returns false when it had
    *  to give up (the caller exits anyway). Safe to call twice. */

@@ -53,9 +53,6 @@ class ScriptedBridge implements Bridge {
     return Date.now()
   }
   dumpStacks(): void {}
-  memoryErrors(): number {
-    return 0
-  }
   shutdown(): boolean {
     return true
   }
