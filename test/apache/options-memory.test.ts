@@ -30,7 +30,7 @@ t.test('limits below the floor are raised to it, with a warning; at the floor al
 WSGIDaemonProcess low threads=15 virtual-memory-limit=500000000 memory-limit=50000000
 WSGIProcessGroup low
 WSGIScriptAlias /info ${fixture('process-observe')}
-WSGIScriptAlias /sleep ${fixture('pid-sleep')}
+WSGIScriptAlias /together ${fixture('barrier')}
 ${DIR}
 `
   const check = new Apache({ config })
@@ -50,9 +50,10 @@ ${DIR}
   const info = JSON.parse((await apache.request('/info')).text)
   t.same(info.limits.as, [asFloor, asFloor], 'RLIMIT_AS is the floor')
   t.same(info.limits.data, [dataFloor, dataFloor], 'RLIMIT_DATA is the floor')
-  const results = await Promise.all(Array.from({ length: 15 }, () => apache.request('/sleep?ms=1000')))
-  t.same(results.map((r) => r.status), Array(15).fill(200), 'fifteen requests at once')
-  t.equal(new Set(results.map((r) => r.text)).size, 15, 'on fifteen threads at once: every worker thread could start')
+  // Each request waits inside the application until all fifteen are: fifteen threads at once.
+  const results = await Promise.all(Array.from({ length: 15 }, () => apache.request('/together?n=15&timeout=30', { timeoutMs: 60000 })))
+  t.same(results.map((r) => r.status), Array(15).fill(200), 'fifteen requests inside the application at once')
+  t.equal(new Set(results.map((r) => r.text)).size, 15, 'on fifteen threads: every worker thread could start')
   t.equal(new Set(results.map(pidOf)).size, 1, 'in the one daemon, which did not restart')
   t.notMatch(apache.log(), /Unable to start a worker thread|MemoryError/)
 })

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process'
 import * as net from 'node:net'
 import t from 'tap'
-import { childPids, fixture, FIXTURES, sleep, startApache, waitFor } from '../helpers/apache'
+import { childPids, fixture, FIXTURES, startApache, waitFor } from '../helpers/apache'
 import { daemonOf, pause, timed } from '../helpers/daemons'
 
 const DIR = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
@@ -122,14 +122,14 @@ t.test('queue-timeout: a request that waited longer is not run, 503', async (t) 
     config: `
 WSGIDaemonProcess qt queue-timeout=1 threads=1
 WSGIProcessGroup qt
-WSGIScriptAlias /sleep ${fixture('daemon-sleep')}
+WSGIScriptAlias /sleep ${fixture('sleep-logged')}
 WSGIScriptAlias /count ${fixture('counter')}
 ${DIR}
 `,
   })
   t.equal((await apache.request('/count?op=get')).status, 200)
-  const slow = timed(apache.request('/sleep?s=2.5'))
-  await sleep(300)
+  const slow = timed(apache.request('/sleep?s=2.5&id=holder'))
+  await apache.waitForLog(/sleep-logged: holder started/)
   const [queued, took] = await timed(apache.request('/count?op=inc'))
   t.equal(queued.status, 503, 'Service Unavailable (release notes, New Features 11)')
   t.ok(took < 5000, `answered once a thread was free (${took} ms)`)
