@@ -5,8 +5,9 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="apache2 apache2-dev libpython3.11-dev python3-django python3-flask"
-# Only for bench/ (side by side with the original module) and the sendfile tests.
-EXTRA=${MOD_WSGI_SETUP_EXTRA-"libapache2-mod-wsgi-py3 wrk strace"}
+# Only for bench/ (side by side with the original module), the sendfile tests and the test that Apache
+# refuses mod_python beside mod_wsgi (without it, that test builds a stand-in module).
+EXTRA=${MOD_WSGI_SETUP_EXTRA-"libapache2-mod-wsgi-py3 wrk strace libapache2-mod-python"}
 
 missing=""
 for p in $PACKAGES $EXTRA; do

@@ -56,6 +56,7 @@ private:
     Napi::Value Preload(const Napi::CallbackInfo &info);
     Napi::Value LastGilAcquired(const Napi::CallbackInfo &info);
     Napi::Value DumpStacks(const Napi::CallbackInfo &info);
+    Napi::Value MemoryErrors(const Napi::CallbackInfo &info);
     Napi::Value Shutdown(const Napi::CallbackInfo &info);
 
     static void CallJs(napi_env env, napi_value js_callback, void *context, void *data);

@@ -311,8 +311,9 @@ export class Connection {
   /** A thread is free for this job: hand it to the bridge with any body that already arrived. */
   submit(job: RequestJob): void {
     const bridge = this.host.bridge
+    // The bridge copies the payload; ours stays until the request ends, for the URI in log lines
+    // (socket-timeout, a restart interrupting it).
     const payload = job.payload as Buffer
-    job.payload = null
     try {
       if (job.kind === 'auth') bridge.submitAuth(job.id, payload)
       else bridge.submit(job.id, payload, job.hasBody)

@@ -21,6 +21,9 @@ export interface ServerOptions {
   listenBacklog: number
   /** The addon's descriptor passing for FILE frames; null to send file contents as BODY frames. */
   sendWithFd?: SendWithFd | null
+  /** Applies send-buffer-size / receive-buffer-size to an accepted connection's descriptor; null when
+   *  neither option is set. Accepted UNIX sockets do not inherit the listener's buffer sizes. */
+  tuneSocket?: ((fd: number) => void) | null
 }
 
 export interface ServerHooks {
@@ -119,8 +122,10 @@ export class DaemonServer implements ConnectionHost {
       const server = net.createServer({ allowHalfOpen: false }, (socket) => this.accept(socket))
       const onError = (err: Error): void => reject(err)
       server.once('error', onError)
-      // The parent chose the backlog (listen-backlog); listen() on a listening socket would reset it.
-      server.listen({ ...where, backlog: this.opts.listenBacklog > 0 ? this.opts.listenBacklog : undefined }, () => {
+      // Node listen()s again on an inherited descriptor, with 511 unless told: that would undo the
+      // parent's listen-backlog. For `{ fd }` Node takes the backlog only as the second argument
+      // (options.backlog is ignored), and never 0 (it reads 0 as "unset"): 0 becomes 1.
+      server.listen(where, Math.max(1, this.opts.listenBacklog), () => {
         server.off('error', onError)
         server.on('error', (err) => log.report(E.listen, err.message))
         this.server = server
@@ -136,6 +141,15 @@ export class DaemonServer implements ConnectionHost {
       return
     }
     debug('connection accepted')
+    const tune = this.opts.tuneSocket
+    if (tune) {
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd
+      try {
+        if (typeof fd === 'number' && fd >= 0) tune(fd)
+      } catch (e) {
+        log.report(E.socketBuffers, (e as Error).message)
+      }
+    }
     this.connections.add(new Connection(socket, this))
   }
 

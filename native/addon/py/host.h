@@ -77,6 +77,8 @@ public:
     virtual double last_gil_acquired() = 0;
     // Python stacks of every thread of every interpreter to the error log, without the GIL.
     virtual void dump_stacks(const std::string &reason) = 0;
+    // How many requests ended in MemoryError (raised by the app, or a native allocation that failed).
+    virtual double memory_errors() = 0;
     // Stops workers and finalises Python within timeout_ms; false when it had to give up.
     virtual bool shutdown(int timeout_ms) = 0;
 };

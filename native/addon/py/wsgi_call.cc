@@ -12,6 +12,8 @@ namespace modwsgi {
 namespace {
 
 void fail_with_exception(Call &call) {
+    if (PyErr_ExceptionMatches(PyExc_MemoryError))
+        call.st.rt->note_memory_error();
     log_exception(call.st, call.script, call.client);
     call.failed = true;
     if (call.error_text.empty())
@@ -155,6 +157,7 @@ std::string run_request(InterpState &st, Request &req) {
     } catch (const std::bad_alloc &) {
         // Allocation failed in native code (e.g. under RLIMIT_AS): a MemoryError for this request.
         PyErr_Clear();
+        st.rt->note_memory_error();
         runtime_logger(*st.rt).write(LogLevel::kError, kLogNoMemory,
                                      "Out of memory processing WSGI script '" + std::string(call.script) + "'.",
                                      call.client);
