@@ -5,7 +5,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Apache, APACHE_BIN, APACHE_MODULES, childPids, cmdline, fixture, FIXTURES, freePort, makeTempDir, startApache, waitFor } from '../helpers/apache'
+import { Apache, APACHE_BIN, childPids, debianModule, cmdline, fixture, FIXTURES, freePort, makeTempDir, startApache, waitFor } from '../helpers/apache'
 
 const WWW_DATA_UID = 33
 
@@ -243,10 +243,11 @@ WSGIScriptAlias /g ${fixture('hello-world')} process-group=g
   t.same(childPids(r.pid ?? 0), [], 'no daemon was left behind')
 })
 
-/** Debian's libapache2-mod-python (scripts/setup.sh installs it); else a stand-in built with apxs. */
+/** Debian's libapache2-mod-python (scripts/setup.sh unpacks it under build/debian, or it is installed);
+ *  else a stand-in built with apxs. */
 function modPython(t: { teardown: (fn: () => unknown) => void; equal: (a: unknown, b: unknown, m: string) => unknown }): string {
-  const real = `${APACHE_MODULES}/mod_python.so`
-  if (existsSync(real)) return real
+  const real = debianModule('mod_python.so')
+  if (real) return real
   // A stand-in module whose name is mod_python.c, like the real one.
   const dir = makeTempDir('mod_wsgi-mod-python-')
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
