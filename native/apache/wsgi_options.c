@@ -417,7 +417,7 @@ const char *wsgi_parse_daemon_options(cmd_parms *cmd, wsgi_group *g, const char 
     {
         apr_int64_t stack = g->stack_size ? g->stack_size : WSGI_DEFAULT_THREAD_STACK;
         raise_to_floor(cmd, g, "virtual-memory-limit", &g->virtual_memory_limit,
-                       WSGI_FLOOR_AS_BASE + g->threads * stack);
+                       WSGI_FLOOR_AS_BASE + g->threads * (stack + WSGI_FLOOR_AS_PER_THREAD));
         raise_to_floor(cmd, g, "memory-limit", &g->memory_limit,
                        WSGI_FLOOR_DATA_BASE + g->threads * (stack + WSGI_FLOOR_DATA_PER_THREAD));
     }

@@ -6,8 +6,11 @@
 const MiB = 1024 * 1024
 
 /** Address space: about 810-842 MiB measured at threads=1, 921-953 MiB at threads=15 (depending on how
- *  the daemon was started); the base leaves room for V8's heap to grow under load. */
-export const FLOOR_AS_BASE = 896 * MiB
+ *  the daemon was started), and 998-1110 MiB in use with 15 threads busy after requests, varying from
+ *  run to run (V8 and malloc reserve address space in large steps); the base and the per-thread part
+ *  leave room for that and for V8's heap to grow under load. */
+export const FLOOR_AS_BASE = 1024 * MiB
+export const FLOOR_AS_PER_THREAD = 4 * MiB
 /** Private writable memory: 72 MiB measured at threads=1, 191 MiB at threads=15; with the same room. */
 export const FLOOR_DATA_BASE = 128 * MiB
 export const FLOOR_DATA_PER_THREAD = MiB / 2
@@ -24,7 +27,7 @@ export interface MemoryFloors {
 export function memoryFloors(threads: number, stackSize: number): MemoryFloors {
   const stack = stackSize > 0 ? stackSize : DEFAULT_THREAD_STACK
   return {
-    virtualMemory: FLOOR_AS_BASE + threads * stack,
+    virtualMemory: FLOOR_AS_BASE + threads * (stack + FLOOR_AS_PER_THREAD),
     data: FLOOR_DATA_BASE + threads * (stack + FLOOR_DATA_PER_THREAD),
   }
 }

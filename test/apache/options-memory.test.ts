@@ -37,7 +37,7 @@ ${DIR}
   const test = check.configTest()
   await check.cleanup()
   t.equal(test.status, 0, 'apache2 -t accepts the configuration')
-  const asFloor = 896 * MiB + 15 * 8 * MiB
+  const asFloor = 1024 * MiB + 15 * (8 + 4) * MiB
   const dataFloor = 128 * MiB + 15 * (8 * MiB + MiB / 2)
   t.match(
     test.output,

@@ -33,7 +33,7 @@ t.test('watchParent: stop() ends the watch; a parent already gone at start fires
 
 t.test('memoryFloors: a base plus each thread stack (stack-size when given)', async (t) => {
   const MiB = 1024 * 1024
-  t.same(memoryFloors(1, 0), { virtualMemory: 904 * MiB, data: 136.5 * MiB })
-  t.same(memoryFloors(15, 0), { virtualMemory: 1016 * MiB, data: 255.5 * MiB })
-  t.same(memoryFloors(15, 512 * 1024), { virtualMemory: 903.5 * MiB, data: 143 * MiB })
+  t.same(memoryFloors(1, 0), { virtualMemory: 1036 * MiB, data: 136.5 * MiB })
+  t.same(memoryFloors(15, 0), { virtualMemory: 1204 * MiB, data: 255.5 * MiB })
+  t.same(memoryFloors(15, 512 * 1024), { virtualMemory: 1091.5 * MiB, data: 143 * MiB })
 })
