@@ -1,6 +1,7 @@
 #include "process_control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -141,6 +142,19 @@ Napi::Value SendWithFd(const Napi::CallbackInfo &info) {
     return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// dupFd(fd): a close-on-exec duplicate of fd (the daemon opens and closes its own listener on the
+// group's socket, fd 3, which itself stays open).
+Napi::Value DupFd(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double fd = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(fd >= 0 && fd <= INT32_MAX) || std::floor(fd) != fd)
+        throw Napi::TypeError::New(env, "dupFd(fd): fd must be a non-negative integer");
+    int copy = fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 3);
+    if (copy < 0)
+        throw SysError(env, "dup(" + std::to_string(static_cast<int>(fd)) + ")", errno);
+    return Napi::Number::New(env, copy);
+}
+
 }  // namespace
 
 void InitProcessControl(Napi::Env env, Napi::Object exports) {
@@ -149,6 +163,7 @@ void InitProcessControl(Napi::Env env, Napi::Object exports) {
     exports.Set("setPriority", Napi::Function::New<SetPriority>(env, "setPriority"));
     exports.Set("setMallocArenaMax", Napi::Function::New<SetMallocArenaMax>(env, "setMallocArenaMax"));
     exports.Set("sendWithFd", Napi::Function::New<SendWithFd>(env, "sendWithFd"));
+    exports.Set("dupFd", Napi::Function::New<DupFd>(env, "dupFd"));
 }
 
 }  // namespace modwsgi

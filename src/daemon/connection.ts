@@ -56,6 +56,13 @@ export interface ConnectionHost {
   readonly stopping: boolean
   /** Sends a FILE frame with its descriptor (the addon's sendWithFd); null: send file contents instead. */
   readonly sendWithFd: SendWithFd | null
+  /** A RETRYABLE request arriving now should be sent back with GOAWAY (no free thread, and other
+   *  processes of the group may have one). */
+  readonly shouldRedirect?: boolean
+  /** Counts requests sent back because no thread was free. */
+  redirected?: number
+  /** The dispatcher's load changed (a request was queued or admitted): the accept gate follows it. */
+  loadChanged?(): void
   nextId(): number
   /** I/O happened (inactivity-timeout). */
   touch(): void
@@ -88,6 +95,8 @@ export class Connection {
   private goAwayWhenIdle = false
   private closing = false
   private gone = false
+  /** Called once, at the first frame or the end of the connection (the server's accept gate). */
+  private firstFrame: (() => void) | null = null
 
   constructor(
     readonly socket: Socket,
@@ -132,6 +141,17 @@ export class Connection {
         /* already reported */
       }
     }
+  }
+
+  /** `fn` runs once, when the first frame arrives or the connection ends, whichever comes first. */
+  onFirstFrame(fn: () => void): void {
+    this.firstFrame = fn
+  }
+
+  private firstFrameSeen(): void {
+    const fn = this.firstFrame
+    this.firstFrame = null
+    fn?.()
   }
 
   /** True when no request is in progress: a GOAWAY may be sent. */
@@ -183,6 +203,7 @@ export class Connection {
   }
 
   private onFrame(type: number, _flags: number, payload: Buffer): void {
+    if (this.firstFrame !== null) this.firstFrameSeen()
     switch (type) {
       case FrameType.REQUEST:
         if (this.job !== null) {
@@ -232,6 +253,7 @@ export class Connection {
     this.setAllowed()
     const r = this.host.dispatcher.enqueue(job)
     if (r === 'refused') this.goAway()
+    this.host.loadChanged?.()
     this.updateReading()
   }
 
@@ -257,6 +279,14 @@ export class Connection {
       this.goAway()
       return
     }
+    if (fixed.retryable && this.host.shouldRedirect === true) {
+      // Every thread is busy and the child can send it again: on a fresh connection it goes to
+      // whichever process of the group accepts, and a process accepts only when it has a free thread.
+      debug('request sent back: no free thread')
+      if (this.host.redirected !== undefined) this.host.redirected++
+      this.goAway()
+      return
+    }
     const job = new RequestJob(this.host.nextId(), this, payload, fixed.bodyFollows, fixed.requestStartUs)
     this.job = job
     this.bodyOpen = fixed.bodyFollows
@@ -265,6 +295,7 @@ export class Connection {
     this.setAllowed()
     const r = this.host.dispatcher.enqueue(job)
     if (r === 'refused') this.goAway()
+    this.host.loadChanged?.()
     this.updateReading()
   }
 
@@ -532,6 +563,8 @@ export class Connection {
   private goAway(): void {
     if (this.closing || this.gone) return
     this.closing = true
+    // Frames behind the refused request (its body) are not ours to read any more.
+    this.reader.pause()
     const socket = this.socket
     socket.end(GOAWAY_FRAME)
     // Once the bytes are with the kernel the child can read them after we close: do not wait for it.
@@ -549,6 +582,7 @@ export class Connection {
     if (this.gone) return
     this.gone = true
     this.closing = true
+    if (this.firstFrame !== null) this.firstFrameSeen()
     this.stashed = null
     const job = this.job
     if (job !== null) {

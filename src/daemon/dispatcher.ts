@@ -48,6 +48,11 @@ export class Dispatcher<J extends Job> {
     return this.waiting
   }
 
+  /** True when a job offered now would not start at once (no free thread, or others wait first). */
+  get wouldQueue(): boolean {
+    return this.active.size >= this.threads || this.waiting > 0
+  }
+
   /** False once close() was called: new jobs are refused. */
   get accepting(): boolean {
     return this.open

@@ -132,6 +132,8 @@ async function main(): Promise<void> {
       socketTimeoutMs: o.socketTimeout * 1000,
       listenBacklog: o.listenBacklog,
       sendWithFd: addon.processControl.sendWithFd?.bind(addon.processControl) ?? null,
+      processes: o.processes,
+      dupFd: addon.processControl.dupFd?.bind(addon.processControl) ?? null,
     },
     { touch: () => watchdog?.touch(), admitted: () => lc.admitted(), restartRequested: () => lc.stop('script-reload') },
   )

@@ -2,10 +2,11 @@
 // bound by the Apache parent, shared by every process of the group), tracks them, owns the dispatcher,
 // and routes the bridge's events (output, inputResume) to the connection of each request.
 import { closeSync } from 'node:fs'
-import * as net from 'node:net'
+import type * as net from 'node:net'
 import type { Bridge, BridgeHandlers } from '../native/types'
 import { lastFrameType } from '../protocol/frames'
 import { FrameType } from '../protocol/wire'
+import { AcceptGate } from './accept-gate'
 import { Connection, type ConnectionHost } from './connection'
 import { Dispatcher } from './dispatcher'
 import type { SendWithFd } from './file-sender'
@@ -21,6 +22,11 @@ export interface ServerOptions {
   listenBacklog: number
   /** The addon's descriptor passing for FILE frames; null to send file contents as BODY frames. */
   sendWithFd?: SendWithFd | null
+  /** The group's process count: with more than one, this process accepts only while it has room
+   *  (accept-gate.ts), and answers GOAWAY to a RETRYABLE request it cannot start at once. */
+  processes?: number
+  /** The addon's dup(), for the accept gate; without it the process always accepts. */
+  dupFd?: ((fd: number) => number) | null
 }
 
 export interface ServerHooks {
@@ -34,6 +40,8 @@ export interface ServerHooks {
 }
 
 const MAX_ID = 0x7fffffff
+/** A new connection holds a place for its first request this long at most (the child sends it at once). */
+const FRESH_MS = 1000
 
 export class DaemonServer implements ConnectionHost {
   readonly dispatcher: Dispatcher<RequestJob>
@@ -42,7 +50,14 @@ export class DaemonServer implements ConnectionHost {
   readonly socketTimeoutMs: number
   readonly sendWithFd: SendWithFd | null
   stopping = false
-  private server: net.Server | null = null
+  /** Requests sent back with GOAWAY because no thread was free (several processes only). */
+  redirected = 0
+  private gate: AcceptGate | null = null
+  /** Accepting only while there is room: several processes share the socket. */
+  private readonly balancing: boolean
+  /** Connections accepted whose first frame has not come yet: each holds a place. */
+  private fresh = 0
+  private readonly threads: number
   private lastId = 0
   private bridgeRef: Bridge | null = null
 
@@ -53,6 +68,8 @@ export class DaemonServer implements ConnectionHost {
     this.group = opts.group
     this.socketTimeoutMs = opts.socketTimeoutMs
     this.sendWithFd = opts.sendWithFd ?? null
+    this.threads = opts.threads
+    this.balancing = (opts.processes ?? 1) > 1 && typeof opts.dupFd === 'function'
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
       start: (job) => {
         job.conn.submit(job)
@@ -87,7 +104,10 @@ export class DaemonServer implements ConnectionHost {
           log.report(E.uncaught, this.group, (e as Error)?.stack ?? String(e))
           job.conn.destroy()
         }
-        if (final) this.dispatcher.finish(id)
+        if (final) {
+          this.dispatcher.finish(id)
+          if (this.balancing) this.loadChanged()
+        }
         return pause
       },
       inputResume: (id) => {
@@ -111,22 +131,32 @@ export class DaemonServer implements ConnectionHost {
 
   released(conn: Connection): void {
     this.connections.delete(conn)
+    if (this.balancing) this.loadChanged()
+  }
+
+  /** Whether a request that can be sent elsewhere should be: several processes, no thread free now. */
+  get shouldRedirect(): boolean {
+    return this.balancing && this.dispatcher.wouldQueue
+  }
+
+  /** A request was admitted, queued or finished, or a new connection was accepted or sent its first
+   *  frame: accept only while this process has room (several processes). Cheap unless it flips. */
+  loadChanged(): void {
+    const gate = this.gate
+    if (!this.balancing || gate === null || this.stopping) return
+    const d = this.dispatcher
+    if (d.activeCount + d.queuedCount + this.fresh < this.threads) gate.open()
+    else gate.close()
   }
 
   /** Starts accepting on the inherited listening socket (`{ fd: 3 }`), or a path (tests). */
   listen(where: { fd: number } | { path: string }): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const server = net.createServer({ allowHalfOpen: false }, (socket) => this.accept(socket))
-      const onError = (err: Error): void => reject(err)
-      server.once('error', onError)
-      // The parent chose the backlog (listen-backlog); listen() on a listening socket would reset it.
-      server.listen({ ...where, backlog: this.opts.listenBacklog > 0 ? this.opts.listenBacklog : undefined }, () => {
-        server.off('error', onError)
-        server.on('error', (err) => log.report(E.listen, err.message))
-        this.server = server
-        resolve()
-      })
-    })
+    // The parent chose the backlog (listen-backlog); listen() on a listening socket would reset it.
+    this.gate = new AcceptGate(
+      { where, backlog: this.opts.listenBacklog, dup: this.balancing ? (this.opts.dupFd ?? null) : null },
+      (socket) => this.accept(socket),
+    )
+    return this.gate.start()
   }
 
   private accept(socket: net.Socket): void {
@@ -136,14 +166,31 @@ export class DaemonServer implements ConnectionHost {
       return
     }
     debug('connection accepted')
-    this.connections.add(new Connection(socket, this))
+    const conn = new Connection(socket, this)
+    this.connections.add(conn)
+    if (!this.balancing) return
+    // It holds a place until its first frame (or its end), so that one accept loop takes no more
+    // connections than there are free threads.
+    this.fresh++
+    let held = true
+    const release = (): void => {
+      if (!held) return
+      held = false
+      clearTimeout(timer)
+      this.fresh--
+      this.loadChanged()
+    }
+    const timer = setTimeout(release, FRESH_MS)
+    timer.unref()
+    conn.onFirstFrame(release)
+    this.loadChanged()
   }
 
   /** Graceful stop, first step: no new connections or requests; idle connections get GOAWAY. */
   beginStop(): void {
     if (this.stopping) return
     this.stopping = true
-    this.server?.close()
+    this.gate?.shutdown()
     for (const job of this.dispatcher.close()) job.conn.refuse(job)
     for (const c of this.connections) c.goAwayIfIdle()
   }

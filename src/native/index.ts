@@ -23,6 +23,7 @@ interface Binding {
   setPriority(nice: number): void
   setMallocArenaMax(n: number): void
   sendWithFd(socketFd: number, data: Buffer, fd: number): number
+  dupFd(fd: number): number
 }
 
 /** lib/native/index.js and src/native/index.ts both sit two levels below the package root. */
@@ -160,7 +161,7 @@ function resource(r: unknown): RlimitResource {
   return r as RlimitResource
 }
 
-/** setrlimit/getrlimit/setpriority/mallopt/sendmsg for src/daemon. Infinity stands for RLIM_INFINITY. */
+/** setrlimit/getrlimit/setpriority/mallopt/sendmsg/dup for src/daemon. Infinity stands for RLIM_INFINITY. */
 export const processControl: Required<ProcessControl> = {
   setrlimit(r, soft, hard) {
     load().setrlimit(resource(r), soft, hard)
@@ -176,5 +177,8 @@ export const processControl: Required<ProcessControl> = {
   },
   sendWithFd(socketFd, data, fd) {
     return load().sendWithFd(socketFd, data, fd)
+  },
+  dupFd(fd) {
+    return load().dupFd(fd)
   },
 }

@@ -135,6 +135,9 @@ export interface ProcessControl {
    *  even the descriptor) was sent. Call it only when Node's write queue for the socket is empty. The
    *  caller still owns and closes `fd`. Throws on other errors. Always provided by src/native/index.ts. */
   sendWithFd?(socketFd: number, data: Buffer, fd: number): number
+  /** A close-on-exec duplicate of `fd` (numbered 3 or above). The daemon listens on duplicates of the
+   *  group's socket so that it can stop accepting (close one) and start again. Throws on failure. */
+  dupFd?(fd: number): number
 }
 
 export type RlimitResource = 'cpu' | 'data' | 'as' | 'stack' | 'nofile'
