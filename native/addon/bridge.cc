@@ -84,6 +84,7 @@ Napi::Function Bridge::Define(Napi::Env env) {
                            InstanceMethod<&Bridge::Resume>("resume"),
                            InstanceMethod<&Bridge::Preload>("preload"),
                            InstanceMethod<&Bridge::LastGilAcquired>("lastGilAcquired"),
+                           InstanceMethod<&Bridge::MemoryErrors>("memoryErrors"),
                            InstanceMethod<&Bridge::DumpStacks>("dumpStacks"),
                            InstanceMethod<&Bridge::Shutdown>("shutdown"),
                        });
@@ -272,6 +273,10 @@ Napi::Value Bridge::Preload(const Napi::CallbackInfo &info) {
 
 Napi::Value Bridge::LastGilAcquired(const Napi::CallbackInfo &info) {
     return Napi::Number::New(info.Env(), host_->last_gil_acquired());
+}
+
+Napi::Value Bridge::MemoryErrors(const Napi::CallbackInfo &info) {
+    return Napi::Number::New(info.Env(), host_->memory_errors());
 }
 
 Napi::Value Bridge::DumpStacks(const Napi::CallbackInfo &info) {

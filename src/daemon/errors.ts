@@ -62,6 +62,8 @@ export const E = {
   exiting: m(2029, 'info', (group: string, code: number) => `Exiting process '${group}' (status ${code}).`),
   pythonShutdown: m(2030, 'error', (group: string) => `Python did not finish shutting down in time in process '${group}'; exiting anyway.`),
   uncaught: m(2031, 'crit', (group: string, detail: string) => `Internal error in daemon process '${group}', restarting: ${detail}`),
+  memoryExhausted: m(2060, 'error', (group: string) =>
+    `An application in daemon process '${group}' ran out of memory (MemoryError; see memory-limit): restarting the process to free its memory.`),
 
   // Requests and connections ----------------------------------------------------------------------------
   malformed: m(2040, 'error', (detail: string) => `Malformed data received from Apache child, connection closed: ${detail}.`),

@@ -2,6 +2,7 @@
 //   signal (SIGTERM, SIGINT, SIGHUP)   normal shutdown: wait up to shutdown-timeout, exit 0
 //   graceful-signal (SIGUSR1)          graceful-timeout first if set (release notes New Features 3), exit 0
 //   maximum-requests, cpu-time-limit   graceful-timeout first if set (New Features 2), then normal; exit 4
+//   memory-error                       an application ran out of memory (memory-limit): as maximum-requests
 //   inactivity-timeout                 nothing is running: exit 4 at once
 //   script-reload                      a WSGI script changed (WSGIScriptReloading): normal shutdown, exit 4
 //   request-timeout, deadlock-timeout  forced: interrupt what runs (504/503 where no response began), exit 4
@@ -36,6 +37,7 @@ export type StopReason =
   | 'request-timeout'
   | 'deadlock-timeout'
   | 'script-reload'
+  | 'memory-error'
 
 export interface LifecycleOptions {
   group: string
@@ -122,7 +124,7 @@ export class Lifecycle {
       return
     }
     const graceful =
-      (reason === 'graceful-signal' || reason === 'maximum-requests' || reason === 'cpu-time-limit') &&
+      (reason === 'graceful-signal' || reason === 'maximum-requests' || reason === 'cpu-time-limit' || reason === 'memory-error') &&
       this.opts.gracefulTimeoutMs > 0
     if (first) {
       this.phase = graceful ? 'graceful' : 'normal'

@@ -135,7 +135,15 @@ async function main(): Promise<void> {
       processes: o.processes,
       dupFd: addon.processControl.dupFd?.bind(addon.processControl) ?? null,
     },
-    { touch: () => watchdog?.touch(), admitted: () => lc.admitted(), restartRequested: () => lc.stop('script-reload') },
+    {
+      touch: () => watchdog?.touch(),
+      admitted: () => lc.admitted(),
+      restartRequested: () => lc.stop('script-reload'),
+      memoryExhausted: () => {
+        if (!lc.stopping) log.report(E.memoryExhausted, c.group)
+        lc.stop('memory-error')
+      },
+    },
   )
   let bridge: Bridge
   try {

@@ -5,7 +5,7 @@ import { closeSync } from 'node:fs'
 import type * as net from 'node:net'
 import type { Bridge, BridgeHandlers } from '../native/types'
 import { lastFrameType } from '../protocol/frames'
-import { FrameType } from '../protocol/wire'
+import { END_COMPLETE, FrameType } from '../protocol/wire'
 import { AcceptGate } from './accept-gate'
 import { Connection, type ConnectionHost } from './connection'
 import { Dispatcher } from './dispatcher'
@@ -37,6 +37,8 @@ export interface ServerHooks {
   /** The addon answered a request with GOAWAY: its WSGI script changed and this process must restart
    *  (WSGIScriptReloading in a daemon process group, as mod_wsgi does). */
   restartRequested?(): void
+  /** An application or hook ran out of memory (memory-limit): this process restarts to free it. */
+  memoryExhausted?(): void
 }
 
 const MAX_ID = 0x7fffffff
@@ -96,8 +98,13 @@ export class DaemonServer implements ConnectionHost {
           return false
         }
         let pause = false
-        // Stop first, so that no retry of this request can reach this process's listener.
-        if (final && lastFrameType(data) === FrameType.GOAWAY) this.hooks.restartRequested?.()
+        if (final) {
+          const last = lastFrameType(data)
+          // Stop first, so that no retry of this request can reach this process's listener.
+          if (last === FrameType.GOAWAY) this.hooks.restartRequested?.()
+          // A request that failed may have run out of memory: then the process restarts.
+          else if (last !== FrameType.END || data.readUInt32BE(data.length - 4) !== END_COMPLETE) this.checkMemory()
+        }
         try {
           pause = job.conn.output(job, data, final, fd)
         } catch (e) {
@@ -118,6 +125,15 @@ export class DaemonServer implements ConnectionHost {
 
   attach(bridge: Bridge): void {
     this.bridgeRef = bridge
+  }
+
+  private memoryErrors = 0
+
+  private checkMemory(): void {
+    const n = this.bridgeRef?.memoryErrors?.() ?? 0
+    if (n === this.memoryErrors) return
+    this.memoryErrors = n
+    this.hooks.memoryExhausted?.()
   }
 
   nextId(): number {

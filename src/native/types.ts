@@ -112,6 +112,10 @@ export interface Bridge {
   /** Date.now() of the last time a watchdog thread obtained the GIL (it tries every second). */
   lastGilAcquired(): number
 
+  /** How many times an application or hook ran out of memory: a MemoryError escaped it, or an
+   *  allocation failed in native code. Grows only. */
+  memoryErrors?(): number
+
   /** Writes the Python stack of every thread of every interpreter to the error log (fd 2). Safe to call
    *  while a thread holds the GIL forever. */
   dumpStacks(reason: string): void

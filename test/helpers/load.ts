@@ -30,7 +30,10 @@ export interface LoadOptions {
   /** The path of each request; a function to vary it (n counts requests of this client). */
   path: string | ((client: number, n: number) => string)
   connections: number
+  /** How long the load runs at most. */
   durationMs: number
+  /** Ends the load early once it returns true (checked about every 50 ms). */
+  until?: () => boolean
   /** A request with no answer after this long counts as 'timeout'. */
   timeoutMs?: number
   /** Called with the elapsed ms about every 50 ms while the load runs (to inject a fault). */
@@ -100,7 +103,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let ticking: Promise<void> = Promise.resolve()
   const ticker = setInterval(() => {
     const elapsed = Date.now() - t0
-    if (elapsed >= o.durationMs) stop = true
+    if (elapsed >= o.durationMs || o.until?.()) stop = true
     if (o.onTick) ticking = ticking.then(() => o.onTick?.(elapsed)).catch(() => {})
   }, 50)
   try {

@@ -155,6 +155,7 @@ std::string run_request(InterpState &st, Request &req) {
     } catch (const std::bad_alloc &) {
         // Allocation failed in native code (e.g. under RLIMIT_AS): a MemoryError for this request.
         PyErr_Clear();
+        runtime_note_memory_error(*st.rt);
         runtime_logger(*st.rt).write(LogLevel::kError, kLogNoMemory,
                                      "Out of memory processing WSGI script '" + std::string(call.script) + "'.",
                                      call.client);
