@@ -171,10 +171,16 @@ export class Connection {
   forceClose(status: number, message: string): void {
     if (this.gone) return
     const job = this.job
-    if (job && !this.responseStarted && !this.responseEnded) {
-      this.responseStarted = true
-      this.socket.write(encodeError(status, message))
-      if (job.submitted) log.report(E.requestInterrupted, this.uri(job))
+    if (!this.closing) {
+      if (job && !this.responseStarted && !this.responseEnded) {
+        this.responseStarted = true
+        this.socket.write(encodeError(status, message))
+        if (job.submitted) log.report(E.requestInterrupted, this.uri(job))
+      } else if (job === null || this.responseEnded) {
+        // Between requests (or the response complete, its `final` not yet come): a request the child
+        // sent meanwhile was not run, and GOAWAY lets it send it again instead of failing it.
+        this.socket.write(GOAWAY_FRAME)
+      }
     }
     this.closing = true
     this.socket.end()
