@@ -427,17 +427,22 @@ export class Connection {
       this.completeJob()
       return false
     }
-    if (!this.responseEnded) {
-      const last = lastFrameType(data)
-      if (last === FrameType.END || last === FrameType.ERROR || last === FrameType.AUTH_RESULT) this.responseEnded = true
-      this.setAllowed()
-    }
+    this.noteWritten(job, data)
     if (this.socket.writableLength > OUTPUT_HIGH) {
       this.outputPaused = true
       this.updateReading()
       return true
     }
     return false
+  }
+
+  /** `data` went out: once it ends the response, the child may send its next REQUEST (held until
+   *  `final`). Wherever it went out from: directly, or from behind a FILE frame. */
+  private noteWritten(job: RequestJob, data: Buffer): void {
+    if (this.responseEnded || this.job !== job) return
+    const last = lastFrameType(data)
+    if (last === FrameType.END || last === FrameType.ERROR || last === FrameType.AUTH_RESULT) this.responseEnded = true
+    this.setAllowed()
   }
 
   private onDrain(): void {
@@ -468,6 +473,9 @@ export class Connection {
         if (this.closing === false && this.host.stopping) this.goAwayIfIdle()
         return
       }
+      // Before, not after: sendFrames writes the frames at once but calls back later, and the child may
+      // send its next REQUEST as soon as it has read an END.
+      this.noteWritten(job, next.data)
       sendFrames(this.socket, next.data, next.fd, this.host.sendWithFd, (err) => {
         if (err) log.report(E.fileSend, err.message)
         if (next.final) {
@@ -515,7 +523,8 @@ export class Connection {
       this.stashed = null
       try {
         this.startNext(next)
-        this.reader.resume()
+        // Unless it was refused (GOAWAY): then its body, held behind it, is not ours to read.
+        if (!this.closing) this.reader.resume()
       } catch (e) {
         if (!isProtocolError(e)) throw e
         log.report(E.malformed, e.message)
@@ -586,6 +595,8 @@ export class Connection {
 
   private onGone(): void {
     if (this.gone) return
+    // Closing on our side (GOAWAY, a protocol error already logged): what was left unread is moot.
+    const ourClose = this.closing
     this.gone = true
     this.closing = true
     if (this.firstFrame !== null) this.firstFrameSeen()
@@ -601,7 +612,7 @@ export class Connection {
         if (this.outputPaused || this.fileQueue !== null) this.host.bridge.resume(job.id)
       }
       // Its `final` still comes through the bridge and frees the dispatcher slot.
-    } else if (!this.reader.atBoundary) {
+    } else if (!ourClose && !this.reader.atBoundary) {
       log.report(E.truncatedFrame, `${this.reader.buffered} bytes of an incomplete frame`)
     }
     if (this.fileQueue !== null) {

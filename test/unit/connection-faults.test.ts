@@ -165,3 +165,20 @@ t.test('one process: RETRYABLE is ignored, the request queues', async (t) => {
   t.equal(text(await c.answer()), 'hello')
   t.equal(text(await busy.answer()), 'hello')
 })
+
+t.test('a RETRYABLE request held until `final`, then sent back: its body is not read as a new frame', async (t) => {
+  const { bridge, h, connect, nextSubmit } = await rig(t, { threads: 1, processes: 2 })
+  const c = await connect()
+  for (const f of requestFrames({ script: '/x' })) c.write(f)
+  const id = await nextSubmit(1)
+  h.output(id, HELLO, false, -1) // END written; `final` (the thread is free) comes later
+  t.equal(text(await c.answer()), 'hello')
+  c.write(smallPost(true)) // held behind the running job, with its body
+  await new Promise((r) => setTimeout(r, 50))
+  const mark = lines.length
+  h.output(id, Buffer.alloc(0), true, -1) // the thread is still counted busy when the held request is looked at
+  t.equal((await c.answer()).kind, 'goaway', 'sent back')
+  await c.closed()
+  t.same(bridge.submitted, [id], 'not run here')
+  t.notOk(lines.slice(mark).some((l) => /WSGI02040|WSGI02045|Malformed/.test(l)), 'no malformed-data or truncated-frame line')
+})
