@@ -5,8 +5,9 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="apache2 apache2-dev libpython3.11-dev python3-django python3-flask"
-# Only for bench/ (side by side with the original module) and the sendfile tests.
-EXTRA=${MOD_WSGI_SETUP_EXTRA-"libapache2-mod-wsgi-py3 wrk strace"}
+# Only for bench/ (side by side with the original module), the sendfile tests, the load tests (wrk)
+# and the libFuzzer run on the module's C decoder (clang, libFuzzer; test/fuzz/c-decoder.test.ts).
+EXTRA=${MOD_WSGI_SETUP_EXTRA-"libapache2-mod-wsgi-py3 wrk strace clang-14 libclang-rt-14-dev"}
 
 missing=""
 for p in $PACKAGES $EXTRA; do
