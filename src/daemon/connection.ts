@@ -354,10 +354,17 @@ export class Connection {
       if (job.kind === 'auth') bridge.submitAuth(job.id, payload)
       else bridge.submit(job.id, payload, job.hasBody)
     } catch (e) {
-      // Not accepted by the bridge: answer it ourselves. finish() frees the dispatcher slot.
-      log.report(E.uncaught, this.host.group, `submit failed: ${(e as Error)?.message ?? String(e)}`)
-      this.answerError(job, 500, 'Internal Server Error: the daemon could not run the request')
+      // Not accepted by the bridge. The addon checks the variables we do not parse: a TypeError saying
+      // they are malformed is the child's fault (one line, the connection dropped, as for any malformed
+      // frame); anything else is ours, answered with 500. finish() frees the dispatcher slot.
+      const malformed = e instanceof TypeError && /malformed/.test(e.message)
+      if (malformed) log.report(E.malformed, e.message)
+      else {
+        log.report(E.uncaught, this.host.group, `submit failed: ${(e as Error)?.message ?? String(e)}`)
+        this.answerError(job, 500, 'Internal Server Error: the daemon could not run the request')
+      }
       this.host.dispatcher.finish(job.id)
+      if (malformed) this.fail()
       return
     }
     job.submitted = true
