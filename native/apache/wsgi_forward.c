@@ -262,8 +262,11 @@ static int forward(wsgi_req *q)
         wsgi_conn *c;
         apr_status_t rv;
 
-        /* A retry never takes an idle connection: they may all lead to a daemon going away. */
-        if ((status = wsgi_conn_acquire(r, q->group, attempt > 0, &c)) != OK)
+        /* A retry never takes an idle connection: they may all lead to a daemon going away. Nor does
+         * a request whose body is streamed, which cannot be sent again: an idle connection may be
+         * one its daemon is closing with GOAWAY (stopping, maximum-requests) just as we take it,
+         * while a fresh one is accepted only by a daemon that is not stopping. */
+        if ((status = wsgi_conn_acquire(r, q->group, attempt > 0 || q->body_follows, &c)) != OK)
             return status;
         set_retryable(q, attempt);
         iov.iov_base = q->head;

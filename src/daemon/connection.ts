@@ -36,6 +36,8 @@ import { RequestJob } from './request-job'
 export const INPUT_HIGH = 256 * 1024
 /** Pause the worker above this much output buffered in the socket. */
 export const OUTPUT_HIGH = 512 * 1024
+/** Stopping: how long a connection accepted just before may take to send its first request. */
+const QUIET_MS = 1000
 
 const REQUEST_BOUNDS = requestSideBounds()
 const ALLOW_REQUEST = [FrameType.REQUEST, FrameType.AUTH]
@@ -54,6 +56,9 @@ export interface ConnectionHost {
   readonly socketTimeoutMs: number
   /** True once the daemon is stopping: requests get GOAWAY instead of running. */
   readonly stopping: boolean
+  /** Stopping, but running requests still finish (no forced stop): a request that cannot be sent again
+   *  is run rather than refused. */
+  readonly draining?: boolean
   /** Sends a FILE frame with its descriptor (the addon's sendWithFd); null: send file contents instead. */
   readonly sendWithFd: SendWithFd | null
   /** A RETRYABLE request arriving now should be sent back with GOAWAY (no free thread, and other
@@ -97,6 +102,10 @@ export class Connection {
   private gone = false
   /** Called once, at the first frame or the end of the connection (the server's accept gate). */
   private firstFrame: (() => void) | null = null
+  /** A frame has arrived on this connection. */
+  private spoke = false
+  /** Stopping: waiting a moment for the first request of a connection accepted just before. */
+  private quietTimer: NodeJS.Timeout | null = null
 
   constructor(
     readonly socket: Socket,
@@ -161,7 +170,22 @@ export class Connection {
 
   /** Stopping: an idle connection gets GOAWAY and closes now, a busy one after its request. */
   goAwayIfIdle(): void {
-    if (this.idle && !this.closing && this.fileQueue === null) this.goAway()
+    if (!this.idle || this.closing || this.fileQueue !== null) return
+    if (!this.spoke) {
+      // Accepted but its first request not read yet: the child writes it as soon as it connects, and it
+      // may be one that cannot be sent again (a streamed body). Let it arrive (startRequest decides);
+      // a connection that stays silent gets its GOAWAY a little later.
+      if (this.quietTimer === null) {
+        this.quietTimer = setTimeout(() => {
+          this.quietTimer = null
+          this.spoke = true
+          this.guard(() => this.goAwayIfIdle())
+        }, QUIET_MS)
+        this.quietTimer.unref()
+      }
+      return
+    }
+    this.goAway()
   }
 
   /**
@@ -209,7 +233,10 @@ export class Connection {
   }
 
   private onFrame(type: number, _flags: number, payload: Buffer): void {
-    if (this.firstFrame !== null) this.firstFrameSeen()
+    if (!this.spoke) {
+      this.spoke = true
+      if (this.firstFrame !== null) this.firstFrameSeen()
+    }
     switch (type) {
       case FrameType.REQUEST:
         if (this.job !== null) {
@@ -280,8 +307,10 @@ export class Connection {
 
   private startRequest(payload: Buffer): void {
     const fixed = readRequestFixed(payload) // throws ProtocolError on a bad fixed part
-    if (this.host.stopping) {
-      // Not processed: the child may retry it on a new connection (to a live process).
+    // Stopping: not processed, the child sends it again on a new connection (to a live process) —
+    // unless it cannot (its body is streamed) and we are only draining: then it runs here.
+    const runAnyway = this.host.stopping && fixed.streamed && this.host.draining === true
+    if (this.host.stopping && !runAnyway) {
       this.goAway()
       return
     }
@@ -299,7 +328,7 @@ export class Connection {
     this.responseEnded = false
     this.responseStarted = false
     this.setAllowed()
-    const r = this.host.dispatcher.enqueue(job)
+    const r = this.host.dispatcher.enqueue(job, runAnyway)
     if (r === 'refused') this.goAway()
     this.host.loadChanged?.()
     this.updateReading()
@@ -606,6 +635,8 @@ export class Connection {
     const ourClose = this.closing
     this.gone = true
     this.closing = true
+    if (this.quietTimer !== null) clearTimeout(this.quietTimer)
+    this.quietTimer = null
     if (this.firstFrame !== null) this.firstFrameSeen()
     this.stashed = null
     const job = this.job

@@ -52,6 +52,8 @@ export class DaemonServer implements ConnectionHost {
   readonly socketTimeoutMs: number
   readonly sendWithFd: SendWithFd | null
   stopping = false
+  /** Stopped by force (request-timeout, deadlock-timeout, shutdown-timeout expired): nothing more runs. */
+  private forced = false
   /** Requests sent back with GOAWAY because no thread was free (several processes only). */
   redirected = 0
   private gate: AcceptGate | null = null
@@ -150,6 +152,12 @@ export class DaemonServer implements ConnectionHost {
     if (this.balancing) this.loadChanged()
   }
 
+  /** Stopping, but still letting running requests finish: a request that cannot be sent again (its
+   *  body streamed) and reaches us now is run, not refused. */
+  get draining(): boolean {
+    return this.stopping && !this.forced
+  }
+
   /** Whether a request that can be sent elsewhere should be: several processes, no thread free now. */
   get shouldRedirect(): boolean {
     return this.balancing && this.dispatcher.wouldQueue
@@ -219,6 +227,7 @@ export class DaemonServer implements ConnectionHost {
   /** Forced stop: answers what can still be answered with `status`, drops every connection, and tells
    *  the bridge to abandon what runs. */
   forceCloseAll(status: number, message: string): void {
+    this.forced = true
     this.beginStop()
     for (const c of [...this.connections]) c.forceClose(status, message)
     if (this.bridgeRef !== null) for (const id of this.dispatcher.active.keys()) this.bridgeRef.abort(id)

@@ -30,6 +30,9 @@ export const REQUEST_SSL = 0x00000002
  *  process of the group may be free: a daemon whose threads are all busy answers GOAWAY instead of
  *  queueing it, and the child sends it on a fresh connection. */
 export const REQUEST_RETRYABLE = 0x00000004
+/** The body is streamed after the head, so the child cannot send the request again: a daemon that is
+ *  draining (stopping gracefully) runs it rather than answering GOAWAY. */
+export const REQUEST_STREAMED = 0x00000008
 
 /** AUTH payload flags. */
 export const AUTH_SSL = 0x00000001
