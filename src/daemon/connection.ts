@@ -64,8 +64,6 @@ export interface ConnectionHost {
   /** A RETRYABLE request arriving now should be sent back with GOAWAY (no free thread, and other
    *  processes of the group may have one). */
   readonly shouldRedirect?: boolean
-  /** Counts requests sent back because no thread was free. */
-  redirected?: number
   /** The dispatcher's load changed (a request was queued or admitted): the accept gate follows it. */
   loadChanged?(): void
   nextId(): number
@@ -318,7 +316,6 @@ export class Connection {
       // Every thread is busy and the child can send it again: on a fresh connection it goes to
       // whichever process of the group accepts, and a process accepts only when it has a free thread.
       debug('request sent back: no free thread')
-      if (this.host.redirected !== undefined) this.host.redirected++
       this.goAway()
       return
     }

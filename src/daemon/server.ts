@@ -54,8 +54,6 @@ export class DaemonServer implements ConnectionHost {
   stopping = false
   /** Stopped by force (request-timeout, deadlock-timeout, shutdown-timeout expired): nothing more runs. */
   private forced = false
-  /** Requests sent back with GOAWAY because no thread was free (several processes only). */
-  redirected = 0
   private gate: AcceptGate | null = null
   /** Accepting only while there is room: several processes share the socket. */
   private readonly balancing: boolean

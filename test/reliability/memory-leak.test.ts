@@ -19,7 +19,7 @@ WSGIScriptAlias /hello ${fixture('hello-world')}
 
 t.test('memory-limit: MemoryError, then a restart, not a wedged daemon', async (t) => {
   const apache = await startApache(t, { config: CONFIG })
-  const [first] = await waitFor(() => (apache.daemonPids().length === 1 ? apache.daemonPids() : null), 15000, 50, 'the daemon')
+  const first = await waitFor(() => (apache.daemonPids().length === 1 ? apache.daemonPids()[0] : 0), 15000, 50, 'the daemon')
   await apache.request('/hello')
   let fresh = 0
   // Other requests of the same group meanwhile, until a fresh process serves.
