@@ -84,8 +84,8 @@ Napi::Function Bridge::Define(Napi::Env env) {
                            InstanceMethod<&Bridge::Resume>("resume"),
                            InstanceMethod<&Bridge::Preload>("preload"),
                            InstanceMethod<&Bridge::LastGilAcquired>("lastGilAcquired"),
-                           InstanceMethod<&Bridge::DumpStacks>("dumpStacks"),
                            InstanceMethod<&Bridge::MemoryErrors>("memoryErrors"),
+                           InstanceMethod<&Bridge::DumpStacks>("dumpStacks"),
                            InstanceMethod<&Bridge::Shutdown>("shutdown"),
                        });
 }

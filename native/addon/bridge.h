@@ -55,8 +55,8 @@ private:
     Napi::Value Resume(const Napi::CallbackInfo &info);
     Napi::Value Preload(const Napi::CallbackInfo &info);
     Napi::Value LastGilAcquired(const Napi::CallbackInfo &info);
-    Napi::Value DumpStacks(const Napi::CallbackInfo &info);
     Napi::Value MemoryErrors(const Napi::CallbackInfo &info);
+    Napi::Value DumpStacks(const Napi::CallbackInfo &info);
     Napi::Value Shutdown(const Napi::CallbackInfo &info);
 
     static void CallJs(napi_env env, napi_value js_callback, void *context, void *data);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <locale.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -186,6 +187,19 @@ Napi::Value SetLocale(const Napi::CallbackInfo &info) {
     return now ? Napi::String::New(env, now) : env.Null();
 }
 
+// dupFd(fd): a close-on-exec duplicate of fd (the daemon opens and closes its own listener on the
+// group's socket, fd 3, which itself stays open).
+Napi::Value DupFd(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double fd = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(fd >= 0 && fd <= INT32_MAX) || std::floor(fd) != fd)
+        throw Napi::TypeError::New(env, "dupFd(fd): fd must be a non-negative integer");
+    int copy = fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 3);
+    if (copy < 0)
+        throw SysError(env, "dup(" + std::to_string(static_cast<int>(fd)) + ")", errno);
+    return Napi::Number::New(env, copy);
+}
+
 }  // namespace
 
 void InitProcessControl(Napi::Env env, Napi::Object exports) {
@@ -197,6 +211,7 @@ void InitProcessControl(Napi::Env env, Napi::Object exports) {
     exports.Set("alarm", Napi::Function::New<Alarm>(env, "alarm"));
     exports.Set("setLocale", Napi::Function::New<SetLocale>(env, "setLocale"));
     exports.Set("setSocketBuffers", Napi::Function::New<SetSocketBuffers>(env, "setSocketBuffers"));
+    exports.Set("dupFd", Napi::Function::New<DupFd>(env, "dupFd"));
 }
 
 }  // namespace modwsgi

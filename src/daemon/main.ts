@@ -27,9 +27,6 @@ interface NativeModule {
   processControl: ProcessControl
 }
 
-/** How often a MemoryError is looked for under memory-limit / virtual-memory-limit. */
-const MEMORY_CHECK_MS = 250
-
 /** src/native/index.ts loads the addon binary lazily: touch it now so a broken build is one clear line. */
 function loadNative(): NativeModule {
   native.processControl.getrlimit('nofile')
@@ -148,8 +145,22 @@ async function main(): Promise<void> {
         (o.sendBufferSize > 0 || o.receiveBufferSize > 0) && addon.processControl.setSocketBuffers
           ? (fd) => addon.processControl.setSocketBuffers?.(fd, o.sendBufferSize, o.receiveBufferSize)
           : null,
+      processes: o.processes,
+      dupFd: addon.processControl.dupFd?.bind(addon.processControl) ?? null,
     },
-    { touch: () => watchdog?.touch(), admitted: () => lc.admitted(), restartRequested: () => lc.stop('script-reload') },
+    {
+      touch: () => watchdog?.touch(),
+      admitted: () => lc.admitted(),
+      restartRequested: () => lc.stop('script-reload'),
+      // memory-limit / virtual-memory-limit: the request that hit the limit got its MemoryError (a 500);
+      // the process may be left fragmented or near the limit, so it restarts, gracefully.
+      memoryExhausted: (count) => {
+        if (o.memoryLimit <= 0 && o.virtualMemoryLimit <= 0) return
+        if (lc.stopping) return
+        log.report(E.memoryLimit, c.group, count)
+        lc.stop('memory-limit')
+      },
+    },
   )
   let bridge: Bridge
   try {
@@ -223,20 +234,6 @@ async function main(): Promise<void> {
   watchdog = wd
   lc.onStopBegin(() => wd.stop())
   wd.start()
-
-  // memory-limit / virtual-memory-limit: the request that hit the limit got its MemoryError (a 500);
-  // the process may be left fragmented or near the limit, so it restarts, gracefully.
-  if (o.memoryLimit > 0 || o.virtualMemoryLimit > 0) {
-    const memoryCheck = setInterval(() => {
-      const n = bridge.memoryErrors?.() ?? 0
-      if (n === 0 || lc.stopping) return
-      clearInterval(memoryCheck)
-      log.report(E.memoryLimit, c.group, n)
-      lc.stop('memory-limit')
-    }, MEMORY_CHECK_MS)
-    memoryCheck.unref()
-    lc.onStopBegin(() => clearInterval(memoryCheck))
-  }
 }
 
 main().catch((e) => {

@@ -147,6 +147,9 @@ export interface ProcessControl {
   setSocketBuffers?(fd: number, send: number, receive: number): void
   /** setlocale(LC_ALL, name) (the `locale` option): the locale now in effect, or null if unsupported. */
   setLocale?(name: string): string | null
+  /** A close-on-exec duplicate of `fd` (numbered 3 or above). The daemon listens on duplicates of the
+   *  group's socket so that it can stop accepting (close one) and start again. Throws on failure. */
+  dupFd?(fd: number): number
 }
 
 export type RlimitResource = 'cpu' | 'data' | 'as' | 'stack' | 'nofile'

@@ -27,8 +27,8 @@ public:
     void submit_auth(std::shared_ptr<Request> req) override;
     void preload(double token, const std::string &script, const std::string &group) override;
     double last_gil_acquired() override;
-    void dump_stacks(const std::string &reason) override;
     double memory_errors() override { return static_cast<double>(memory_errors_.load()); }
+    void dump_stacks(const std::string &reason) override;
     bool shutdown(int timeout_ms) override;
 
     // A request ended in MemoryError (any thread): the daemon restarts under a memory limit.
