@@ -3,9 +3,11 @@
 import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Apache, ROOT, cmdline, makeTempDir, request } from '../test/helpers/apache'
+import { Apache, ROOT, cmdline, debianModule, makeTempDir, request } from '../test/helpers/apache'
 
-export const ORIGINAL_MODULE = process.env.MOD_WSGI_ORIGINAL ?? '/usr/lib/apache2/modules/mod_wsgi.so'
+/** Debian's original mod_wsgi: unpacked under build/debian by scripts/setup.sh, or installed. */
+export const ORIGINAL_MODULE =
+  process.env.MOD_WSGI_ORIGINAL ?? debianModule('mod_wsgi.so') ?? '/usr/lib/apache2/modules/mod_wsgi.so'
 /** bench/ in the source tree (this file runs compiled from build/bench/bench/, or as TypeScript in tests). */
 export const BENCH_DIR = join(ROOT, 'bench')
 

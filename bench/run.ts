@@ -127,7 +127,7 @@ export interface BenchResult {
 
 export async function runBench(o: Options, progress: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<BenchResult> {
   if (o.servers.includes('original') && !existsSync(ORIGINAL_MODULE))
-    throw new Error(`the original mod_wsgi is not installed (${ORIGINAL_MODULE}): apt-get install libapache2-mod-wsgi-py3, set MOD_WSGI_ORIGINAL, or --servers ours`)
+    throw new Error(`the original mod_wsgi is not there (${ORIGINAL_MODULE}): run scripts/setup.sh (it unpacks Debian's libapache2-mod-wsgi-py3 under build/debian), set MOD_WSGI_ORIGINAL, or --servers ours`)
   const dataDir = prepareData()
   const rows: Row[] = []
   const rssRuns: Record<string, Record<Server, number[]>> = {}

@@ -5,8 +5,13 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="apache2 apache2-dev libpython3.11-dev python3-django python3-flask"
-# Only for bench/ (side by side with the original module) and the sendfile tests.
-EXTRA=${MOD_WSGI_SETUP_EXTRA-"libapache2-mod-wsgi-py3 wrk strace"}
+# Tools only for bench/ and the tests: wrk (load), strace, and clang with libFuzzer for the fuzz run on
+# the module's C decoder (test/fuzz/c-decoder.test.ts).
+EXTRA=${MOD_WSGI_SETUP_EXTRA-"wrk strace clang-14 libclang-rt-14-dev"}
+# Apache modules only for bench/ (the original mod_wsgi, side by side) and the test that Apache refuses
+# mod_python beside mod_wsgi. They are unpacked under build/debian, never installed: installing them
+# would enable them in the system's Apache.
+MODULE_PACKAGES=${MOD_WSGI_SETUP_MODULES-"libapache2-mod-wsgi-py3 libapache2-mod-python"}
 
 missing=""
 for p in $PACKAGES $EXTRA; do
@@ -23,6 +28,18 @@ if [ -n "$missing" ]; then
     apt-get install -y -q $missing >/dev/null
 fi
 command -v node >/dev/null || { echo "mod_wsgi setup: Node.js 20 or later is needed (nodejs)" >&2; exit 1; }
+
+for p in $MODULE_PACKAGES; do
+    [ -f "build/debian/.$p" ] && continue
+    mkdir -p build/debian
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && apt-get download -q "$p" >/dev/null 2>&1) && dpkg-deb -x "$tmp"/"$p"_*.deb build/debian; then
+        touch "build/debian/.$p"
+    else
+        echo "mod_wsgi setup: could not fetch $p (only bench/ and one test use it)" >&2
+    fi
+    rm -rf "$tmp"
+done
 
 export npm_config_nodedir=${npm_config_nodedir:-/usr}
 npm ci --no-audit --no-fund --loglevel=error

@@ -85,6 +85,7 @@ Napi::Function Bridge::Define(Napi::Env env) {
                            InstanceMethod<&Bridge::Release>("release"),
                            InstanceMethod<&Bridge::Preload>("preload"),
                            InstanceMethod<&Bridge::LastGilAcquired>("lastGilAcquired"),
+                           InstanceMethod<&Bridge::MemoryErrors>("memoryErrors"),
                            InstanceMethod<&Bridge::DumpStacks>("dumpStacks"),
                            InstanceMethod<&Bridge::Shutdown>("shutdown"),
                        });
@@ -299,6 +300,10 @@ Napi::Value Bridge::DumpStacks(const Napi::CallbackInfo &info) {
     if (!closed_)
         host_->dump_stacks(reason);
     return info.Env().Undefined();
+}
+
+Napi::Value Bridge::MemoryErrors(const Napi::CallbackInfo &info) {
+    return Napi::Number::New(info.Env(), host_ ? host_->memory_errors() : 0);
 }
 
 Napi::Value Bridge::Shutdown(const Napi::CallbackInfo &info) {

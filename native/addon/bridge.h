@@ -56,6 +56,7 @@ private:
     Napi::Value Release(const Napi::CallbackInfo &info);
     Napi::Value Preload(const Napi::CallbackInfo &info);
     Napi::Value LastGilAcquired(const Napi::CallbackInfo &info);
+    Napi::Value MemoryErrors(const Napi::CallbackInfo &info);
     Napi::Value DumpStacks(const Napi::CallbackInfo &info);
     Napi::Value Shutdown(const Napi::CallbackInfo &info);
 

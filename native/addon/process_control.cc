@@ -1,10 +1,13 @@
 #include "process_control.h"
 
 #include <errno.h>
+#include <locale.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -141,6 +144,62 @@ Napi::Value SendWithFd(const Napi::CallbackInfo &info) {
     return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// alarm(seconds): SIGALRM after that many seconds (0 cancels). Nobody handles SIGALRM in a daemon, so
+// its default action ends the process: a last-resort deadline that needs no thread and no memory.
+Napi::Value Alarm(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double s = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(s >= 0 && s <= 86400) || std::floor(s) != s)
+        throw Napi::RangeError::New(env, "alarm(seconds): seconds must be an integer from 0 to 86400");
+    alarm(static_cast<unsigned>(s));
+    return env.Undefined();
+}
+
+// setSocketBuffers(fd, send, receive): SO_SNDBUF / SO_RCVBUF of a socket; 0 leaves one unchanged.
+Napi::Value SetSocketBuffers(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double fd = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    double sizes[2] = {info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : NAN,
+                       info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : NAN};
+    if (!(fd >= 0 && fd <= INT32_MAX) || std::floor(fd) != fd)
+        throw Napi::TypeError::New(env, "setSocketBuffers(fd, send, receive): fd must be a non-negative integer");
+    const int options[2] = {SO_SNDBUF, SO_RCVBUF};
+    for (int i = 0; i < 2; ++i) {
+        if (!(sizes[i] >= 0 && sizes[i] <= INT32_MAX) || std::floor(sizes[i]) != sizes[i])
+            throw Napi::RangeError::New(env, "setSocketBuffers(): sizes must be integers from 0 to 2147483647");
+        int v = static_cast<int>(sizes[i]);
+        if (v > 0 && setsockopt(static_cast<int>(fd), SOL_SOCKET, options[i], &v, sizeof v) != 0)
+            throw SysError(env, i == 0 ? "setsockopt(SO_SNDBUF)" : "setsockopt(SO_RCVBUF)", errno);
+    }
+    return env.Undefined();
+}
+
+// setLocale(name): setlocale(LC_ALL, name), as mod_wsgi does for the `locale` option. Returns the
+// locale now in effect, or null when the name is not supported (nothing changed then).
+Napi::Value SetLocale(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString())
+        throw Napi::TypeError::New(env, "setLocale(name): name must be a string");
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    if (name.find('\0') != std::string::npos)
+        throw Napi::TypeError::New(env, "setLocale(name): name must not contain NUL");
+    const char *now = setlocale(LC_ALL, name.c_str());
+    return now ? Napi::String::New(env, now) : env.Null();
+}
+
+// dupFd(fd): a close-on-exec duplicate of fd (the daemon opens and closes its own listener on the
+// group's socket, fd 3, which itself stays open).
+Napi::Value DupFd(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double fd = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(fd >= 0 && fd <= INT32_MAX) || std::floor(fd) != fd)
+        throw Napi::TypeError::New(env, "dupFd(fd): fd must be a non-negative integer");
+    int copy = fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 3);
+    if (copy < 0)
+        throw SysError(env, "dup(" + std::to_string(static_cast<int>(fd)) + ")", errno);
+    return Napi::Number::New(env, copy);
+}
+
 }  // namespace
 
 void InitProcessControl(Napi::Env env, Napi::Object exports) {
@@ -149,6 +208,10 @@ void InitProcessControl(Napi::Env env, Napi::Object exports) {
     exports.Set("setPriority", Napi::Function::New<SetPriority>(env, "setPriority"));
     exports.Set("setMallocArenaMax", Napi::Function::New<SetMallocArenaMax>(env, "setMallocArenaMax"));
     exports.Set("sendWithFd", Napi::Function::New<SendWithFd>(env, "sendWithFd"));
+    exports.Set("alarm", Napi::Function::New<Alarm>(env, "alarm"));
+    exports.Set("setLocale", Napi::Function::New<SetLocale>(env, "setLocale"));
+    exports.Set("setSocketBuffers", Napi::Function::New<SetSocketBuffers>(env, "setSocketBuffers"));
+    exports.Set("dupFd", Napi::Function::New<DupFd>(env, "dupFd"));
 }
 
 }  // namespace modwsgi

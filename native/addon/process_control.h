@@ -7,7 +7,7 @@
 
 namespace modwsgi {
 
-// Adds setrlimit, getrlimit, setPriority, setMallocArenaMax and sendWithFd to `exports`.
+// Adds setrlimit, getrlimit, setPriority, setMallocArenaMax, sendWithFd and dupFd to `exports`.
 void InitProcessControl(Napi::Env env, Napi::Object exports);
 
 }  // namespace modwsgi

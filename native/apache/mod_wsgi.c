@@ -9,6 +9,14 @@
  * No Python runs in Apache's processes: every WSGI application lives in a daemon process group.
  */
 #include "httpd.h"
+
+/* Release notes 4.1.0, Features Removed 2: no Apache 1.3 any more. This module is written against the
+ * Apache 2.4 API (APLOG_USE_MODULE, ap_state_query, mod_unixd...): older trees are refused here, with
+ * one clear line, instead of a page of compiler errors. 20120211 is Apache 2.4.0's magic number. */
+#if !AP_MODULE_MAGIC_AT_LEAST(20120211, 0)
+#error "mod_wsgi needs Apache httpd 2.4 or later: these are the headers of an older Apache (see apxs -q INCLUDEDIR)"
+#endif
+
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"

@@ -83,8 +83,9 @@ static apr_array_header_t *hook_environ(request_rec *r)
             add_var(vars, "CONTENT_TYPE", h[i].val);
         else if (!strcasecmp(h[i].key, "Content-Length"))
             add_var(vars, "CONTENT_LENGTH", h[i].val);
+        /* Proxy: as ap_add_common_vars does for applications (httpoxy, CVE-2016-5387). */
         else if (strcasecmp(h[i].key, "Authorization") && strcasecmp(h[i].key, "Proxy-Authorization") &&
-                 (value = http_var(r->pool, h[i].key)) != NULL)
+                 strcasecmp(h[i].key, "Proxy") && (value = http_var(r->pool, h[i].key)) != NULL)
             add_var(vars, value, h[i].val);
     }
     add_var(vars, "SERVER_SIGNATURE", ap_psignature("", r));

@@ -124,9 +124,14 @@ static int needs_default_group(wsgi_state *st, server_rec *main_server)
     return 0;
 }
 
-/* Fills what depends on User, Group and Timeout, known only once everything is read. */
-static void apply_defaults(wsgi_group *g, server_rec *main_server, apr_pool_t *p)
+/* Fills what depends on User, Group, Timeout and the global WSGIPython* directives, known only once
+ * everything is read. */
+static void apply_defaults(wsgi_group *g, const wsgi_state *st, server_rec *main_server, apr_pool_t *p)
 {
+    /* WSGIPythonEggs is the default of python-eggs (WSGIPythonHome and WSGIPythonPath reach the
+     * daemon in its "python" section). */
+    if (!g->python_eggs)
+        g->python_eggs = st->python_eggs;
     if (!g->user) {
         g->user = ap_unixd_config.user_name;
         g->uid = ap_unixd_config.user_id;
@@ -160,7 +165,7 @@ int wsgi_config_check(apr_pool_t *pconf, server_rec *main_server)
 
     groups = (wsgi_group **)st->groups->elts;
     for (i = 0; i < st->groups->nelts; ++i)
-        apply_defaults(groups[i], main_server, pconf);
+        apply_defaults(groups[i], st, main_server, pconf);
 
     for (i = 0; i < st->refs->nelts; ++i) {
         const wsgi_group_ref *ref = &refs[i];

@@ -26,6 +26,22 @@
 #define WSGI_DEFAULT_HEADER_BUFFER_SIZE 32768
 #define WSGI_MIN_HEADER_BUFFER_SIZE     8192
 
+/*
+ * The smallest memory limits a daemon process (Node.js + CPython) works with, measured with
+ * bench/memory-floor.ts for hello world (README, "Memory limits"): a base, plus each worker thread's
+ * stack (stack-size, else the usual 8 MiB). RLIMIT_AS needs about 810-842 MiB at threads=1 and 921-953
+ * MiB at threads=15, and in use with 15 threads busy after requests 998-1110 MiB from run to run (V8
+ * and malloc reserve address space in large, variable steps); RLIMIT_DATA 72 MiB and 191 MiB.
+ * The bases leave room for V8's heap to grow under load.
+ * src/config/memory-floor.ts has the same numbers.
+ */
+#define WSGI_MIB                        (APR_INT64_C(1) << 20)
+#define WSGI_FLOOR_AS_BASE              (1024 * WSGI_MIB)
+#define WSGI_FLOOR_AS_PER_THREAD        (4 * WSGI_MIB)      /* besides the stack */
+#define WSGI_FLOOR_DATA_BASE            (128 * WSGI_MIB)
+#define WSGI_FLOOR_DATA_PER_THREAD      (WSGI_MIB / 2)      /* besides the stack */
+#define WSGI_DEFAULT_THREAD_STACK       (8 * WSGI_MIB)
+
 struct wsgi_conn_pool;
 
 /*

@@ -146,10 +146,17 @@ static int connect_new(request_rec *r, wsgi_group *g, wsgi_conn_pool *pool, int 
                       "socket missing)", g->name, g->socket_path, attempts, g->connect_timeout);
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    /* Blocking from now on, each read and write bounded by socket-timeout. */
+    /* Blocking from now on, each read and write bounded by socket-timeout. On a UNIX stream socket the
+     * sender's SO_SNDBUF bounds the data in flight: receive-buffer-size (data the daemon receives) is
+     * this end's send buffer, send-buffer-size (data the daemon sends) its receive buffer; the daemon
+     * sets the converse on its end. */
     tv.tv_sec = (time_t)apr_time_sec(g->socket_timeout_us);
     tv.tv_usec = (suseconds_t)apr_time_usec(g->socket_timeout_us);
     if (fcntl(fd, F_SETFL, O_RDWR) < 0 ||
+        (g->receive_buffer_size &&
+         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &g->receive_buffer_size, sizeof(int)) < 0) ||
+        (g->send_buffer_size &&
+         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &g->send_buffer_size, sizeof(int)) < 0) ||
         (g->socket_timeout_us && (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
                                   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r, WSGILOGNO(01202)

@@ -253,6 +253,26 @@ static int searchable_by(const char *dir, const char *user, uid_t uid, gid_t gid
     }
 }
 
+/*
+ * Only root (and the owner) may replace what is in the socket directory. In a directory any user can
+ * write to, without the sticky bit (as /tmp has), a local user could rename a daemon socket away and
+ * put their own in its place: Apache's children would send them the requests, credentials included.
+ */
+static int safe_socket_dir(server_rec *s, const char *prefix, const char *dir)
+{
+    struct stat sb;
+
+    if (stat(dir, &sb) == 0 && (sb.st_mode & S_IWOTH) && !(sb.st_mode & S_ISVTX)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, WSGILOGNO(01160)
+                     "WSGISocketPrefix %s: the directory '%s' is writable by every user and has no "
+                     "sticky bit, so any local user could replace the daemon sockets and receive the "
+                     "requests: choose a directory only root can write to (chmod o-w), or set its "
+                     "sticky bit (chmod +t)", prefix, dir);
+        return 0;
+    }
+    return 1;
+}
+
 /* The stable socket path of a group: prefix.PID.NAME-HASH.sock (NAME shortened, made file-safe). */
 static const char *socket_path(apr_pool_t *p, const char *prefix, const char *name)
 {
@@ -503,6 +523,8 @@ int wsgi_daemons_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                          "reach the daemon sockets", prefix, dir, ap_unixd_config.user_name);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        if (!safe_socket_dir(s, prefix, dir))
+            return HTTP_INTERNAL_SERVER_ERROR;
         for (i = 0; ok && i < st->groups->nelts; ++i)
             ok = start_group(sup, groups[i], prefix);
     }

@@ -232,6 +232,23 @@ static int check_script_owner(request_rec *r, wsgi_group *g)
 /* ---------------------------------------------------------------------------------------------- */
 /* The handler                                                                                    */
 
+/*
+ * Several processes: a daemon whose threads are all busy may send a request back (GOAWAY) rather than
+ * queue it while another process of the group has a free thread; the request then goes out again on a
+ * fresh connection, which only a daemon with a free thread accepts. Allowed only while the request can
+ * be sent again (its body, if any, is in q->head) and for the first `processes` attempts: later ones
+ * queue wherever they land, so a fully busy group still queues (queue-timeout) instead of bouncing.
+ */
+static void set_retryable(wsgi_req *q, int attempt)
+{
+    unsigned char *flags = q->head + WSGI_WIRE_HEADER_SIZE;
+    apr_uint32_t v = wsgi_get_u32(flags) & ~WSGI_REQUEST_RETRYABLE;
+
+    if (!q->body_follows && q->group->processes > 1 && attempt < q->group->processes)
+        v |= WSGI_REQUEST_RETRYABLE;
+    wsgi_put_u32(flags, v);
+}
+
 static int forward(wsgi_req *q)
 {
     request_rec *r = q->r;
@@ -245,9 +262,13 @@ static int forward(wsgi_req *q)
         wsgi_conn *c;
         apr_status_t rv;
 
-        /* A retry never takes an idle connection: they may all lead to a daemon going away. */
-        if ((status = wsgi_conn_acquire(r, q->group, attempt > 0, &c)) != OK)
+        /* A retry never takes an idle connection: they may all lead to a daemon going away. Nor does
+         * a request whose body is streamed, which cannot be sent again: an idle connection may be
+         * one its daemon is closing with GOAWAY (stopping, maximum-requests) just as we take it,
+         * while a fresh one is accepted only by a daemon that is not stopping. */
+        if ((status = wsgi_conn_acquire(r, q->group, attempt > 0 || q->body_follows, &c)) != OK)
             return status;
+        set_retryable(q, attempt);
         iov.iov_base = q->head;
         iov.iov_len = q->head_len;
         rv = wsgi_conn_writev(c, &iov, 1);

@@ -358,8 +358,14 @@ static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, 
         return NULL;
     }
     if (!strcmp(option, "server-metrics")) {
+        /* Of later mod_wsgi versions (Apache's scoreboard for Python): checked, then ignored. */
         int flag;
-        return wsgi_parse_on_off(cmd, option, value, &flag);
+        const char *err = wsgi_parse_on_off(cmd, option, value, &flag);
+        if (!err)
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, cmd->server, WSGILOGNO(01001)
+                         "%s '%s': option '%s' has no effect here and is ignored",
+                         cmd->cmd->name, g->name, option);
+        return err;
     }
     for (ign = ignored_options; *ign; ++ign) {
         if (!strcmp(option, *ign)) {
@@ -370,6 +376,25 @@ static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, 
         }
     }
     return apr_psprintf(cmd->pool, "%s '%s': unknown option '%s'", cmd->cmd->name, g->name, option);
+}
+
+/*
+ * memory-limit / virtual-memory-limit below what Node.js and Python need would leave a daemon that
+ * cannot start (V8 aborts, Apache restarts it forever). mod_wsgi accepts such values, so refusing the
+ * configuration would break one that worked: the limit is raised to the floor and the reason logged
+ * (at `apache2 -t` too). See README, "Memory limits".
+ */
+static void raise_to_floor(cmd_parms *cmd, wsgi_group *g, const char *option, apr_int64_t *limit,
+                           apr_int64_t floor)
+{
+    if (*limit <= 0 || *limit >= floor)
+        return;
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server, WSGILOGNO(01005)
+                 "%s '%s': option '%s=%" APR_INT64_T_FMT "' is below the %" APR_INT64_T_FMT
+                 " MiB that Node.js and Python need with threads=%d; using %" APR_INT64_T_FMT
+                 " (%s:%d)", cmd->cmd->name, g->name, option, *limit, floor / WSGI_MIB, g->threads,
+                 floor, cmd->directive->filename, cmd->directive->line_num);
+    *limit = floor;
 }
 
 const char *wsgi_parse_daemon_options(cmd_parms *cmd, wsgi_group *g, const char *args)
@@ -389,5 +414,12 @@ const char *wsgi_parse_daemon_options(cmd_parms *cmd, wsgi_group *g, const char 
     if (g->script_user && g->script_group)
         return apr_psprintf(cmd->pool, "%s '%s': options 'script-user' and 'script-group' "
                             "cannot both be given", cmd->cmd->name, g->name);
+    {
+        apr_int64_t stack = g->stack_size ? g->stack_size : WSGI_DEFAULT_THREAD_STACK;
+        raise_to_floor(cmd, g, "virtual-memory-limit", &g->virtual_memory_limit,
+                       WSGI_FLOOR_AS_BASE + g->threads * (stack + WSGI_FLOOR_AS_PER_THREAD));
+        raise_to_floor(cmd, g, "memory-limit", &g->memory_limit,
+                       WSGI_FLOOR_DATA_BASE + g->threads * (stack + WSGI_FLOOR_DATA_PER_THREAD));
+    }
     return NULL;
 }

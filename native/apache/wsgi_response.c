@@ -100,18 +100,26 @@ static int client_gone(relay *x)
     return x->r->connection->aborted ? OK : AP_FILTER_ERROR;
 }
 
-/* The daemon side failed: before any output, an error status; after, an aborted response. */
+/*
+ * The daemon side failed: before any output, an error status; after, an aborted response. Body
+ * buckets still pending point into the connection's buffer: they go down the filters (or are dropped)
+ * before the connection, buffer and all, is freed, never after (that would send freed memory).
+ */
 static int daemon_failed(relay *x, int status)
 {
+    int rc = status;
+
+    if (!x->discard && x->sent) {
+        rc = abort_client(x);
+    }
+    else {
+        apr_brigade_cleanup(x->bb);
+        if (!x->discard)
+            x->r->status_line = NULL;
+    }
     wsgi_conn_close(x->c);
     x->c = NULL;
-    if (x->discard)
-        return status;
-    if (x->sent)
-        return abort_client(x);
-    apr_brigade_cleanup(x->bb);
-    x->r->status_line = NULL;
-    return status;
+    return rc;
 }
 
 static int malformed(relay *x, const char *what)
@@ -162,6 +170,7 @@ static int add_file(relay *x, apr_uint64_t offset, apr_uint64_t count)
     request_rec *r = x->r;
     apr_file_t *tmp, *f;
     struct stat sb;
+    apr_uint64_t avail;
     apr_status_t rv;
     int fd = wsgi_conn_take_fd(x->c);
 
@@ -171,13 +180,15 @@ static int add_file(relay *x, apr_uint64_t offset, apr_uint64_t count)
         close(fd);
         return 1;
     }
-    if (count == WSGI_FILE_TO_EOF) {
-        if (fstat(fd, &sb) < 0) {
-            close(fd);
-            return 0;
-        }
-        count = (apr_uint64_t)sb.st_size > offset ? (apr_uint64_t)sb.st_size - offset : 0;
+    /* Never more than the file holds: a count past its end would only make buckets for nothing
+     * (apr_brigade_insert_file makes one per GiB, so a count near 2^64 would never end). */
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return 0;
     }
+    avail = (apr_uint64_t)sb.st_size > offset ? (apr_uint64_t)sb.st_size - offset : 0;
+    if (count == WSGI_FILE_TO_EOF || count > avail)
+        count = avail;
     /* apr_file_dup gives the file APR's own cleanup, so that the core output filter can set it
      * aside beyond this request (write completion) and it is still closed exactly once. */
     apr_os_file_put(&tmp, &fd, APR_FOPEN_READ | (x->q->enable_sendfile ? APR_FOPEN_SENDFILE_ENABLED : 0),

@@ -89,6 +89,8 @@ static void json_server(wsgi_json *j, wsgi_runtime *rt)
     wsgi_json_string(j, log_level_name(ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX)));
     wsgi_json_key(j, "error_log");
     wsgi_json_string(j, error_log);
+    wsgi_json_key(j, "parent_pid");
+    wsgi_json_int(j, getpid());
     wsgi_json_object_close(j);
 }
 

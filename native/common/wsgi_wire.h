@@ -35,6 +35,10 @@
 /* REQUEST payload flags */
 #define WSGI_REQUEST_BODY_FOLLOWS 0x00000001u
 #define WSGI_REQUEST_SSL          0x00000002u   /* client connection is SSL: the child answers VAR_LOOKUP */
+#define WSGI_REQUEST_RETRYABLE    0x00000004u   /* can be sent again: a daemon with no free thread may
+                                                   answer GOAWAY instead of queueing it */
+#define WSGI_REQUEST_STREAMED     0x00000008u   /* the body is streamed after the head: the request cannot
+                                                   be sent again, a daemon draining runs it */
 
 /* AUTH payload flags */
 #define WSGI_AUTH_SSL             0x00000001u   /* client connection is SSL (mod_ssl.is_https) */

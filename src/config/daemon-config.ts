@@ -24,6 +24,8 @@ export interface ServerConfig {
   timeout: number
   logLevel: ApacheLogLevel
   errorLog: string | null
+  /** The Apache parent's pid (optional in the JSON): the daemon exits when its parent is gone. */
+  parentPid: number | null
 }
 
 export interface ImportScript {
@@ -184,6 +186,10 @@ class Fields {
   raw(key: string): unknown {
     return this.get(key)
   }
+
+  has(key: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.data, key)
+  }
 }
 
 const U32_MAX = 4294967295
@@ -222,6 +228,7 @@ export function parseDaemonConfig(text: string | undefined): DaemonConfig {
     timeout: s.int('timeout', 0, TIME_MAX),
     logLevel: s.oneOf('log_level', APACHE_LOG_LEVELS),
     errorLog: s.strOrNull('error_log'),
+    parentPid: s.has('parent_pid') ? s.int('parent_pid', 1, U32_MAX) : null,
   }
 
   const p = root.obj('python')

@@ -39,6 +39,8 @@ export const OUTPUT_HIGH = 512 * 1024
 /** Buffers of at least this size (output written, input copied into the bridge) are handed back to the
  *  bridge (release) at once instead of waiting for a garbage collection. */
 const RELEASE_MIN = 16 * 1024
+/** Stopping: how long a connection accepted just before may take to send its first request. */
+const QUIET_MS = 1000
 
 const REQUEST_BOUNDS = requestSideBounds()
 const ALLOW_REQUEST = [FrameType.REQUEST, FrameType.AUTH]
@@ -57,8 +59,16 @@ export interface ConnectionHost {
   readonly socketTimeoutMs: number
   /** True once the daemon is stopping: requests get GOAWAY instead of running. */
   readonly stopping: boolean
+  /** Stopping, but running requests still finish (no forced stop): a request that cannot be sent again
+   *  is run rather than refused. */
+  readonly draining?: boolean
   /** Sends a FILE frame with its descriptor (the addon's sendWithFd); null: send file contents instead. */
   readonly sendWithFd: SendWithFd | null
+  /** A RETRYABLE request arriving now should be sent back with GOAWAY (no free thread, and other
+   *  processes of the group may have one). */
+  readonly shouldRedirect?: boolean
+  /** The dispatcher's load changed (a request was queued or admitted): the accept gate follows it. */
+  loadChanged?(): void
   nextId(): number
   /** I/O happened (inactivity-timeout). */
   touch(): void
@@ -93,6 +103,12 @@ export class Connection {
   private goAwayWhenIdle = false
   private closing = false
   private gone = false
+  /** Called once, at the first frame or the end of the connection (the server's accept gate). */
+  private firstFrame: (() => void) | null = null
+  /** A frame has arrived on this connection. */
+  private spoke = false
+  /** Stopping: waiting a moment for the first request of a connection accepted just before. */
+  private quietTimer: NodeJS.Timeout | null = null
 
   constructor(
     readonly socket: Socket,
@@ -139,6 +155,17 @@ export class Connection {
     }
   }
 
+  /** `fn` runs once, when the first frame arrives or the connection ends, whichever comes first. */
+  onFirstFrame(fn: () => void): void {
+    this.firstFrame = fn
+  }
+
+  private firstFrameSeen(): void {
+    const fn = this.firstFrame
+    this.firstFrame = null
+    fn?.()
+  }
+
   /** True when no request is in progress: a GOAWAY may be sent. */
   get idle(): boolean {
     return this.job === null && !this.bodyOpen
@@ -146,7 +173,22 @@ export class Connection {
 
   /** Stopping: an idle connection gets GOAWAY and closes now, a busy one after its request. */
   goAwayIfIdle(): void {
-    if (this.idle && !this.closing && this.fileQueue === null) this.goAway()
+    if (!this.idle || this.closing || this.fileQueue !== null) return
+    if (!this.spoke) {
+      // Accepted but its first request not read yet: the child writes it as soon as it connects, and it
+      // may be one that cannot be sent again (a streamed body). Let it arrive (startRequest decides);
+      // a connection that stays silent gets its GOAWAY a little later.
+      if (this.quietTimer === null) {
+        this.quietTimer = setTimeout(() => {
+          this.quietTimer = null
+          this.spoke = true
+          this.guard(() => this.goAwayIfIdle())
+        }, QUIET_MS)
+        this.quietTimer.unref()
+      }
+      return
+    }
+    this.goAway()
   }
 
   /**
@@ -156,10 +198,16 @@ export class Connection {
   forceClose(status: number, message: string): void {
     if (this.gone) return
     const job = this.job
-    if (job && !this.responseStarted && !this.responseEnded) {
-      this.responseStarted = true
-      this.socket.write(encodeError(status, message))
-      if (job.submitted) log.report(E.requestInterrupted, this.uri(job))
+    if (!this.closing) {
+      if (job && !this.responseStarted && !this.responseEnded) {
+        this.responseStarted = true
+        this.socket.write(encodeError(status, message))
+        if (job.submitted) log.report(E.requestInterrupted, this.uri(job))
+      } else if (job === null || this.responseEnded) {
+        // Between requests (or the response complete, its `final` not yet come): a request the child
+        // sent meanwhile was not run, and GOAWAY lets it send it again instead of failing it.
+        this.socket.write(GOAWAY_FRAME)
+      }
     }
     this.closing = true
     this.socket.end()
@@ -206,6 +254,10 @@ export class Connection {
   }
 
   private onFrame(type: number, _flags: number, payload: Buffer): void {
+    if (!this.spoke) {
+      this.spoke = true
+      if (this.firstFrame !== null) this.firstFrameSeen()
+    }
     switch (type) {
       case FrameType.REQUEST:
         if (this.job !== null) {
@@ -255,6 +307,7 @@ export class Connection {
     this.setAllowed()
     const r = this.host.dispatcher.enqueue(job)
     if (r === 'refused') this.goAway()
+    this.host.loadChanged?.()
     this.updateReading()
   }
 
@@ -275,8 +328,17 @@ export class Connection {
 
   private startRequest(payload: Buffer): void {
     const fixed = readRequestFixed(payload) // throws ProtocolError on a bad fixed part
-    if (this.host.stopping) {
-      // Not processed: the child may retry it on a new connection (to a live process).
+    // Stopping: not processed, the child sends it again on a new connection (to a live process) —
+    // unless it cannot (its body is streamed) and we are only draining: then it runs here.
+    const runAnyway = this.host.stopping && fixed.streamed && this.host.draining === true
+    if (this.host.stopping && !runAnyway) {
+      this.goAway()
+      return
+    }
+    if (fixed.retryable && this.host.shouldRedirect === true) {
+      // Every thread is busy and the child can send it again: on a fresh connection it goes to
+      // whichever process of the group accepts, and a process accepts only when it has a free thread.
+      debug('request sent back: no free thread')
       this.goAway()
       return
     }
@@ -286,8 +348,9 @@ export class Connection {
     this.responseEnded = false
     this.responseStarted = false
     this.setAllowed()
-    const r = this.host.dispatcher.enqueue(job)
+    const r = this.host.dispatcher.enqueue(job, runAnyway)
     if (r === 'refused') this.goAway()
+    this.host.loadChanged?.()
     this.updateReading()
   }
 
@@ -337,16 +400,24 @@ export class Connection {
   /** A thread is free for this job: hand it to the bridge with any body that already arrived. */
   submit(job: RequestJob): void {
     const bridge = this.host.bridge
+    // The bridge copies the payload; ours stays until the request ends, for the URI in log lines
+    // (socket-timeout, a restart interrupting it).
     const payload = job.payload as Buffer
-    job.payload = null
     try {
       if (job.kind === 'auth') bridge.submitAuth(job.id, payload)
       else bridge.submit(job.id, payload, job.hasBody)
     } catch (e) {
-      // Not accepted by the bridge: answer it ourselves. finish() frees the dispatcher slot.
-      log.report(E.uncaught, this.host.group, `submit failed: ${(e as Error)?.message ?? String(e)}`)
-      this.answerError(job, 500, 'Internal Server Error: the daemon could not run the request')
+      // Not accepted by the bridge. The addon checks the variables we do not parse: a TypeError saying
+      // they are malformed is the child's fault (one line, the connection dropped, as for any malformed
+      // frame); anything else is ours, answered with 500. finish() frees the dispatcher slot.
+      const malformed = e instanceof TypeError && /malformed/.test(e.message)
+      if (malformed) log.report(E.malformed, e.message)
+      else {
+        log.report(E.uncaught, this.host.group, `submit failed: ${(e as Error)?.message ?? String(e)}`)
+        this.answerError(job, 500, 'Internal Server Error: the daemon could not run the request')
+      }
       this.host.dispatcher.finish(job.id)
+      if (malformed) this.fail()
       return
     }
     job.submitted = true
@@ -420,17 +491,22 @@ export class Connection {
       this.completeJob()
       return false
     }
-    if (!this.responseEnded) {
-      const last = lastFrameType(data)
-      if (last === FrameType.END || last === FrameType.ERROR || last === FrameType.AUTH_RESULT) this.responseEnded = true
-      this.setAllowed()
-    }
+    this.noteWritten(job, data)
     if (this.socket.writableLength > OUTPUT_HIGH) {
       this.outputPaused = true
       this.updateReading()
       return true
     }
     return false
+  }
+
+  /** `data` went out: once it ends the response, the child may send its next REQUEST (held until
+   *  `final`). Wherever it went out from: directly, or from behind a FILE frame. */
+  private noteWritten(job: RequestJob, data: Buffer): void {
+    if (this.responseEnded || this.job !== job) return
+    const last = lastFrameType(data)
+    if (last === FrameType.END || last === FrameType.ERROR || last === FrameType.AUTH_RESULT) this.responseEnded = true
+    this.setAllowed()
   }
 
   private onDrain(): void {
@@ -461,13 +537,9 @@ export class Connection {
         if (this.closing === false && this.host.stopping) this.goAwayIfIdle()
         return
       }
-      // The child may send its next REQUEST as soon as it reads END, which can be before sendFrames
-      // calls back (a later event-loop turn): from now on that REQUEST is held, not refused.
-      const last = lastFrameType(next.data)
-      if (!this.responseEnded && (last === FrameType.END || last === FrameType.ERROR || last === FrameType.AUTH_RESULT)) {
-        this.responseEnded = true
-        this.setAllowed()
-      }
+      // Before, not after: sendFrames writes the frames at once but calls back later, and the child may
+      // send its next REQUEST as soon as it has read an END.
+      this.noteWritten(job, next.data)
       sendFrames(this.socket, next.data, next.fd, this.host.sendWithFd, (err) => {
         if (err) log.report(E.fileSend, err.message)
         if (next.final) {
@@ -515,7 +587,8 @@ export class Connection {
       this.stashed = null
       try {
         this.startNext(next)
-        this.reader.resume()
+        // Unless it was refused (GOAWAY): then its body, held behind it, is not ours to read.
+        if (!this.closing) this.reader.resume()
       } catch (e) {
         if (!isProtocolError(e)) throw e
         log.report(E.malformed, e.message)
@@ -569,6 +642,8 @@ export class Connection {
   private goAway(): void {
     if (this.closing || this.gone) return
     this.closing = true
+    // Frames behind the refused request (its body) are not ours to read any more.
+    this.reader.pause()
     const socket = this.socket
     socket.end(GOAWAY_FRAME)
     // Once the bytes are with the kernel the child can read them after we close: do not wait for it.
@@ -584,8 +659,13 @@ export class Connection {
 
   private onGone(): void {
     if (this.gone) return
+    // Closing on our side (GOAWAY, a protocol error already logged): what was left unread is moot.
+    const ourClose = this.closing
     this.gone = true
     this.closing = true
+    if (this.quietTimer !== null) clearTimeout(this.quietTimer)
+    this.quietTimer = null
+    if (this.firstFrame !== null) this.firstFrameSeen()
     this.stashed = null
     const job = this.job
     if (job !== null) {
@@ -598,7 +678,7 @@ export class Connection {
         if (this.outputPaused || this.fileQueue !== null) this.host.bridge.resume(job.id)
       }
       // Its `final` still comes through the bridge and frees the dispatcher slot.
-    } else if (!this.reader.atBoundary) {
+    } else if (!ourClose && !this.reader.atBoundary) {
       log.report(E.truncatedFrame, `${this.reader.buffered} bytes of an incomplete frame`)
     }
     if (this.fileQueue !== null) {

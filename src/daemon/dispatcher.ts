@@ -48,14 +48,21 @@ export class Dispatcher<J extends Job> {
     return this.waiting
   }
 
+  /** True when a job offered now would not start at once (no free thread, or others wait first). */
+  get wouldQueue(): boolean {
+    return this.active.size >= this.threads || this.waiting > 0
+  }
+
   /** False once close() was called: new jobs are refused. */
   get accepting(): boolean {
     return this.open
   }
 
-  /** Offers a job: started at once if a thread is free (and it is not stale), else queued. */
-  enqueue(job: J): EnqueueResult {
-    if (!this.open) return 'refused'
+  /** Offers a job: started at once if a thread is free (and it is not stale), else queued. Once closed,
+   *  only a job that cannot go elsewhere (`evenIfClosed`: the process drains, the request cannot be
+   *  sent again) is still taken. */
+  enqueue(job: J, evenIfClosed = false): EnqueueResult {
+    if (!this.open && !evenIfClosed) return 'refused'
     if (this.active.size < this.threads && this.waiting === 0) return this.admit(job)
     job.queued = true
     this.queue.push(job)

@@ -36,10 +36,12 @@ export const E = {
   importScript: m(2015, 'error', (script: string, group: string, err: string) =>
     `Failed to import script '${script}' into application group '${group}': ${err}`),
   listen: m(2016, 'crit', (err: string) => `Unable to accept connections on the daemon socket (fd 3): ${err}`),
-  vmemLow: m(2017, 'warn', (limit: number) =>
-    `virtual-memory-limit=${limit} is below the ~760 MiB of address space Node.js and Python need; the daemon may fail to start or serve.`),
+  memoryLow: m(2017, 'warn', (option: string, limit: number, floor: number) =>
+    `${option}=${limit} is below the ${floor} bytes Node.js and Python need with these threads; the daemon may fail to start or serve.`),
   signalDuringInit: m(2018, 'notice', (group: string, signal: string) =>
     `Signal ${signal} received while initialising process '${group}': stopping before serving.`),
+  locale: m(2019, 'error', (locale: string) =>
+    `Unsupported locale setting '${locale}' specified for daemon process group; LC_ALL is set but the C library refused it (see locale -a).`),
 
   // Stopping --------------------------------------------------------------------------------------------
   shutdownRequested: m(2020, 'info', (group: string, signal: string) => `Shutdown requested '${group}' (${signal}).`),
@@ -62,6 +64,10 @@ export const E = {
   exiting: m(2029, 'info', (group: string, code: number) => `Exiting process '${group}' (status ${code}).`),
   pythonShutdown: m(2030, 'error', (group: string) => `Python did not finish shutting down in time in process '${group}'; exiting anyway.`),
   uncaught: m(2031, 'crit', (group: string, detail: string) => `Internal error in daemon process '${group}', restarting: ${detail}`),
+  parentGone: m(2032, 'error', (group: string, parent: number, now: number) =>
+    `Apache parent process (pid ${parent}) of daemon process '${group}' has gone away (parent is now pid ${now}): shutting down.`),
+  memoryLimit: m(2033, 'error', (group: string, count: number) =>
+    `Memory limit reached in daemon process '${group}' (${count} request(s) ended in MemoryError): restarting process.`),
 
   // Requests and connections ----------------------------------------------------------------------------
   malformed: m(2040, 'error', (detail: string) => `Malformed data received from Apache child, connection closed: ${detail}.`),
@@ -75,4 +81,5 @@ export const E = {
   fileSend: m(2046, 'error', (err: string) => `Unable to send file contents of response: ${err}.`),
   unknownOutput: m(2047, 'warn', (id: number) => `Output for unknown request ${id} discarded.`),
   requestInterrupted: m(2048, 'error', (uri: string) => `Request interrupted by daemon restart: ${uri}.`),
+  socketBuffers: m(2049, 'warn', (err: string) => `Unable to set send-buffer-size / receive-buffer-size on a connection: ${err}.`),
 } as const

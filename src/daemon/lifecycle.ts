@@ -2,12 +2,16 @@
 //   signal (SIGTERM, SIGINT, SIGHUP)   normal shutdown: wait up to shutdown-timeout, exit 0
 //   graceful-signal (SIGUSR1)          graceful-timeout first if set (release notes New Features 3), exit 0
 //   maximum-requests, cpu-time-limit   graceful-timeout first if set (New Features 2), then normal; exit 4
+//   memory-limit                       a request ended in MemoryError under a memory limit: as cpu-time-limit
+//   parent-died                        the Apache parent is gone: normal shutdown, exit 0
 //   inactivity-timeout                 nothing is running: exit 4 at once
 //   script-reload                      a WSGI script changed (WSGIScriptReloading): normal shutdown, exit 4
 //   request-timeout, deadlock-timeout  forced: interrupt what runs (504/503 where no response began), exit 4
-// A stop first closes the listener, answers queued requests and idle connections with GOAWAY (the child
-// retries elsewhere), lets running requests finish within the period, then ends Python and exits.
-// A later, harder request shortens a softer one (SIGTERM during a graceful wait); never the reverse.
+// The graceful period, as mod_wsgi: the process goes on accepting and running requests, and restarts as
+// soon as none is active or queued; when graceful-timeout expires first, the normal shutdown follows.
+// The normal shutdown closes the listener, answers queued requests and idle connections with GOAWAY (the
+// child retries elsewhere), lets running requests finish within shutdown-timeout, then ends Python and
+// exits. A later, harder request shortens a softer one (SIGTERM during a graceful wait); never the reverse.
 import type { Bridge } from '../native/types'
 import { E } from './errors'
 import { armHardExit } from './hard-exit'
@@ -32,6 +36,8 @@ export type StopReason =
   | 'graceful-signal'
   | 'maximum-requests'
   | 'cpu-time-limit'
+  | 'memory-limit'
+  | 'parent-died'
   | 'inactivity-timeout'
   | 'request-timeout'
   | 'deadlock-timeout'
@@ -106,7 +112,7 @@ export class Lifecycle {
     if (this.phase === 'finishing') return
     const first = this.phase === 'running'
     if (first) {
-      this.code = reason === 'signal' || reason === 'graceful-signal' ? Exit.OK : Exit.RESTART
+      this.code = reason === 'signal' || reason === 'graceful-signal' || reason === 'parent-died' ? Exit.OK : Exit.RESTART
       for (const fn of this.onBegin) {
         try {
           fn()
@@ -114,7 +120,6 @@ export class Lifecycle {
           /* a hook must not prevent stopping */
         }
       }
-      this.server?.beginStop()
     }
     if (reason === 'request-timeout' || reason === 'deadlock-timeout') {
       this.server?.forceCloseAll(reason === 'request-timeout' ? 504 : 503, `daemon process restarting: ${reason} expired`)
@@ -122,14 +127,13 @@ export class Lifecycle {
       return
     }
     const graceful =
-      (reason === 'graceful-signal' || reason === 'maximum-requests' || reason === 'cpu-time-limit') &&
+      (reason === 'graceful-signal' || reason === 'maximum-requests' || reason === 'cpu-time-limit' || reason === 'memory-limit') &&
       this.opts.gracefulTimeoutMs > 0
-    if (first) {
-      this.phase = graceful ? 'graceful' : 'normal'
-      this.deadline = this.now() + (graceful ? this.opts.gracefulTimeoutMs : this.opts.shutdownTimeoutMs)
-    } else if (this.phase === 'graceful' && !graceful) {
-      this.phase = 'normal'
-      this.deadline = this.now() + this.opts.shutdownTimeoutMs
+    if (first && graceful) {
+      this.phase = 'graceful'
+      this.deadline = this.now() + this.opts.gracefulTimeoutMs
+    } else if (first || (this.phase === 'graceful' && !graceful)) {
+      this.beginNormal()
     }
     if (this.timer === null) {
       this.timer = setInterval(() => this.poll(), POLL_MS)
@@ -158,21 +162,31 @@ export class Lifecycle {
     this.finish(FINALIZE_MS)
   }
 
+  /** The normal shutdown: no new requests, shutdown-timeout for those running. */
+  private beginNormal(): void {
+    this.phase = 'normal'
+    this.deadline = this.now() + this.opts.shutdownTimeoutMs
+    this.server?.beginStop()
+  }
+
   private poll(): void {
     if (this.phase !== 'graceful' && this.phase !== 'normal') return
     const server = this.server
+    if (this.phase === 'graceful') {
+      const busy = server === null ? 0 : server.dispatcher.activeCount + server.dispatcher.queuedCount
+      if (busy === 0) this.beginNormal()
+      else if (this.now() >= this.deadline) {
+        log.report(E.gracefulExpired, this.opts.group, server?.dispatcher.activeCount ?? 0)
+        this.beginNormal()
+      }
+      return
+    }
     if (server === null || server.drained) {
       this.finish(FINALIZE_MS)
       return
     }
     if (this.now() < this.deadline) return
     const active = server.dispatcher.activeCount
-    if (this.phase === 'graceful') {
-      log.report(E.gracefulExpired, this.opts.group, active)
-      this.phase = 'normal'
-      this.deadline = this.now() + this.opts.shutdownTimeoutMs
-      return
-    }
     log.report(E.aborting, this.opts.group, active)
     server.forceCloseAll(503, 'daemon process shutting down')
     // What still runs was told to stop; Python gets a short moment, the shutdown-timeout is spent.

@@ -5,14 +5,17 @@
 //   configuration (removed from the environment before any application code runs), process title,
 //   limits and priority (still privileged), identity drop, umask / cwd / environment, Python, the
 //   WSGIImportScript preloads, and only then the listener and the watchdog.
+// From the configuration on, the daemon also watches its Apache parent: when that is gone it stops.
 import * as inspector from 'node:inspector'
 import { parseDaemonConfig, type DaemonConfig } from '../config/daemon-config'
 import * as native from '../native/index'
 import type { Bridge, BridgeHandlers, ProcessControl, PythonOptions } from '../native/types'
 import { E } from './errors'
+import { setAlarm } from './hard-exit'
 import { dropIdentity } from './identity'
 import { Exit, Lifecycle, type StopReason } from './lifecycle'
 import { debug, log } from './log'
+import { watchParent } from './parent-watch'
 import { applyLimits, applyProcessEnvironment } from './process-setup'
 import { processTitle } from './process-title'
 import { pythonOptions } from './python-options'
@@ -53,7 +56,8 @@ async function main(): Promise<void> {
   }
   let crashed = false
 
-  const onSignal = (sig: NodeJS.Signals): void => {
+  // `sig` is the signal received, or SIGTERM standing for the parent's death (already logged).
+  const onSignal = (sig: NodeJS.Signals, reason: StopReason = SIGNALS[sig]): void => {
     debug('signal %s', sig)
     if (!serving || lifecycle === null || config === null) {
       if (initSignal !== null) return
@@ -63,18 +67,17 @@ async function main(): Promise<void> {
       if (preloading !== null && lifecycle !== null && config !== null) abandon(lifecycle, config.group, preloading, sig)
       return
     }
-    const reason = SIGNALS[sig]
     const group = config.group
     if (!lifecycle.stopping) {
       if (reason === 'graceful-signal') {
         const o = config.options
         log.report(E.gracefulRequested, group, sig, o.gracefulTimeout > 0 ? o.gracefulTimeout : o.shutdownTimeout)
       } else if (reason === 'cpu-time-limit') log.report(E.cpuTimeLimit, group)
-      else log.report(E.shutdownRequested, group, sig)
+      else if (reason !== 'parent-died') log.report(E.shutdownRequested, group, sig)
     }
     lifecycle.stop(reason)
   }
-  for (const sig of Object.keys(SIGNALS)) process.on(sig as NodeJS.Signals, onSignal)
+  for (const sig of Object.keys(SIGNALS)) process.on(sig as NodeJS.Signals, (s: NodeJS.Signals) => onSignal(s))
   // A SIGUSR1 that arrived before the handler above existed made Node open its debugger on a local
   // port: close it, nobody may attach to a daemon.
   if (inspector.url() !== undefined) inspector.close()
@@ -103,6 +106,11 @@ async function main(): Promise<void> {
   const o = c.options
   log.setLevel(c.server.logLevel)
   process.title = processTitle(c)
+  const parentPid = c.server.parentPid ?? process.ppid
+  watchParent({ parentPid }, (now) => {
+    log.report(E.parentGone, c.group, parentPid, now)
+    onSignal('SIGTERM', 'parent-died')
+  })
 
   // Process: limits, identity, environment -----------------------------------------------------------
   let addon: NativeModule
@@ -112,10 +120,11 @@ async function main(): Promise<void> {
     log.report(E.addonLoad, errText(e))
     process.exit(Exit.STARTUP)
   }
+  setAlarm(addon.processControl.alarm?.bind(addon.processControl) ?? null)
   applyLimits(o, addon.processControl)
   if (!dropIdentity({ group: c.group, user: o.user, uid: o.uid, gid: o.gid, supplementaryGroups: o.supplementaryGroups }))
     process.exit(Exit.STARTUP)
-  applyProcessEnvironment(o)
+  applyProcessEnvironment(o, addon.processControl)
   log.report(E.starting, c.group, process.geteuid?.() ?? o.uid, process.getegid?.() ?? o.gid, o.threads)
 
   // Python and the server ----------------------------------------------------------------------------
@@ -135,8 +144,26 @@ async function main(): Promise<void> {
       socketTimeoutMs: o.socketTimeout * 1000,
       listenBacklog: o.listenBacklog,
       sendWithFd: addon.processControl.sendWithFd?.bind(addon.processControl) ?? null,
+      tuneSocket:
+        (o.sendBufferSize > 0 || o.receiveBufferSize > 0) && addon.processControl.setSocketBuffers
+          ? (fd) => addon.processControl.setSocketBuffers?.(fd, o.sendBufferSize, o.receiveBufferSize)
+          : null,
+      processes: o.processes,
+      dupFd: addon.processControl.dupFd?.bind(addon.processControl) ?? null,
     },
-    { touch: () => watchdog?.touch(), admitted: () => lc.admitted(), restartRequested: () => lc.stop('script-reload') },
+    {
+      touch: () => watchdog?.touch(),
+      admitted: () => lc.admitted(),
+      restartRequested: () => lc.stop('script-reload'),
+      // memory-limit / virtual-memory-limit: the request that hit the limit got its MemoryError (a 500);
+      // the process may be left fragmented or near the limit, so it restarts, gracefully.
+      memoryExhausted: (count) => {
+        if (o.memoryLimit <= 0 && o.virtualMemoryLimit <= 0) return
+        if (lc.stopping) return
+        log.report(E.memoryLimit, c.group, count)
+        lc.stop('memory-limit')
+      },
+    },
   )
   let bridge: Bridge
   try {

@@ -3,13 +3,11 @@
 // identity drop, so the directory is checked with the user's own rights). Failures of limits and chdir
 // are logged at 'alert' and the daemon goes on, as mod_wsgi does; identity failures are fatal elsewhere.
 import type { DaemonOptions } from '../config/daemon-config'
+import { memoryFloors } from '../config/memory-floor'
 import type { ProcessControl, RlimitResource } from '../native/types'
 import { E } from './errors'
 import { userEnvironment } from './identity'
 import { log } from './log'
-
-/** Below this RLIMIT_AS Node.js with Python cannot start reliably (embedding-notes, "Resource limits"). */
-export const MIN_VIRTUAL_MEMORY = 760 * 1024 * 1024
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
@@ -32,9 +30,15 @@ export function applyLimits(o: DaemonOptions, pc: ProcessControl): void {
     const grace = Math.max(o.gracefulTimeout, 0) + Math.max(o.shutdownTimeout, 0) + 1
     lower(pc, 'cpu', 'cpu-time-limit (RLIMIT_CPU)', o.cpuTimeLimit, o.cpuTimeLimit + grace)
   }
-  if (o.memoryLimit > 0) lower(pc, 'data', 'memory-limit (RLIMIT_DATA)', o.memoryLimit, o.memoryLimit)
+  // The Apache module raises smaller values to these floors; a configuration from elsewhere is warned.
+  const floors = memoryFloors(o.threads, o.stackSize)
+  if (o.memoryLimit > 0) {
+    if (o.memoryLimit < floors.data) log.report(E.memoryLow, 'memory-limit', o.memoryLimit, floors.data)
+    lower(pc, 'data', 'memory-limit (RLIMIT_DATA)', o.memoryLimit, o.memoryLimit)
+  }
   if (o.virtualMemoryLimit > 0) {
-    if (o.virtualMemoryLimit < MIN_VIRTUAL_MEMORY) log.report(E.vmemLow, o.virtualMemoryLimit)
+    if (o.virtualMemoryLimit < floors.virtualMemory)
+      log.report(E.memoryLow, 'virtual-memory-limit', o.virtualMemoryLimit, floors.virtualMemory)
     lower(pc, 'as', 'virtual-memory-limit (RLIMIT_AS)', o.virtualMemoryLimit, o.virtualMemoryLimit)
   }
   if (o.memoryLimit > 0 || o.virtualMemoryLimit > 0) {
@@ -54,8 +58,9 @@ export function applyLimits(o: DaemonOptions, pc: ProcessControl): void {
   }
 }
 
-/** umask, working directory and environment, after the identity drop. */
-export function applyProcessEnvironment(o: DaemonOptions): void {
+/** umask, working directory, environment and locale, after the identity drop (before Python starts, which
+ *  takes LC_CTYPE from the environment). */
+export function applyProcessEnvironment(o: DaemonOptions, pc?: ProcessControl): void {
   if (o.umask !== null) process.umask(o.umask)
   const env = userEnvironment(o.user)
   process.env.USER = env.user
@@ -72,6 +77,10 @@ export function applyProcessEnvironment(o: DaemonOptions): void {
     }
   }
   if (o.lang !== null) process.env.LANG = o.lang
-  if (o.locale !== null) process.env.LC_ALL = o.locale
+  if (o.locale !== null) {
+    process.env.LC_ALL = o.locale
+    // As mod_wsgi: every category of the C locale, not only what Python takes (LC_CTYPE).
+    if (pc?.setLocale && pc.setLocale(o.locale) === null) log.report(E.locale, o.locale)
+  }
   if (o.pythonEggs !== null) process.env.PYTHON_EGG_CACHE = o.pythonEggs
 }

@@ -17,7 +17,8 @@ export class RequestJob implements Job {
   constructor(
     readonly id: number,
     readonly conn: Connection,
-    /** The REQUEST payload; released once submitted. */
+    /** The REQUEST payload (kept while the request lives: log lines name its URI); null once answered
+     *  without running. */
     public payload: Buffer | null,
     readonly hasBody: boolean,
     readonly requestStartUs: number,

@@ -2,10 +2,11 @@
 // bound by the Apache parent, shared by every process of the group), tracks them, owns the dispatcher,
 // and routes the bridge's events (output, inputResume) to the connection of each request.
 import { closeSync } from 'node:fs'
-import * as net from 'node:net'
+import type * as net from 'node:net'
 import type { Bridge, BridgeHandlers } from '../native/types'
 import { lastFrameType } from '../protocol/frames'
-import { FrameType } from '../protocol/wire'
+import { END_COMPLETE, FrameType } from '../protocol/wire'
+import { AcceptGate } from './accept-gate'
 import { Connection, type ConnectionHost } from './connection'
 import { Dispatcher } from './dispatcher'
 import type { SendWithFd } from './file-sender'
@@ -21,6 +22,14 @@ export interface ServerOptions {
   listenBacklog: number
   /** The addon's descriptor passing for FILE frames; null to send file contents as BODY frames. */
   sendWithFd?: SendWithFd | null
+  /** Applies send-buffer-size / receive-buffer-size to an accepted connection's descriptor; null when
+   *  neither option is set. Accepted UNIX sockets do not inherit the listener's buffer sizes. */
+  tuneSocket?: ((fd: number) => void) | null
+  /** The group's process count: with more than one, this process accepts only while it has room
+   *  (accept-gate.ts), and answers GOAWAY to a RETRYABLE request it cannot start at once. */
+  processes?: number
+  /** The addon's dup(), for the accept gate; without it the process always accepts. */
+  dupFd?: ((fd: number) => number) | null
 }
 
 export interface ServerHooks {
@@ -31,9 +40,14 @@ export interface ServerHooks {
   /** The addon answered a request with GOAWAY: its WSGI script changed and this process must restart
    *  (WSGIScriptReloading in a daemon process group, as mod_wsgi does). */
   restartRequested?(): void
+  /** An application or hook ran out of memory (memory-limit): this process restarts to free it. */
+  /** Requests have ended in MemoryError (`count` so far in this process). */
+  memoryExhausted?(count: number): void
 }
 
 const MAX_ID = 0x7fffffff
+/** A new connection holds a place for its first request this long at most (the child sends it at once). */
+const FRESH_MS = 1000
 
 export class DaemonServer implements ConnectionHost {
   readonly dispatcher: Dispatcher<RequestJob>
@@ -42,7 +56,14 @@ export class DaemonServer implements ConnectionHost {
   readonly socketTimeoutMs: number
   readonly sendWithFd: SendWithFd | null
   stopping = false
-  private server: net.Server | null = null
+  /** Stopped by force (request-timeout, deadlock-timeout, shutdown-timeout expired): nothing more runs. */
+  private forced = false
+  private gate: AcceptGate | null = null
+  /** Accepting only while there is room: several processes share the socket. */
+  private readonly balancing: boolean
+  /** Connections accepted whose first frame has not come yet: each holds a place. */
+  private fresh = 0
+  private readonly threads: number
   private lastId = 0
   private bridgeRef: Bridge | null = null
 
@@ -53,6 +74,8 @@ export class DaemonServer implements ConnectionHost {
     this.group = opts.group
     this.socketTimeoutMs = opts.socketTimeoutMs
     this.sendWithFd = opts.sendWithFd ?? null
+    this.threads = opts.threads
+    this.balancing = (opts.processes ?? 1) > 1 && typeof opts.dupFd === 'function'
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
       start: (job) => {
         job.conn.submit(job)
@@ -79,15 +102,23 @@ export class DaemonServer implements ConnectionHost {
           return false
         }
         let pause = false
-        // Stop first, so that no retry of this request can reach this process's listener.
-        if (final && lastFrameType(data) === FrameType.GOAWAY) this.hooks.restartRequested?.()
+        if (final) {
+          const last = lastFrameType(data)
+          // Stop first, so that no retry of this request can reach this process's listener.
+          if (last === FrameType.GOAWAY) this.hooks.restartRequested?.()
+          // A request that failed may have run out of memory: then the process restarts.
+          else if (last !== FrameType.END || data.readUInt32BE(data.length - 4) !== END_COMPLETE) this.checkMemory()
+        }
         try {
           pause = job.conn.output(job, data, final, fd)
         } catch (e) {
           log.report(E.uncaught, this.group, (e as Error)?.stack ?? String(e))
           job.conn.destroy()
         }
-        if (final) this.dispatcher.finish(id)
+        if (final) {
+          this.dispatcher.finish(id)
+          if (this.balancing) this.loadChanged()
+        }
         return pause
       },
       inputResume: (id) => {
@@ -98,6 +129,15 @@ export class DaemonServer implements ConnectionHost {
 
   attach(bridge: Bridge): void {
     this.bridgeRef = bridge
+  }
+
+  private memoryErrors = 0
+
+  private checkMemory(): void {
+    const n = this.bridgeRef?.memoryErrors?.() ?? 0
+    if (n === this.memoryErrors) return
+    this.memoryErrors = n
+    this.hooks.memoryExhausted?.(n)
   }
 
   nextId(): number {
@@ -111,22 +151,37 @@ export class DaemonServer implements ConnectionHost {
 
   released(conn: Connection): void {
     this.connections.delete(conn)
+    if (this.balancing) this.loadChanged()
+  }
+
+  /** Stopping, but still letting running requests finish: a request that cannot be sent again (its
+   *  body streamed) and reaches us now is run, not refused. */
+  get draining(): boolean {
+    return this.stopping && !this.forced
+  }
+
+  /** Whether a request that can be sent elsewhere should be: several processes, no thread free now. */
+  get shouldRedirect(): boolean {
+    return this.balancing && this.dispatcher.wouldQueue
+  }
+
+  /** A request was admitted, queued or finished, or a new connection was accepted or sent its first
+   *  frame: accept only while this process has room (several processes). Cheap unless it flips. */
+  loadChanged(): void {
+    const gate = this.gate
+    if (!this.balancing || gate === null || this.stopping) return
+    const d = this.dispatcher
+    if (d.activeCount + d.queuedCount + this.fresh < this.threads) gate.open()
+    else gate.close()
   }
 
   /** Starts accepting on the inherited listening socket (`{ fd: 3 }`), or a path (tests). */
   listen(where: { fd: number } | { path: string }): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const server = net.createServer({ allowHalfOpen: false }, (socket) => this.accept(socket))
-      const onError = (err: Error): void => reject(err)
-      server.once('error', onError)
-      // The parent chose the backlog (listen-backlog); listen() on a listening socket would reset it.
-      server.listen({ ...where, backlog: this.opts.listenBacklog > 0 ? this.opts.listenBacklog : undefined }, () => {
-        server.off('error', onError)
-        server.on('error', (err) => log.report(E.listen, err.message))
-        this.server = server
-        resolve()
-      })
-    })
+    this.gate = new AcceptGate(
+      { where, backlog: this.opts.listenBacklog, dup: this.balancing ? (this.opts.dupFd ?? null) : null },
+      (socket) => this.accept(socket),
+    )
+    return this.gate.start()
   }
 
   private accept(socket: net.Socket): void {
@@ -136,14 +191,40 @@ export class DaemonServer implements ConnectionHost {
       return
     }
     debug('connection accepted')
-    this.connections.add(new Connection(socket, this))
+    const tune = this.opts.tuneSocket
+    if (tune) {
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd
+      try {
+        if (typeof fd === 'number' && fd >= 0) tune(fd)
+      } catch (e) {
+        log.report(E.socketBuffers, (e as Error).message)
+      }
+    }
+    const conn = new Connection(socket, this)
+    this.connections.add(conn)
+    if (!this.balancing) return
+    // It holds a place until its first frame (or its end), so that one accept loop takes no more
+    // connections than there are free threads.
+    this.fresh++
+    let held = true
+    const release = (): void => {
+      if (!held) return
+      held = false
+      clearTimeout(timer)
+      this.fresh--
+      this.loadChanged()
+    }
+    const timer = setTimeout(release, FRESH_MS)
+    timer.unref()
+    conn.onFirstFrame(release)
+    this.loadChanged()
   }
 
   /** Graceful stop, first step: no new connections or requests; idle connections get GOAWAY. */
   beginStop(): void {
     if (this.stopping) return
     this.stopping = true
-    this.server?.close()
+    this.gate?.shutdown()
     for (const job of this.dispatcher.close()) job.conn.refuse(job)
     for (const c of this.connections) c.goAwayIfIdle()
   }
@@ -156,6 +237,7 @@ export class DaemonServer implements ConnectionHost {
   /** Forced stop: answers what can still be answered with `status`, drops every connection, and tells
    *  the bridge to abandon what runs. */
   forceCloseAll(status: number, message: string): void {
+    this.forced = true
     this.beginStop()
     for (const c of [...this.connections]) c.forceClose(status, message)
     if (this.bridgeRef !== null) for (const id of this.dispatcher.active.keys()) this.bridgeRef.abort(id)

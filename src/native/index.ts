@@ -23,6 +23,10 @@ interface Binding {
   setPriority(nice: number): void
   setMallocArenaMax(n: number): void
   sendWithFd(socketFd: number, data: Buffer, fd: number): number
+  alarm(seconds: number): void
+  setSocketBuffers(fd: number, send: number, receive: number): void
+  setLocale(name: string): string | null
+  dupFd(fd: number): number
 }
 
 /** lib/native/index.js and src/native/index.ts both sit two levels below the package root. */
@@ -160,7 +164,7 @@ function resource(r: unknown): RlimitResource {
   return r as RlimitResource
 }
 
-/** setrlimit/getrlimit/setpriority/mallopt/sendmsg for src/daemon. Infinity stands for RLIM_INFINITY. */
+/** setrlimit/getrlimit/setpriority/mallopt/sendmsg/alarm/setsockopt/setlocale/dup for src/daemon. Infinity stands for RLIM_INFINITY. */
 export const processControl: Required<ProcessControl> = {
   setrlimit(r, soft, hard) {
     load().setrlimit(resource(r), soft, hard)
@@ -176,5 +180,18 @@ export const processControl: Required<ProcessControl> = {
   },
   sendWithFd(socketFd, data, fd) {
     return load().sendWithFd(socketFd, data, fd)
+  },
+  alarm(seconds) {
+    load().alarm(seconds)
+  },
+  setSocketBuffers(fd, send, receive) {
+    load().setSocketBuffers(fd, send, receive)
+  },
+  setLocale(name) {
+    if (typeof name !== 'string' || name.includes('\0')) throw new TypeError('setLocale(name): a string without NUL')
+    return load().setLocale(name)
+  },
+  dupFd(fd) {
+    return load().dupFd(fd)
   },
 }

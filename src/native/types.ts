@@ -121,6 +121,11 @@ export interface Bridge {
    *  while a thread holds the GIL forever. */
   dumpStacks(reason: string): void
 
+  /** How many requests have ended in MemoryError so far (raised by the app, or an allocation in native
+   *  code that failed): under memory-limit / virtual-memory-limit the daemon then restarts. Always
+   *  provided by the addon; optional so that test doubles need not. */
+  memoryErrors?(): number
+
   /** Ends Python: lets workers finish for at most `timeoutMs`, then finalises. Returns false when it had
    *  to give up (the caller exits anyway). Safe to call twice. */
   shutdown(timeoutMs: number): boolean
@@ -140,6 +145,16 @@ export interface ProcessControl {
    *  even the descriptor) was sent. Call it only when Node's write queue for the socket is empty. The
    *  caller still owns and closes `fd`. Throws on other errors. Always provided by src/native/index.ts. */
   sendWithFd?(socketFd: number, data: Buffer, fd: number): number
+  /** alarm(seconds): the process ends by SIGALRM after that long (0 cancels); needs no thread or memory,
+   *  so it still works under a tight virtual-memory-limit. */
+  alarm?(seconds: number): void
+  /** SO_SNDBUF / SO_RCVBUF of a socket (send-buffer-size, receive-buffer-size); 0 leaves one as it is. */
+  setSocketBuffers?(fd: number, send: number, receive: number): void
+  /** setlocale(LC_ALL, name) (the `locale` option): the locale now in effect, or null if unsupported. */
+  setLocale?(name: string): string | null
+  /** A close-on-exec duplicate of `fd` (numbered 3 or above). The daemon listens on duplicates of the
+   *  group's socket so that it can stop accepting (close one) and start again. Throws on failure. */
+  dupFd?(fd: number): number
 }
 
 export type RlimitResource = 'cpu' | 'data' | 'as' | 'stack' | 'nofile'

@@ -8,7 +8,9 @@ import {
   HEADER_SIZE,
   REQUEST_BODY_FOLLOWS,
   REQUEST_FIXED_SIZE,
+  REQUEST_RETRYABLE,
   REQUEST_SSL,
+  REQUEST_STREAMED,
   WIRE_VERSION,
 } from './wire'
 
@@ -134,6 +136,10 @@ export interface RequestFixed {
   bodyFollows: boolean
   /** SSL: the client connection is SSL; the child answers VAR_LOOKUP for this request. */
   ssl: boolean
+  /** RETRYABLE: a daemon that cannot start it at once may answer GOAWAY (the child sends it again). */
+  retryable: boolean
+  /** STREAMED: its body is streamed and it cannot be sent again; a draining daemon runs it. */
+  streamed: boolean
   /** When Apache read the request line, microseconds since the epoch. */
   requestStartUs: number
   /** Number of variables that follow. */
@@ -148,14 +154,21 @@ export function readRequestFixed(payload: Buffer): RequestFixed {
   if (payload.length < REQUEST_FIXED_SIZE)
     throw new ProtocolError('malformed', `REQUEST payload of ${payload.length} bytes is shorter than its fixed part`)
   const flags = payload.readUInt32BE(0)
-  if ((flags & ~(REQUEST_BODY_FOLLOWS | REQUEST_SSL)) !== 0)
+  if ((flags & ~(REQUEST_BODY_FOLLOWS | REQUEST_SSL | REQUEST_RETRYABLE | REQUEST_STREAMED)) !== 0)
     throw new ProtocolError('malformed', `REQUEST has reserved flag bits set (0x${(flags >>> 0).toString(16)})`)
   const requestStartUs = payload.readUInt32BE(4) * U32 + payload.readUInt32BE(8)
   const count = payload.readUInt32BE(12)
   // Each pair takes at least 8 bytes (two empty strings).
   if (count > (payload.length - REQUEST_FIXED_SIZE) / 8)
     throw new ProtocolError('malformed', `REQUEST declares ${count} variables, more than its payload can hold`)
-  return { bodyFollows: (flags & REQUEST_BODY_FOLLOWS) !== 0, ssl: (flags & REQUEST_SSL) !== 0, requestStartUs, count }
+  return {
+    bodyFollows: (flags & REQUEST_BODY_FOLLOWS) !== 0,
+    ssl: (flags & REQUEST_SSL) !== 0,
+    retryable: (flags & REQUEST_RETRYABLE) !== 0,
+    streamed: (flags & REQUEST_STREAMED) !== 0,
+    requestStartUs,
+    count,
+  }
 }
 
 export interface DecodedRequest extends RequestFixed {
@@ -198,6 +211,10 @@ export interface RequestInit {
   bodyFollows: boolean
   /** The REQUEST_SSL flag. */
   ssl?: boolean
+  /** The REQUEST_RETRYABLE flag. */
+  retryable?: boolean
+  /** The REQUEST_STREAMED flag. */
+  streamed?: boolean
   /** Microseconds since the epoch; default now. */
   requestStartUs?: number
   vars: Iterable<readonly [Bytes, Bytes]>
@@ -209,7 +226,11 @@ export function encodeRequestPayload(init: RequestInit): Buffer {
   let size = REQUEST_FIXED_SIZE
   for (const [n, v] of vars) size += 8 + byteLength(n) + byteLength(v)
   const out = Buffer.allocUnsafe(size)
-  out.writeUInt32BE((init.bodyFollows ? REQUEST_BODY_FOLLOWS : 0) | (init.ssl === true ? REQUEST_SSL : 0), 0)
+  out.writeUInt32BE(
+    (init.bodyFollows ? REQUEST_BODY_FOLLOWS : 0) | (init.ssl === true ? REQUEST_SSL : 0) | (init.retryable === true ? REQUEST_RETRYABLE : 0) |
+      (init.streamed === true ? REQUEST_STREAMED : 0),
+    0,
+  )
   putU64(out, 4, Math.floor(init.requestStartUs ?? Date.now() * 1000))
   out.writeUInt32BE(vars.length, 12)
   let off = REQUEST_FIXED_SIZE

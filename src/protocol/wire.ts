@@ -26,6 +26,13 @@ export type FrameTypeName = keyof typeof FrameType
 export const REQUEST_BODY_FOLLOWS = 0x00000001
 /** The client connection is SSL: the environ gets mod_ssl.is_https/var_lookup, the child answers VAR_LOOKUP. */
 export const REQUEST_SSL = 0x00000002
+/** The child can send this request again (its body, if any, came whole with it) and another daemon
+ *  process of the group may be free: a daemon whose threads are all busy answers GOAWAY instead of
+ *  queueing it, and the child sends it on a fresh connection. */
+export const REQUEST_RETRYABLE = 0x00000004
+/** The body is streamed after the head, so the child cannot send the request again: a daemon that is
+ *  draining (stopping gracefully) runs it rather than answering GOAWAY. */
+export const REQUEST_STREAMED = 0x00000008
 
 /** AUTH payload flags. */
 export const AUTH_SSL = 0x00000001

@@ -3,9 +3,9 @@
 // daemon processes as children of the Apache parent, with a private socket, all gone after stop.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Apache, APACHE_BIN, childPids, cmdline, fixture, FIXTURES, freePort, makeTempDir, startApache, waitFor } from '../helpers/apache'
+import { Apache, APACHE_BIN, childPids, debianModule, cmdline, fixture, FIXTURES, freePort, makeTempDir, startApache, waitFor } from '../helpers/apache'
 
 const WWW_DATA_UID = 33
 
@@ -243,8 +243,12 @@ WSGIScriptAlias /g ${fixture('hello-world')} process-group=g
   t.same(childPids(r.pid ?? 0), [], 'no daemon was left behind')
 })
 
-t.test('Apache refuses to start when mod_python is loaded too (4.1.0, Features Removed 1)', async (t) => {
-  // A stand-in module whose name is mod_python.c, built with apxs.
+/** Debian's libapache2-mod-python (scripts/setup.sh unpacks it under build/debian, or it is installed);
+ *  else a stand-in built with apxs. */
+function modPython(t: { teardown: (fn: () => unknown) => void; equal: (a: unknown, b: unknown, m: string) => unknown }): string {
+  const real = debianModule('mod_python.so')
+  if (real) return real
+  // A stand-in module whose name is mod_python.c, like the real one.
   const dir = makeTempDir('mod_wsgi-mod-python-')
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(
@@ -254,8 +258,12 @@ t.test('Apache refuses to start when mod_python is loaded too (4.1.0, Features R
   )
   const built = spawnSync('apxs', ['-c', 'mod_python.c'], { cwd: dir, encoding: 'latin1' })
   t.equal(built.status, 0, `apxs builds the stand-in: ${built.stderr}`)
+  return join(dir, '.libs', 'mod_python.so')
+}
+
+t.test('Apache refuses to start when mod_python is loaded too (4.1.0, Features Removed 1)', async (t) => {
   const apache = new Apache({
-    preamble: `LoadModule python_module ${join(dir, '.libs', 'mod_python.so')}`,
+    preamble: `LoadModule python_module ${modPython(t)}`,
     config: `WSGIScriptAlias /x ${fixture('hello-world')}`,
   })
   t.teardown(() => apache.cleanup())

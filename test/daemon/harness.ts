@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import * as net from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { FrameReader } from '../../src/protocol/frame-reader'
 import {
   BODY_END_FRAME,
@@ -19,9 +19,11 @@ import {
   type Head,
 } from '../../src/protocol/frames'
 import { FrameType, HEADER_SIZE, responseSideBounds } from '../../src/protocol/wire'
+import { ROOT as PROJECT_ROOT } from '../helpers/apache'
 import { sampleConfig, type SampleOverrides } from '../unit/sample-config'
 
-export const ROOT = resolve(__dirname, '..', '..')
+/** The project root (also when this file runs compiled, from build/bench/ for bench/memory-floor.ts). */
+export const ROOT = PROJECT_ROOT
 export const MAIN = join(ROOT, 'lib', 'daemon', 'main.js')
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'wsgi')
 export const ADDON = join(ROOT, 'build', 'Release', 'wsgi_bridge.node')

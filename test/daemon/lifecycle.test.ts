@@ -53,17 +53,34 @@ t.test('maximum-requests: restart after that many requests, exit 4', async (t) =
 })
 
 t.test('a request arriving during the stop gets GOAWAY (not processed, may be retried)', async (t) => {
-  const d = await startDaemon(t, { options: { threads: 1, graceful_timeout: 5 } })
+  const d = await startDaemon(t, { options: { threads: 1, shutdown_timeout: 5 } })
   const busy = await d.connect()
   const queued = await d.connect()
   const p1 = busy.request({ script: fixture('daemon-sleep'), query: 's=0.8' })
   await new Promise((r) => setTimeout(r, 100))
   const p2 = queued.request({ script: fixture('daemon-echo'), body: Buffer.from('q') })
   await new Promise((r) => setTimeout(r, 100))
-  d.signal('SIGUSR1')
+  d.signal('SIGTERM')
   t.equal((await p2).kind, 'goaway', 'the queued request was not run')
   t.equal(text(await p1), 'slept')
   t.equal((await d.exited).code, 0)
+})
+
+t.test('graceful period: requests are still accepted and run; the process ends once idle', async (t) => {
+  const d = await startDaemon(t, { options: { threads: 1, graceful_timeout: 10 } })
+  const busy = await d.connect()
+  const later = await d.connect()
+  const p1 = busy.request({ script: fixture('daemon-sleep'), query: 's=0.8' })
+  await new Promise((r) => setTimeout(r, 150))
+  const sent = Date.now()
+  d.signal('SIGUSR1')
+  await d.waitForLog(/WSGI02021: Graceful shutdown requested/)
+  const p2 = later.request({ script: fixture('daemon-echo'), body: Buffer.from('q') })
+  t.equal(text(await p1), 'slept')
+  t.equal(text(await p2), 'q', 'a request sent during the graceful period ran (queued behind the busy thread)')
+  const exit = await d.exited
+  t.equal(exit.code, 0)
+  t.ok(exit.at - sent < 4000, `exited once idle, long before graceful-timeout (${exit.at - sent} ms)`)
 })
 
 t.test('SIGTERM: exits within shutdown-timeout even with a request stuck', async (t) => {
@@ -128,7 +145,7 @@ t.test('deadlock-timeout: GIL never released, process restarts anyway', async (t
   const c = await d.connect()
   const p = c.request({ script: fixture('daemon-busy'), query: 'mode=gil' }, 60000)
   const exit = await d.exited
-  t.equal(exit.code === 4 || exit.signal === 'SIGKILL', true, `exit ${exit.code}/${exit.signal}`)
+  t.equal(exit.code === 4 || exit.signal === 'SIGALRM', true, `exit ${exit.code}/${exit.signal} (4, or ended by its own last-resort alarm)`)
   t.match(d.stderr, /WSGI02025: Daemon process deadlock timer expired/)
   const a = await p
   t.ok(a.kind === 'error' || a.kind === 'closed', a.kind)
@@ -137,7 +154,9 @@ t.test('deadlock-timeout: GIL never released, process restarts anyway', async (t
 t.test('cpu-time-limit: SIGXCPU makes a graceful restart', async (t) => {
   const d = await startDaemon(t, { options: { cpu_time_limit: 2, shutdown_timeout: 2 } })
   const c = await d.connect()
-  const p = c.request({ script: fixture('daemon-busy'), query: 'mode=python&s=4' }, 30000)
+  // Burns until the process has used 4 s of CPU (not 4 s of wall time, which a busy machine would
+  // turn into less than the 2 s limit, and then nothing would ever happen).
+  const p = c.request({ script: fixture('cpu-burn'), query: 'cpu=4&max=60' }, 90000)
   const exit = await d.exited
   t.equal(exit.code, 4)
   t.match(d.stderr, /WSGI02026: Exceeded CPU time limit 'myapp'/)
@@ -201,4 +220,14 @@ t.test('a signal before Python starts stops cleanly too', async (t) => {
   const exit = await d.exited
   t.equal(exit.signal, null, 'not killed by the signal')
   t.equal(exit.code, 0)
+})
+
+t.test('a signal before any JavaScript ran ends the daemon, never crashes or hangs it', async (t) => {
+  const d = new Daemon({})
+  t.teardown(() => d.cleanup())
+  await waitFor(() => existsSync(`/proc/${d.pid}/cmdline`) && readFileSync(`/proc/${d.pid}/cmdline`, 'latin1').includes('main.js'), 5000, 'exec')
+  d.signal('SIGTERM')
+  const exit = await d.exited
+  // Node's own handler ends the process by the signal until the daemon's handler exists (exit 0 then).
+  t.ok((exit.signal === null && exit.code === 0) || exit.signal === 'SIGTERM', `ended by ${exit.signal ?? `exit ${exit.code}`}`)
 })

@@ -25,6 +25,15 @@ export const MODULE = join(ROOT, 'build', 'mod_wsgi.so')
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'wsgi')
 export const APACHE_BIN = process.env.APACHE_BIN ?? '/usr/sbin/apache2'
 export const APACHE_MODULES = process.env.APACHE_MODULES ?? '/usr/lib/apache2/modules'
+/** A module of Debian's packages that scripts/setup.sh unpacks under build/debian (the original mod_wsgi,
+ *  mod_python), else the system's copy when installed, else null. */
+export function debianModule(file: string): string | null {
+  for (const dir of [join(ROOT, 'build', 'debian', 'usr', 'lib', 'apache2', 'modules'), APACHE_MODULES]) {
+    if (existsSync(join(dir, file))) return join(dir, file)
+  }
+  return null
+}
+
 /** Apps and tests use Debian's Python, where Django and Flask are installed. */
 export const PYTHON = '/usr/bin/python3'
 

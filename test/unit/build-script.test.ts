@@ -1,5 +1,6 @@
 // scripts/build.sh answers a missing prerequisite with one clear line, not a compiler trace.
 import { spawnSync } from 'node:child_process'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT } from '../helpers/apache'
@@ -34,4 +35,24 @@ t.test('setup as a non-root user prints the exact apt-get line for what is missi
   })
   t.equal(r.status, 1)
   t.match(r.stderr, /run as root:\n {2}apt-get install -y mod-wsgi-test-missing-package\n/)
+})
+
+t.test('the Apache module refuses to build against Apache 2.2 (or older) headers', async (t) => {
+  const inc = spawnSync('apxs', ['-q', 'INCLUDEDIR'], { encoding: 'utf8' }).stdout.trim()
+  const apr = spawnSync('apr-1-config', ['--includes'], { encoding: 'utf8' }).stdout.trim().split(/\s+/)
+  // Apache 2.2's magic number, given before httpd.h reads the real ap_mmn.h (whose guard it sets).
+  const fake = join(ROOT, 'build', 'ap_mmn-2.2.h')
+  writeFileSync(
+    fake,
+    '#define APACHE_AP_MMN_H\n#define MODULE_MAGIC_COOKIE 0x41503232UL\n#define MODULE_MAGIC_NUMBER_MAJOR 20051115\n' +
+      '#define MODULE_MAGIC_NUMBER_MINOR 0\n#define AP_MODULE_MAGIC_AT_LEAST(major,minor) ((major) < MODULE_MAGIC_NUMBER_MAJOR ' +
+      '|| ((major) == MODULE_MAGIC_NUMBER_MAJOR && (minor) <= MODULE_MAGIC_NUMBER_MINOR))\n',
+  )
+  t.teardown(() => rmSync(fake, { force: true }))
+  const args = ['-fsyntax-only', '-include', fake, `-I${inc}`, ...apr, `-I${join(ROOT, 'native', 'common')}`, join(ROOT, 'native', 'apache', 'mod_wsgi.c')]
+  const r = spawnSync('gcc', args, { encoding: 'utf8' })
+  t.not(r.status, 0, 'the build fails')
+  t.match(r.stderr, /#error "mod_wsgi needs Apache httpd 2\.4 or later/, 'saying why')
+  const ok = spawnSync('gcc', args.filter((a, i) => a !== '-include' && args[i - 1] !== '-include'), { encoding: 'utf8' })
+  t.equal(ok.status, 0, `with the real (2.4) headers it compiles: ${ok.stderr}`)
 })

@@ -338,6 +338,7 @@ std::string run_auth(InterpState &st, Request &req) {
         return result_frame(outcome, values);
     } catch (const std::bad_alloc &) {
         PyErr_Clear();
+        runtime_note_memory_error(*st.rt);
         runtime_logger(*st.rt).write(LogLevel::kError, kLogNoMemory,
                                      "Out of memory running hook script '" + std::string(a.script) + "'.", client);
         return result_frame(WSGI_AUTH_ERROR, {});

@@ -75,6 +75,9 @@ public:
     virtual void preload(double token, const std::string &script, const std::string &group) = 0;
     // Milliseconds since the epoch of the watchdog's last GIL acquisition.
     virtual double last_gil_acquired() = 0;
+    // How many times an application or hook ran out of memory: a MemoryError escaped it, or an
+    // allocation failed in native code (memory-limit). The daemon restarts the process on it.
+    virtual double memory_errors() = 0;
     // Python stacks of every thread of every interpreter to the error log, without the GIL.
     virtual void dump_stacks(const std::string &reason) = 0;
     // Stops workers and finalises Python within timeout_ms; false when it had to give up.

@@ -246,6 +246,8 @@ void log_exception(InterpState &st, std::string_view script, std::string_view cl
     PyErr_NormalizeException(&type, &value, &tb);
     if (tb && value)
         PyException_SetTraceback(value, tb);
+    if (PyErr_GivenExceptionMatches(type, PyExc_MemoryError))
+        runtime_note_memory_error(*st.rt);
     const Logger &log = runtime_logger(*st.rt);
     if (!script.empty())
         log.write(LogLevel::kError, kLogException,

@@ -252,6 +252,8 @@ bool install_signal_restriction(InterpState &st);
 // Accessors the Python objects need from the runtime (runtime.cc).
 const Logger &runtime_logger(Runtime &rt);
 const HostOptions &runtime_options(Runtime &rt);
+// An application or hook ran out of memory (counted for Host::memory_errors()).
+void runtime_note_memory_error(Runtime &rt);
 
 // Converts a str to its latin-1 bytes without copying; false if it is not a str or not latin-1.
 inline bool latin1_view(PyObject *s, std::string_view *out) {

@@ -151,6 +151,11 @@ bool encode_head(PyObject *status, PyObject *headers, std::string *head, int64_t
                          value);
             return false;
         }
+        if (v.find('\0') != std::string_view::npos) {
+            // Apache cannot send it (its headers are C strings): refused here rather than by the child.
+            PyErr_Format(PyExc_ValueError, "embedded null character in response header with name '%U'", name);
+            return false;
+        }
         if (is_hop_by_hop(n)) {
             PyErr_Format(PyExc_ValueError, "hop-by-hop header '%U' is not allowed in a WSGI response", name);
             return false;

@@ -27,8 +27,12 @@ public:
     void submit_auth(std::shared_ptr<Request> req) override;
     void preload(double token, const std::string &script, const std::string &group) override;
     double last_gil_acquired() override;
+    double memory_errors() override { return static_cast<double>(memory_errors_.load()); }
     void dump_stacks(const std::string &reason) override;
     bool shutdown(int timeout_ms) override;
+
+    // A request ended in MemoryError (any thread): the daemon restarts under a memory limit.
+    void note_memory_error() { memory_errors_.fetch_add(1); }
 
     const HostOptions &options() const { return options_; }
     const Logger &log() const { return log_; }
@@ -55,6 +59,7 @@ private:
     std::map<std::string, std::unique_ptr<Group>> groups_;
 
     std::atomic<double> last_gil_ms_{0};
+    std::atomic<uint64_t> memory_errors_{0};
 
     // Thread lifetimes and shutdown. Owned by this instance (never static: see embedding notes).
     std::mutex mu_;

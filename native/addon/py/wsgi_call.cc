@@ -74,7 +74,8 @@ void consume(Call &call, PyObject *result) {
     }
 }
 
-// PEP 3333: close() of the iterable, whatever happened before.
+// PEP 3333: close() of the iterable, whatever happened before. As in mod_wsgi, an exception from
+// close() is logged but does not fail a response the iterable completed.
 void close_result(Call &call, PyObject *result) {
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
         return;
@@ -88,7 +89,7 @@ void close_result(Call &call, PyObject *result) {
     }
     PyRef r(PyObject_CallNoArgs(close.get()));
     if (!r)
-        fail_with_exception(call);
+        log_exception(call.st, call.script, call.client);
 }
 
 void execute(Call &call, PyObject **adapter_out) {
@@ -155,6 +156,7 @@ std::string run_request(InterpState &st, Request &req) {
     } catch (const std::bad_alloc &) {
         // Allocation failed in native code (e.g. under RLIMIT_AS): a MemoryError for this request.
         PyErr_Clear();
+        runtime_note_memory_error(*st.rt);
         runtime_logger(*st.rt).write(LogLevel::kError, kLogNoMemory,
                                      "Out of memory processing WSGI script '" + std::string(call.script) + "'.",
                                      call.client);
