@@ -46,6 +46,7 @@ class ScriptedBridge implements Bridge {
     return Date.now()
   }
   dumpStacks(): void {}
+  release(): void {}
   shutdown(): boolean {
     return true
   }
