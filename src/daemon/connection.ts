@@ -201,7 +201,9 @@ export class Connection {
     if (!this.closing) {
       if (job && !this.responseStarted && !this.responseEnded) {
         this.responseStarted = true
-        this.socket.write(encodeError(status, message))
+        // GOAWAY behind the answer, in the same write: the child would otherwise pool this connection
+        // and could send its next request on it before our end of file arrives (a 500, not a retry).
+        this.socket.write(Buffer.concat([encodeError(status, message), GOAWAY_FRAME]))
         if (job.submitted) log.report(E.requestInterrupted, this.uri(job))
       } else if (job === null || this.responseEnded) {
         // Between requests (or the response complete, its `final` not yet come): a request the child
