@@ -262,7 +262,10 @@ async function main(): Promise<void> {
   await Promise.all([mixedLoad(apache.port, o.connections, until, tallies), wrkLoop])
   clearInterval(sampler)
   const final = sample(apache, t0)
-  await apache.cleanup(false)
+  // Unexpected answers: keep Apache's directory (its error log says why) and name it below.
+  const kept = [...tallies.values()].some((t) => t.unexpected > 0)
+  await apache.cleanup(kept)
+  if (kept) console.log(`unexpected answers: Apache's directory and error log kept in ${apache.dir}`)
 
   // Report.
   const total = [...tallies.values()].reduce((n, t) => n + t.ok + t.unexpected + t.keepaliveClosed, 0)
