@@ -345,6 +345,7 @@ export class Connection {
       return
     }
     const job = new RequestJob(this.host.nextId(), this, payload, fixed.bodyFollows, fixed.requestStartUs)
+    job.streamed = fixed.streamed
     this.job = job
     this.bodyOpen = fixed.bodyFollows
     this.responseEnded = false

@@ -87,20 +87,24 @@ export class Dispatcher<J extends Job> {
     return true
   }
 
-  /** Stops admitting: returns every waiting job (the caller answers them) and refuses new ones. */
-  close(): J[] {
+  /** Stops admitting: returns every waiting job (the caller answers them) and refuses new ones. Jobs
+   *  for which `keep` is true stay queued and still run (requests that cannot be sent elsewhere). */
+  close(keep: (job: J) => boolean = () => false): J[] {
     this.open = false
     const out: J[] = []
+    const kept: J[] = []
     for (let i = this.head; i < this.queue.length; i++) {
       const j = this.queue[i]
-      if (j) {
+      if (!j) continue
+      if (keep(j)) kept.push(j)
+      else {
         j.queued = false
         out.push(j)
       }
     }
-    this.queue = []
+    this.queue = kept
     this.head = 0
-    this.waiting = 0
+    this.waiting = kept.length
     return out
   }
 

@@ -13,6 +13,9 @@ export class RequestJob implements Job {
   pendingBytes = 0
   /** BODY_END arrived before submission. */
   pendingEnd = false
+  /** The child streams its body (REQUEST flag STREAMED): it cannot send it again, so a draining process
+   *  runs it rather than send it back. */
+  streamed = false
 
   constructor(
     readonly id: number,

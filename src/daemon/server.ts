@@ -225,7 +225,8 @@ export class DaemonServer implements ConnectionHost {
     if (this.stopping) return
     this.stopping = true
     this.gate?.shutdown()
-    for (const job of this.dispatcher.close()) job.conn.refuse(job)
+    // Queued requests go back to the child (GOAWAY), except, while draining, those it cannot send again.
+    for (const job of this.dispatcher.close((job) => this.draining && job.streamed)) job.conn.refuse(job)
     for (const c of this.connections) c.goAwayIfIdle()
   }
 

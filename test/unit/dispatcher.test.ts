@@ -108,6 +108,18 @@ t.test('close returns waiting jobs and refuses new ones', async (t) => {
   t.same(started, [1], 'nothing admitted after close')
 })
 
+t.test('close keeps the jobs it is told to keep: they still run, in order', async (t) => {
+  const { d, started, job } = setup(1)
+  for (const id of [1, 2, 3, 4]) d.enqueue(job(id))
+  const waiting = d.close((j) => j.id % 2 === 0)
+  t.same(waiting.map((j) => j.id), [3], 'only the others are returned')
+  t.ok(waiting.every((j) => !j.queued), 'returned jobs are no longer queued')
+  t.equal(d.queuedCount, 2, 'the kept ones still wait')
+  d.finish(1)
+  d.finish(2)
+  t.same(started, [1, 2, 4], 'kept jobs run after close, in order')
+})
+
 t.test('hooks may reenter (finish from start, close from start)', async (t) => {
   const started: number[] = []
   let d: Dispatcher<J>
