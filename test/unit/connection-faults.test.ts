@@ -208,6 +208,29 @@ t.test('draining: a request whose body is streamed (it cannot be sent again) sti
   t.equal(bridge.submitted.length, 2)
 })
 
+t.test('draining: a queued streamed request stays queued and runs; a queued one that can be resent gets GOAWAY', async (t) => {
+  // graceful-timeout expired with requests still waiting for the only thread (beginStop from the
+  // lifecycle): the child can send the plain one again, not the one whose body it is streaming.
+  const { bridge, h, server, connect, nextSubmit } = await rig(t, { threads: 1, processes: 1 })
+  const busy = await connect()
+  for (const f of requestFrames({ script: '/long' })) busy.write(f)
+  const id = await nextSubmit(1)
+  const streamed = await connect()
+  streamed.write(Buffer.concat([encodeRequest({ bodyFollows: true, streamed: true, vars: [['SCRIPT_FILENAME', '/upload']] }), encodeBody('a streamed body'), BODY_END_FRAME]))
+  const plain = await connect()
+  plain.write(encodeRequest({ bodyFollows: false, vars: [['SCRIPT_FILENAME', '/x']] }))
+  await waitFor(() => server.dispatcher.queuedCount === 2, 5000, 'both requests queued')
+  server.beginStop()
+  t.equal((await plain.answer()).kind, 'goaway', 'the queued request that can be sent again gets GOAWAY')
+  t.equal(server.dispatcher.queuedCount, 1, 'the streamed one still waits')
+  h.output(id, HELLO, true, -1)
+  t.equal(text(await busy.answer()), 'hello')
+  const id2 = await nextSubmit(2)
+  h.output(id2, HELLO, true, -1)
+  t.equal(text(await streamed.answer()), 'hello', 'the streamed one ran once the thread was free, and is answered')
+  t.equal(bridge.submitted.length, 2, 'the plain one never ran here')
+})
+
 t.test('stopping: a connection that never speaks gets GOAWAY after a moment', async (t) => {
   const { server, connect } = await rig(t, { threads: 1, processes: 1 })
   const quiet = await connect()
