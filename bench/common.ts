@@ -40,10 +40,8 @@ export interface ServerOptions {
   threads: number
 }
 
-/** The Apache config shared by both servers: only the LoadModule line differs. */
-export function siteConfig(o: ServerOptions, dataDir: string): string {
-  const app = join(BENCH_DIR, 'apps')
-  return `
+/** Apache's workers and keep-alive for load runs: enough threads that Apache never limits the rate. */
+export const APACHE_TUNING = `
 <IfModule mpm_event_module>
   StartServers 2
   ServerLimit 4
@@ -56,7 +54,12 @@ export function siteConfig(o: ServerOptions, dataDir: string): string {
 KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 30
-LogLevel warn
+`
+
+/** The Apache config shared by both servers: only the LoadModule line differs. */
+export function siteConfig(o: ServerOptions, dataDir: string): string {
+  const app = join(BENCH_DIR, 'apps')
+  return `${APACHE_TUNING}LogLevel warn
 WSGIDaemonProcess bench processes=${o.processes} threads=${o.threads} display-name=(wsgi:bench)
 WSGIProcessGroup bench
 WSGIApplicationGroup %{GLOBAL}

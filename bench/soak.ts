@@ -11,6 +11,7 @@ import * as http from 'node:http'
 import { join, resolve } from 'node:path'
 import { Apache, childPids, makeTempDir } from '../test/helpers/apache'
 import { runWrk, type WrkResult } from '../test/helpers/wrk'
+import { APACHE_TUNING } from './common'
 
 const ROOT = resolve(__dirname, '..', '..', '..')
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'wsgi')
@@ -45,20 +46,7 @@ function parseArgs(argv: string[]): Options {
 }
 
 function config(o: Options, dataDir: string): string {
-  return `
-<IfModule mpm_event_module>
-  StartServers 2
-  ServerLimit 4
-  ThreadsPerChild 64
-  MaxRequestWorkers 256
-  MinSpareThreads 64
-  MaxSpareThreads 256
-  MaxConnectionsPerChild 0
-</IfModule>
-KeepAlive On
-MaxKeepAliveRequests 0
-KeepAliveTimeout 30
-WSGIDaemonProcess soak processes=${o.processes} threads=${o.threads} maximum-requests=${o.maximumRequests} graceful-timeout=5
+  return `${APACHE_TUNING}WSGIDaemonProcess soak processes=${o.processes} threads=${o.threads} maximum-requests=${o.maximumRequests} graceful-timeout=5
 WSGIProcessGroup soak
 WSGIEnableSendfile On
 SetEnv BENCH_DATA ${dataDir}
