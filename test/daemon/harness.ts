@@ -8,6 +8,8 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import * as net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DaemonServer, type ServerHooks, type ServerOptions } from '../../src/daemon/server'
+import type { Bridge, BridgeHandlers } from '../../src/native/types'
 import { FrameReader } from '../../src/protocol/frame-reader'
 import {
   BODY_END_FRAME,
@@ -392,4 +394,42 @@ export class WireClient {
 /** Body text of a response answer, or a description of what came instead. */
 export function text(a: Answer): string {
   return a.kind === 'response' ? a.body.toString('latin1') : `<${a.kind}${'status' in a ? ` ${a.status}` : ''}>`
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/**
+ * A DaemonServer in this process on a socket in a temporary directory, with `bridge` (a test double) in
+ * place of the addon: for unit tests of connections. Clients made with connect() are closed, and the
+ * server stopped, at teardown.
+ */
+export async function serveWithBridge(
+  t: { teardown(fn: () => unknown): void },
+  bridge: Bridge,
+  options: Partial<ServerOptions> = {},
+  hooks: Partial<ServerHooks> = {},
+): Promise<{ server: DaemonServer; h: BridgeHandlers; connect: () => Promise<WireClient> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'wsgi-conn-'))
+  const path = join(dir, 's')
+  const server = new DaemonServer(
+    { group: 'g', threads: 1, queueTimeoutMs: 0, socketTimeoutMs: 0, listenBacklog: 0, ...defined(options) },
+    { touch: () => undefined, admitted: () => undefined, ...hooks },
+  )
+  const h = server.handlers()
+  server.attach(bridge)
+  await server.listen({ path })
+  const clients: WireClient[] = []
+  t.teardown(() => {
+    for (const c of clients) c.close()
+    server.forceCloseAll(503, 'test over')
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const connect = async (): Promise<WireClient> => {
+    const c = await WireClient.connect(path)
+    clients.push(c)
+    return c
+  }
+  return { server, h, connect }
 }

@@ -3,15 +3,11 @@
 // so the child sends it again); a RETRYABLE request that finds every thread busy in a group of several
 // processes is sent back with GOAWAY, without a log line about malformed data for the body that came
 // with it; without the flag, or with one process, it is queued as before.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { log } from '../../src/daemon/log'
-import { DaemonServer } from '../../src/daemon/server'
-import type { Bridge, BridgeHandlers } from '../../src/native/types'
+import type { Bridge } from '../../src/native/types'
 import { encodeBody, encodeEnd, encodeHead, encodeRequest, encodeResponseBody, BODY_END_FRAME } from '../../src/protocol/frames'
-import { WireClient, requestFrames, waitFor, text } from '../daemon/harness'
+import { requestFrames, serveWithBridge, waitFor, text } from '../daemon/harness'
 
 const lines: string[] = []
 log.setLevel('debug')
@@ -55,27 +51,8 @@ class ScriptedBridge implements Bridge {
 const HELLO = Buffer.concat([encodeHead(200, '200 OK', [['Content-Type', 'text/plain']]), encodeResponseBody('hello'), encodeEnd()])
 
 async function rig(t: { teardown(fn: () => unknown): void }, opts: { threads: number; processes: number }) {
-  const dir = mkdtempSync(join(tmpdir(), 'wsgi-conn-faults-'))
-  const path = join(dir, 's')
   const bridge = new ScriptedBridge()
-  const server = new DaemonServer(
-    { group: 'g', threads: opts.threads, queueTimeoutMs: 0, socketTimeoutMs: 0, listenBacklog: 0, processes: opts.processes, dupFd: (fd) => fd },
-    { touch: () => undefined, admitted: () => undefined },
-  )
-  const h: BridgeHandlers = server.handlers()
-  server.attach(bridge)
-  await server.listen({ path })
-  const clients: WireClient[] = []
-  t.teardown(() => {
-    for (const c of clients) c.close()
-    server.forceCloseAll(503, 'test over')
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const connect = async () => {
-    const c = await WireClient.connect(path)
-    clients.push(c)
-    return c
-  }
+  const { server, h, connect } = await serveWithBridge(t, bridge, { threads: opts.threads, processes: opts.processes, dupFd: (fd: number) => fd })
   const nextSubmit = (n: number): Promise<number> =>
     waitFor(() => (bridge.submitted.length >= n ? bridge.submitted[n - 1] : 0), 5000, `submit #${n}`) as Promise<number>
   return { bridge, server, h, connect, nextSubmit }

@@ -3,17 +3,13 @@
 // VAR_LOOKUP from the bridge reaches the child and its VAR_VALUE goes back; while a lookup waits the
 // connection keeps reading (even when the body would otherwise pause it); a VAR_VALUE nobody asked for
 // drops the connection; an answer that arrives after its request ended is accepted and dropped.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { log } from '../../src/daemon/log'
-import { DaemonServer } from '../../src/daemon/server'
 import type { Bridge } from '../../src/native/types'
 import { decodeAuthResult, decodeVarLookup, encodeAuth, encodeAuthResult, encodeVarLookup, encodeVarValue } from '../../src/protocol/auth-frames'
 import { encodeEnd, encodeHead, encodeResponseBody } from '../../src/protocol/frames'
 import { AuthHook, AuthOutcome, FrameType } from '../../src/protocol/wire'
-import { WireClient, requestFrames, text, waitFor } from '../daemon/harness'
+import { requestFrames, serveWithBridge, text, waitFor } from '../daemon/harness'
 
 log.setLevel('emerg')
 
@@ -57,28 +53,9 @@ class LookupBridge implements Bridge {
 }
 
 async function rig(t: { teardown(fn: () => unknown): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'wsgi-lookup-'))
-  const path = join(dir, 's')
   const bridge = new LookupBridge()
   let admitted = 0
-  const server = new DaemonServer(
-    { group: 'g', threads: 2, queueTimeoutMs: 0, socketTimeoutMs: 0, listenBacklog: 0 },
-    { touch: () => undefined, admitted: () => admitted++ },
-  )
-  const h = server.handlers()
-  server.attach(bridge)
-  await server.listen({ path })
-  const clients: WireClient[] = []
-  t.teardown(() => {
-    for (const c of clients) c.close()
-    server.forceCloseAll(503, 'test over')
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const connect = async () => {
-    const c = await WireClient.connect(path)
-    clients.push(c)
-    return c
-  }
+  const { h, connect } = await serveWithBridge(t, bridge, { threads: 2 }, { admitted: () => admitted++ })
   const nextSubmit = (n: number) => waitFor(() => bridge.submits[n - 1], 5000, `submit ${n}`)
   return { bridge, h, connect, nextSubmit, admitted: () => admitted }
 }

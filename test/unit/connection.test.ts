@@ -8,11 +8,10 @@ import { join } from 'node:path'
 import t from 'tap'
 import { log } from '../../src/daemon/log'
 import { Lifecycle } from '../../src/daemon/lifecycle'
-import { DaemonServer } from '../../src/daemon/server'
-import type { Bridge, BridgeHandlers } from '../../src/native/types'
+import type { Bridge } from '../../src/native/types'
 import { GOAWAY_FRAME, encodeEnd, encodeFile, encodeHead, encodeResponseBody } from '../../src/protocol/frames'
 import { FILE_TO_EOF } from '../../src/protocol/wire'
-import { WireClient, requestFrames, waitFor, text } from '../daemon/harness'
+import { WireClient, requestFrames, serveWithBridge, waitFor, text } from '../daemon/harness'
 
 log.setLevel('emerg') // keep test output clean; messages are checked in test/daemon
 
@@ -88,27 +87,8 @@ class ScriptedBridge implements Bridge {
 const HELLO = Buffer.concat([encodeHead(200, '200 OK', [['Content-Type', 'text/plain']]), encodeResponseBody('hello'), encodeEnd()])
 
 async function rig(t: { teardown(fn: () => unknown): void }, opts: { threads?: number; queueTimeoutMs?: number; socketTimeoutMs?: number } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'wsgi-conn-'))
-  const path = join(dir, 's')
   const bridge = new ScriptedBridge()
-  const server = new DaemonServer(
-    { group: 'g', threads: opts.threads ?? 1, queueTimeoutMs: opts.queueTimeoutMs ?? 0, socketTimeoutMs: opts.socketTimeoutMs ?? 0, listenBacklog: 0 },
-    { touch: () => undefined, admitted: () => undefined },
-  )
-  const h: BridgeHandlers = server.handlers()
-  server.attach(bridge)
-  await server.listen({ path })
-  const clients: WireClient[] = []
-  t.teardown(() => {
-    for (const c of clients) c.close()
-    server.forceCloseAll(503, 'test over')
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const connect = async () => {
-    const c = await WireClient.connect(path)
-    clients.push(c)
-    return c
-  }
+  const { server, h, connect } = await serveWithBridge(t, bridge, opts)
   const send = (c: WireClient, spec: Parameters<typeof requestFrames>[0]) => {
     for (const f of requestFrames(spec)) c.write(f)
   }
