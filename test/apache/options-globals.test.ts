@@ -9,7 +9,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { Apache, childPids, fixture, FIXTURES, PYTHON, startApache, waitFor } from '../helpers/apache'
+import { Apache, assertRefused, childPids, fixture, FIXTURES, PYTHON, startApache, waitFor } from '../helpers/apache'
 import { daemonOf, groupPids } from '../helpers/daemons'
 
 const WWW_DATA = 33
@@ -220,11 +220,5 @@ t.test('apache2 -t names the directive on a bad global value', async (t) => {
     ['<VirtualHost *:80>\nWSGIDontWriteBytecode On\n</VirtualHost>', /WSGIDontWriteBytecode cannot occur within <VirtualHost> section/],
     ['<VirtualHost *:80>\nWSGIRestrictSignal On\n</VirtualHost>', /WSGIRestrictSignal cannot occur within <VirtualHost> section/],
   ]
-  for (const [config, message] of bad) {
-    const a = new Apache({ config })
-    const r = a.configTest()
-    await a.cleanup()
-    t.not(r.status, 0, `${config.split('\n').join(' ')}: refused`)
-    t.match(r.output, message, 'says why')
-  }
+  for (const [config, message] of bad) await assertRefused(t, config, message)
 })

@@ -7,7 +7,7 @@ import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { cmdline, fixture, FIXTURES, startApache, waitFor, type Apache } from '../helpers/apache'
+import { type Apache, assertRefused, cmdline, fixture, FIXTURES, startApache, waitFor } from '../helpers/apache'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Info = Record<string, any>
@@ -94,7 +94,6 @@ t.test('identity and process options, as the application sees its own process', 
 })
 
 t.test('apache2 -t names the directive and the option on a bad identity value', async (t) => {
-  const { Apache } = await import('../helpers/apache')
   const bad: Array<[string, RegExp]> = [
     ['user=', /WSGIDaemonProcess 'g': option 'user' must be a user name or #uid, not ''/],
     ['user=#abc', /option 'user' must be a user name or #uid, not '#abc'/],
@@ -108,13 +107,7 @@ t.test('apache2 -t names the directive and the option on a bad identity value', 
     ['processes=abc', /option 'processes' must be an integer from 1 to 10000, not 'abc'/],
     ['threads=0', /option 'threads' must be an integer from 1 to 10000, not '0'/],
   ]
-  for (const [option, message] of bad) {
-    const a = new Apache({ config: `WSGIDaemonProcess g ${option}` })
-    const r = a.configTest()
-    await a.cleanup()
-    t.not(r.status, 0, `${option}: refused`)
-    t.match(r.output, message, `${option}: says why`)
-  }
+  for (const [option, message] of bad) await assertRefused(t, `WSGIDaemonProcess g ${option}`, message, option)
 })
 
 t.test('script-user and script-group: the owner a WSGI script must have, else 403', async (t) => {

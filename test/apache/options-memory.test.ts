@@ -4,7 +4,7 @@
 // thread busy; an allocation over the limit is a MemoryError for the application (500) and a clean,
 // graceful restart of its process, never a hung daemon.
 import t from 'tap'
-import { Apache, fixture, FIXTURES, startApache, waitFor, type Response } from '../helpers/apache'
+import { Apache, assertRefused, fixture, FIXTURES, type Response, startApache, waitFor } from '../helpers/apache'
 import { daemonOf } from '../helpers/daemons'
 
 const MiB = 1024 * 1024
@@ -106,11 +106,5 @@ t.test('apache2 -t names the directive and the option on a bad memory value', as
     ['memory-limit=-1', /option 'memory-limit' must be a size in bytes \(0 for no limit\), not '-1'/],
     ['virtual-memory-limit=1G', /option 'virtual-memory-limit' must be a size in bytes \(0 for no limit\), not '1G'/],
   ]
-  for (const [option, message] of bad) {
-    const a = new Apache({ config: `WSGIDaemonProcess g ${option}` })
-    const r = a.configTest()
-    await a.cleanup()
-    t.not(r.status, 0, `${option}: refused`)
-    t.match(r.output, message, `${option}: says why`)
-  }
+  for (const [option, message] of bad) await assertRefused(t, `WSGIDaemonProcess g ${option}`, message, option)
 })

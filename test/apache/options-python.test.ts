@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { Apache, fixture, FIXTURES, startApache } from '../helpers/apache'
+import { assertRefused, fixture, FIXTURES, startApache } from '../helpers/apache'
 
 const work = mkdtempSync(join(tmpdir(), 'wsgi-python-opts-'))
 chmodSync(work, 0o755)
@@ -72,11 +72,5 @@ t.test('apache2 -t names the directive and the option on a bad Python option', a
     ['<VirtualHost *:80>\nWSGIPythonPath /tmp\n</VirtualHost>', /WSGIPythonPath cannot occur within <VirtualHost> section/],
     ['<VirtualHost *:80>\nWSGIPythonEggs /tmp\n</VirtualHost>', /WSGIPythonEggs cannot occur within <VirtualHost> section/],
   ]
-  for (const [config, message] of bad) {
-    const a = new Apache({ config })
-    const r = a.configTest()
-    await a.cleanup()
-    t.not(r.status, 0, `${config.split('\n').join(' ')}: refused`)
-    t.match(r.output, message, 'says why')
-  }
+  for (const [config, message] of bad) await assertRefused(t, config, message)
 })

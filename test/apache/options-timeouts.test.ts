@@ -4,7 +4,7 @@
 // logged, the clients get 504, and request-timeout works whatever deadlock-timeout is. deadlock-timeout
 // restarts a process whose GIL cannot be obtained (an extension holding it) and gives 503.
 import t from 'tap'
-import { fixture, FIXTURES, startApache, type Apache, type Response } from '../helpers/apache'
+import { type Apache, assertRefused, fixture, FIXTURES, type Response, startApache } from '../helpers/apache'
 import { daemonOf, timed } from '../helpers/daemons'
 
 const DIR = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
@@ -74,7 +74,6 @@ t.test('deadlock-timeout: a GIL held for good restarts the daemon (503), stacks 
 })
 
 t.test('apache2 -t names the directive and the option on a bad timeout', async (t) => {
-  const { Apache } = await import('../helpers/apache')
   const bad: Array<[string, RegExp]> = [
     ['request-timeout=-5', /WSGIDaemonProcess 'g': option 'request-timeout' must be an integer from 0 to \d+, not '-5'/],
     ['deadlock-timeout=x', /option 'deadlock-timeout' must be an integer from 0 to \d+, not 'x'/],
@@ -84,11 +83,5 @@ t.test('apache2 -t names the directive and the option on a bad timeout', async (
     ['cpu-time-limit=-1', /option 'cpu-time-limit' must be an integer from 0 to \d+, not '-1'/],
     ['maximum-requests=1e3', /option 'maximum-requests' must be an integer from 0 to \d+, not '1e3'/],
   ]
-  for (const [option, message] of bad) {
-    const a = new Apache({ config: `WSGIDaemonProcess g ${option}` })
-    const r = a.configTest()
-    await a.cleanup()
-    t.not(r.status, 0, `${option}: refused`)
-    t.match(r.output, message, `${option}: says why`)
-  }
+  for (const [option, message] of bad) await assertRefused(t, `WSGIDaemonProcess g ${option}`, message, option)
 })

@@ -316,6 +316,20 @@ export class Apache {
   }
 }
 
+/** `apache2 -t` refuses `config`, and its output matches `message` (the reason). */
+export async function assertRefused(
+  t: { not(found: unknown, wanted: unknown, message: string): unknown; match(found: unknown, wanted: unknown, message: string): unknown },
+  config: string,
+  message: RegExp,
+  label = config.split('\n').join(' '),
+): Promise<void> {
+  const a = new Apache({ config })
+  const r = a.configTest()
+  await a.cleanup()
+  t.not(r.status, 0, `${label}: refused`)
+  t.match(r.output, message, `${label}: says why`)
+}
+
 /** Starts an Apache for a tap test and stops it at teardown. */
 export async function startApache(t: { teardown: (fn: () => unknown) => void; passing?: () => boolean }, opts: ApacheOptions): Promise<Apache> {
   const a = new Apache(opts)
