@@ -11,6 +11,7 @@ import * as http from 'node:http'
 import { join, resolve } from 'node:path'
 import { Apache, childPids, makeTempDir } from '../test/helpers/apache'
 import { runWrk, type WrkResult } from '../test/helpers/wrk'
+import { distinctPattern } from '../test/helpers/distinct'
 import { APACHE_TUNING } from './common'
 
 const ROOT = resolve(__dirname, '..', '..', '..')
@@ -75,17 +76,6 @@ interface Kind {
   make(): { path: string; body?: Buffer; check(status: number, body: Buffer): boolean }
 }
 
-function pattern(token: string, size: number): Buffer {
-  const parts: string[] = []
-  let n = 0
-  while (n < size) {
-    const p = `${token}:${n}|`
-    parts.push(p)
-    n += p.length
-  }
-  return Buffer.from(parts.join('').slice(0, size), 'latin1')
-}
-
 const FILE_SIZE = 1 << 20
 const KINDS: Kind[] = [
   { name: 'hello', weight: 30, make: () => ({ path: '/hello', check: (s, b) => s === 200 && b.toString() === 'Hello World!' }) },
@@ -106,7 +96,7 @@ const KINDS: Kind[] = [
     make: () => {
       const token = randomBytes(6).toString('hex')
       const size = Math.floor(Math.random() * 100_000)
-      return { path: `/distinct?token=${token}&size=${size}&mode=gen&hsize=200`, check: (s, b) => s === 200 && b.equals(pattern(token, size)) }
+      return { path: `/distinct?token=${token}&size=${size}&mode=gen&hsize=200`, check: (s, b) => s === 200 && b.equals(distinctPattern(token, size)) }
     },
   },
   { name: 'raise (500 expected)', weight: 5, make: () => ({ path: '/raise', check: (s) => s === 500 }) },

@@ -8,6 +8,7 @@ import * as http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { fixture, FIXTURES, startApache, waitFor } from '../helpers/apache'
+import { distinctPattern } from '../helpers/distinct'
 
 const CONFIG = `
 WSGIDaemonProcess pool processes=2 threads=6
@@ -23,17 +24,6 @@ WSGIScriptAlias /sf ${fixture('distinct')}
 `
 
 const MODES = ['list', 'gen', 'write', 'file', 'echo'] as const
-
-function pattern(token: string, size: number): Buffer {
-  const parts: string[] = []
-  let n = 0
-  while (n < size) {
-    const p = `${token}:${n}|`
-    parts.push(p)
-    n += p.length
-  }
-  return Buffer.from(parts.join('').slice(0, size), 'latin1')
-}
 
 interface Outcome {
   ok: boolean
@@ -73,10 +63,10 @@ async function one(agent: http.Agent, port: number, client: number, seq: number)
   const size = Math.floor(Math.random() * (Math.random() < 0.1 ? 1_500_000 : 100_000))
   const base = mode === 'file' && Math.random() < 0.5 ? '/sf' : '/d'
   let sent: Buffer | null = null
-  if (mode === 'echo') sent = pattern(`in-${token}`, Math.floor(Math.random() * (Math.random() < 0.3 ? 200_000 : 30_000)))
+  if (mode === 'echo') sent = distinctPattern(`in-${token}`, Math.floor(Math.random() * (Math.random() < 0.3 ? 200_000 : 30_000)))
   const r = await exchange(agent, port, `${base}?token=${token}&mode=${mode}&size=${size}&hsize=${hsize}`, sent)
-  const want = mode === 'echo' ? Buffer.concat([sent as Buffer, Buffer.from(token, 'latin1')]) : pattern(token, size)
-  const wantHeader = pattern(token, hsize).toString('latin1')
+  const want = mode === 'echo' ? Buffer.concat([sent as Buffer, Buffer.from(token, 'latin1')]) : distinctPattern(token, size)
+  const wantHeader = distinctPattern(token, hsize).toString('latin1')
   if (r.status !== 200) return { ok: false, why: `${token} ${mode}: status ${r.status}`, bytes: 0 }
   if (r.headers['x-token'] !== token) return { ok: false, why: `${token} ${mode}: X-Token ${r.headers['x-token']}`, bytes: 0 }
   if (r.headers['x-token-data'] !== wantHeader) return { ok: false, why: `${token} ${mode}: X-Token-Data differs (${hsize} bytes)`, bytes: 0 }
