@@ -7,7 +7,8 @@
 
 namespace modwsgi {
 
-// Adds setrlimit, getrlimit, setPriority, setMallocArenaMax, sendWithFd and dupFd to `exports`.
+// Adds setrlimit, getrlimit, setPriority, setMallocArenaMax, sendWithFd, alarm, setLocale,
+// setSocketBuffers, dupFd and releaseStartupPages to `exports`.
 void InitProcessControl(Napi::Env env, Napi::Object exports);
 
 }  // namespace modwsgi

@@ -35,6 +35,9 @@ function loadNative(): NativeModule {
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
+/** Requests after which the request path is compiled and Node's compilers can leave the resident set again. */
+const WARM_REQUESTS = 1000
+
 const SIGNALS: Record<string, StopReason> = {
   SIGTERM: 'signal',
   SIGINT: 'signal',
@@ -127,6 +130,18 @@ async function main(): Promise<void> {
   applyProcessEnvironment(o, addon.processControl)
   log.report(E.starting, c.group, process.geteuid?.() ?? o.uid, process.getegid?.() ?? o.gid, o.threads)
 
+  // Node's start-up code and data (bootstrap, snapshot, the compilers) need not stay resident: they
+  // leave the resident set when the daemon is ready, and once more when the first WARM_REQUESTS
+  // requests have had their code compiled (docs/daemon-config.md, "Memory").
+  const releaseStartupPages = (when: string): void => {
+    try {
+      debug('%s: released %d bytes of start-up pages', when, addon.processControl.releaseStartupPages?.() ?? 0)
+    } catch (e) {
+      debug('releaseStartupPages: %s', errText(e))
+    }
+  }
+  let admittedSoFar = 0
+
   // Python and the server ----------------------------------------------------------------------------
   const lc = new Lifecycle({
     group: c.group,
@@ -153,7 +168,10 @@ async function main(): Promise<void> {
     },
     {
       touch: () => watchdog?.touch(),
-      admitted: () => lc.admitted(),
+      admitted: () => {
+        lc.admitted()
+        if (++admittedSoFar === WARM_REQUESTS) setImmediate(() => releaseStartupPages('warm'))
+      },
       restartRequested: () => lc.stop('script-reload'),
       // memory-limit / virtual-memory-limit: the request that hit the limit got its MemoryError (a 500);
       // the process may be left fragmented or near the limit, so it restarts, gracefully.
@@ -207,6 +225,7 @@ async function main(): Promise<void> {
     onSignal(sig)
     return
   }
+  releaseStartupPages('ready')
 
   const wd = new Watchdog(
     {

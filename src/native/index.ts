@@ -27,6 +27,7 @@ interface Binding {
   setSocketBuffers(fd: number, send: number, receive: number): void
   setLocale(name: string): string | null
   dupFd(fd: number): number
+  releaseStartupPages(): number
 }
 
 /** lib/native/index.js and src/native/index.ts both sit two levels below the package root. */
@@ -164,7 +165,7 @@ function resource(r: unknown): RlimitResource {
   return r as RlimitResource
 }
 
-/** setrlimit/getrlimit/setpriority/mallopt/sendmsg/alarm/setsockopt/setlocale/dup for src/daemon. Infinity stands for RLIM_INFINITY. */
+/** setrlimit/getrlimit/setpriority/mallopt/sendmsg/alarm/setsockopt/setlocale/dup/madvise for src/daemon. Infinity stands for RLIM_INFINITY. */
 export const processControl: Required<ProcessControl> = {
   setrlimit(r, soft, hard) {
     load().setrlimit(resource(r), soft, hard)
@@ -193,5 +194,8 @@ export const processControl: Required<ProcessControl> = {
   },
   dupFd(fd) {
     return load().dupFd(fd)
+  },
+  releaseStartupPages() {
+    return load().releaseStartupPages()
   },
 }

@@ -155,6 +155,10 @@ export interface ProcessControl {
   /** A close-on-exec duplicate of `fd` (numbered 3 or above). The daemon listens on duplicates of the
    *  group's socket so that it can stop accepting (close one) and start again. Throws on failure. */
   dupFd?(fd: number): number
+  /** madvise(MADV_DONTNEED) over the read-only, never-copied mappings of the process's own executable:
+   *  Node's start-up code and data leave the process's resident set (they stay in the page cache and
+   *  whatever is used again faults back in). Returns the bytes that were resident there. */
+  releaseStartupPages?(): number
 }
 
 export type RlimitResource = 'cpu' | 'data' | 'as' | 'stack' | 'nofile'
