@@ -18,6 +18,8 @@ export interface Options {
   processes: number
   threads: number
   servers: Server[]
+  /** What runs in each column: 'ours', 'original', or a snapshot directory (bench/snapshot.sh) in either. */
+  kinds: Record<Server, string>
   /** Where the result table is written (a timestamped .md); '' for nowhere. */
   resultsDir: string
 }
@@ -32,6 +34,7 @@ export function defaultOptions(): Options {
     processes: 1,
     threads: 15,
     servers: ['ours', 'original'],
+    kinds: { ours: 'ours', original: 'original' },
     resultsDir: join(BENCH_DIR, 'results'),
   }
 }
@@ -49,11 +52,21 @@ export function parseArgs(argv: string[]): Options {
       case '--repeat': o.repeat = Number(v); i++; break
       case '--processes': o.processes = Number(v); i++; break
       case '--threads': o.threads = Number(v); i++; break
-      case '--servers': o.servers = list() as Server[]; i++; break
+      case '--servers': {
+        // Up to two: the first runs in the "ours" column, the second in the "original" one; either may be
+        // a snapshot directory, to compare two builds of this module (sh bench/snapshot.sh DIR).
+        const named = list()
+        if (named.length < 1 || named.length > 2) throw new Error('--servers: one or two of ours, original, SNAPSHOT_DIR')
+        const slots: Server[] = named.length === 2 ? ['ours', 'original'] : [named[0] === 'original' ? 'original' : 'ours']
+        o.servers = slots
+        slots.forEach((slot, n) => (o.kinds[slot] = named[n]))
+        i++
+        break
+      }
       case '--results-dir': o.resultsDir = v ?? ''; i++; break
       case '--help':
         console.log('usage: npm run bench -- [--workloads hello,django,64k,generator,sendfile,post|all] [--connections 1,16,64]\n' +
-          '       [--duration S] [--warmup S] [--repeat N] [--processes N] [--threads N] [--servers ours,original]\n' +
+          '       [--duration S] [--warmup S] [--repeat N] [--processes N] [--threads N] [--servers ours,original|SNAPSHOT_DIR]\n' +
           '       [--results-dir DIR (\'\': none)]')
         process.exit(0)
       default:
@@ -61,7 +74,8 @@ export function parseArgs(argv: string[]): Options {
     }
   }
   for (const w of o.workloads) if (!WORKLOADS[w]) throw new Error(`unknown workload ${w}`)
-  for (const s of o.servers) if (s !== 'ours' && s !== 'original') throw new Error(`unknown server ${s}`)
+  for (const k of Object.values(o.kinds))
+    if (k !== 'ours' && k !== 'original' && !existsSync(join(k, 'lib', 'daemon', 'main.js'))) throw new Error(`unknown server ${k} (not a snapshot directory)`)
   if (!(o.duration >= 1) || !(o.warmup >= 0) || !(o.repeat >= 1)) throw new Error('--duration >= 1, --warmup >= 0, --repeat >= 1')
   if (o.connections.some((c) => !(c >= 1))) throw new Error('--connections: counts of at least 1')
   return o
@@ -126,7 +140,7 @@ export interface BenchResult {
 }
 
 export async function runBench(o: Options, progress: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<BenchResult> {
-  if (o.servers.includes('original') && !existsSync(ORIGINAL_MODULE))
+  if (Object.values(o.kinds).includes('original') && !existsSync(ORIGINAL_MODULE))
     throw new Error(`the original mod_wsgi is not there (${ORIGINAL_MODULE}): run scripts/setup.sh (it unpacks Debian's libapache2-mod-wsgi-py3 under build/debian), set MOD_WSGI_ORIGINAL, or --servers ours`)
   const dataDir = prepareData()
   const rows: Row[] = []
@@ -140,7 +154,7 @@ export async function runBench(o: Options, progress: (line: string) => void = (l
         const results: Record<Server, WrkResult[]> = { ours: [], original: [] }
         for (let rep = 0; rep < o.repeat; rep++) {
           for (const kind of o.servers) {
-            const a = await startServer(kind, o, dataDir)
+            const a = await startServer(o.kinds[kind], o, dataDir)
             try {
               // Warm-up at the highest concurrency of the run, so that Apache has its threads.
               if (o.warmup > 0) wrk(a.port, w, Math.max(c, 16), o.warmup)
@@ -149,7 +163,7 @@ export async function runBench(o: Options, progress: (line: string) => void = (l
               const busy = (cpuBusy() - before) / 100
               results[kind].push(r)
               rssRuns[wname][kind].push(daemonRssMiB(a))
-              progress(`${wname} c=${c} ${kind} #${rep + 1}: ${r.rps.toFixed(0)} req/s p50 ${r.p50ms} ms p99 ${r.p99ms} ms ` +
+              progress(`${wname} c=${c} ${o.kinds[kind]} #${rep + 1}: ${r.rps.toFixed(0)} req/s p50 ${r.p50ms} ms p99 ${r.p99ms} ms ` +
                 `(machine busy ${busy.toFixed(1)} CPU-s in ${o.duration} s) errors ${r.errors + r.non2xx}`)
             } finally {
               await a.cleanup()
@@ -188,12 +202,13 @@ export async function runBench(o: Options, progress: (line: string) => void = (l
 
 function render(o: Options, rows: Row[], rss: BenchResult['rss'], load0: number, load1: number): string {
   const f = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-')
-  const both = o.servers.length === 2
+  // Targets are judged only against the original mod_wsgi itself.
+  const both = o.servers.length === 2 && o.kinds.ours === 'ours' && o.kinds.original === 'original'
   const lines = [
     `mod_wsgi bench, ${new Date().toISOString()}, processes=${o.processes} threads=${o.threads}, ` +
       `${o.duration}s runs after ${o.warmup}s warm-up, median of ${o.repeat}, load average ${load0.toFixed(2)} -> ${load1.toFixed(2)}`,
     '',
-    '| workload | conns | ours req/s | original req/s | ratio | target | ours p50/p99 ms | original p50/p99 ms | errors |',
+    `| workload | conns | ${o.kinds.ours} req/s | ${o.kinds.original} req/s | ratio | target | ${o.kinds.ours} p50/p99 ms | ${o.kinds.original} p50/p99 ms | errors |`,
     '|---|---|---|---|---|---|---|---|---|',
   ]
   for (const r of rows) {
@@ -208,7 +223,7 @@ function render(o: Options, rows: Row[], rss: BenchResult['rss'], load0: number,
         `${f(r.ours.p50, 2)} / ${f(r.ours.p99, 2)} | ${f(r.original.p50, 2)} / ${f(r.original.p99, 2)} | ${r.errors} |`,
     )
   }
-  lines.push('', '| workload | ours daemon RSS MiB | original daemon RSS MiB | difference | target |', '|---|---|---|---|---|')
+  lines.push('', `| workload | ${o.kinds.ours} daemon RSS MiB | ${o.kinds.original} daemon RSS MiB | difference | target |`, '|---|---|---|---|---|')
   for (const [wname, v] of Object.entries(rss)) {
     const diff = (v.ours ?? NaN) - (v.original ?? NaN)
     const target = RSS_TARGETS.includes(wname) && both ? `≤ +${RSS_MARGIN_MIB}${diff <= RSS_MARGIN_MIB ? ' met' : ' NOT met'}` : '-'

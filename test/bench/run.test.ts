@@ -3,7 +3,8 @@
 // shared and noisy); only that the script works and that no request failed.
 import t from 'tap'
 import { existsSync } from 'node:fs'
-import { defaultOptions, runBench } from '../../bench/run'
+import { join } from 'node:path'
+import { defaultOptions, parseArgs, runBench } from '../../bench/run'
 import { ORIGINAL_MODULE } from '../../bench/common'
 
 t.test('bench/run.ts: one second of hello world through each server', async (t) => {
@@ -26,4 +27,15 @@ t.test('bench/run.ts: one second of hello world through each server', async (t) 
     t.ok(row.original.rps > 0, 'the original answered')
     t.ok(Number.isFinite(row.ratio), 'a ratio')
   }
+})
+
+t.test('bench/run.ts --servers: the original, this build, or a snapshot directory in either column', async (t) => {
+  const root = join(__dirname, '..', '..') // has lib/daemon/main.js, as a snapshot does
+  t.same(parseArgs([]).kinds, { ours: 'ours', original: 'original' })
+  const pair = parseArgs(['--servers', `${root},ours`])
+  t.same(pair.servers, ['ours', 'original'])
+  t.same(pair.kinds, { ours: root, original: 'ours' }, 'the snapshot in the first column, this build in the second')
+  t.same(parseArgs(['--servers', 'original']).servers, ['original'])
+  t.throws(() => parseArgs(['--servers', '/nonexistent']), /not a snapshot directory/)
+  t.throws(() => parseArgs(['--servers', 'ours,original,ours']), /one or two/)
 })
