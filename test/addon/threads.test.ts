@@ -39,3 +39,19 @@ t.test('lastGilAcquired and dumpStacks while a thread holds the GIL', async (t) 
   const after = await host.call<{ lastGil: number; now: number }>('lastGil')
   t.ok(after.now - after.lastGil < 1500, 'fresh again')
 })
+
+t.test('requests take the GIL in the order they were queued (no worker jumps the line)', async (t) => {
+  const threads = 4
+  const host = await AddonProcess.start({ threads })
+  t.teardown(() => host.kill())
+  await host.run(spec(fixture('gil-order'), { query: 'ms=0' })) // script loaded
+  const jobs = 80
+  const { results } = await host.runAll(Array.from({ length: jobs }, (_, i) => spec(fixture('gil-order'), { query: `i=${i}` })))
+  const late = results.map((r) => {
+    const [i, n] = body(r).toString().split(' ').map(Number)
+    return n - 1 - i // 1: the warm-up request started first
+  })
+  const worst = Math.max(...late)
+  // A worker may pop a later job and reach the line first: at most threads - 1 places late.
+  t.ok(worst <= threads - 1, `the latest start was ${worst} places after its turn (of ${jobs}, ${threads} threads)`)
+})

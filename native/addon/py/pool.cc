@@ -29,6 +29,36 @@ InterpState *Group::state() {
     return status_ == InterpStatus::kReady ? st_ : nullptr;
 }
 
+namespace {
+Turnstile gil_turnstile;
+}  // namespace
+
+void Turnstile::enter(Parker &self) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!busy_) {
+            busy_ = true;
+            return;
+        }
+        line_.push_back(&self);
+    }
+    self.wait();  // posted by leave(), which handed the turn over (busy_ stays true)
+}
+
+void Turnstile::leave() {
+    Parker *next = nullptr;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (line_.empty()) {
+            busy_ = false;
+            return;
+        }
+        next = line_.front();
+        line_.pop_front();
+    }
+    next->post();
+}
+
 void Group::push(Job &&job) {
     bool spawn = false;
     Parker *wake = nullptr;
@@ -103,7 +133,7 @@ void Group::run() {
         queue_.pop_front();
         lock.unlock();
         if (ready)
-            run_job(*st_, tstate, job);
+            run_job(*st_, tstate, job, parker);
         else
             fail_job(job, failure_);
         lock.lock();
@@ -118,10 +148,15 @@ void Group::run() {
     rt_.thread_exited();
 }
 
-void Group::run_job(InterpState &st, PyThreadState *tstate, Job &job) {
+void Group::run_job(InterpState &st, PyThreadState *tstate, Job &job, Parker &parker) {
+    auto take_gil = [&] {
+        gil_turnstile.enter(parker);
+        PyEval_RestoreThread(tstate);
+        gil_turnstile.leave();
+    };
     if (job.kind == Job::Kind::kPreload) {
         std::string error;
-        PyEval_RestoreThread(tstate);
+        take_gil();
         bool ok;
         try {
             ok = preload_script(st, job.script, &error);
@@ -139,7 +174,7 @@ void Group::run_job(InterpState &st, PyThreadState *tstate, Job &job) {
         rt_.sink().post(std::move(ev));
         return;
     }
-    PyEval_RestoreThread(tstate);
+    take_gil();
     std::string frames = job.kind == Job::Kind::kAuth ? run_auth(st, *job.req) : run_request(st, *job.req);
     PyEval_SaveThread();
     job.req->finish();
