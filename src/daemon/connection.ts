@@ -242,15 +242,16 @@ export class Connection {
 
   /**
    * The reader is between frames: the large socket chunks it was given are freed now (bridge.release)
-   * unless a request not yet handed to the bridge, or held back, still refers to its bytes (those are
-   * left to the garbage collector). Request bodies copied into the bridge otherwise waited for a
-   * collection: V8 counts such memory loosely, and 1 MiB uploads held ~70 MiB.
+   * unless body bytes not yet handed to the bridge, or a frame held back, still refer to them (those
+   * are left to the garbage collector). Request bodies copied into the bridge otherwise waited for a
+   * collection: V8 counts such memory loosely, and 1 MiB uploads held ~70 MiB. A job's REQUEST
+   * payload is a copy of its own (ownCopy), so a request in progress does not pin its socket chunks.
    */
   private releaseRead(): void {
     const chunks = this.readChunks
     this.readChunks = []
     const job = this.job
-    if (this.stashed !== null || (job !== null && (job.payload !== null || job.pendingBody !== null))) return
+    if (this.stashed !== null || (job !== null && job.pendingBody !== null)) return
     const bridge = this.host.bridge
     for (const c of chunks) bridge.release(c)
   }
@@ -301,7 +302,7 @@ export class Connection {
       this.goAway()
       return
     }
-    const job = new RequestJob(this.host.nextId(), this, payload, false, fixed.requestStartUs, 'auth')
+    const job = new RequestJob(this.host.nextId(), this, ownCopy(payload), false, fixed.requestStartUs, 'auth')
     this.job = job
     this.bodyOpen = false
     this.responseEnded = false
@@ -344,7 +345,7 @@ export class Connection {
       this.goAway()
       return
     }
-    const job = new RequestJob(this.host.nextId(), this, payload, fixed.bodyFollows, fixed.requestStartUs)
+    const job = new RequestJob(this.host.nextId(), this, ownCopy(payload), fixed.bodyFollows, fixed.requestStartUs)
     job.streamed = fixed.streamed
     this.job = job
     this.bodyOpen = fixed.bodyFollows
@@ -698,6 +699,13 @@ export class Connection {
     if (job.kind === 'auth') return hookUri(p) ?? `hook ${job.id}`
     return findRequestVar(p, 'REQUEST_URI') ?? findRequestVar(p, 'SCRIPT_FILENAME') ?? `request ${job.id}`
   }
+}
+
+/** A REQUEST/AUTH payload kept for the life of its job (log lines name its URI): copied out of the
+ *  socket chunk it arrived in, so that the chunk can be freed as soon as its body bytes are in the
+ *  bridge (releaseRead). A few hundred bytes to a few KiB per request. */
+function ownCopy(payload: Buffer): Buffer {
+  return Buffer.from(payload)
 }
 
 function closeQuietly(fd: number): void {
