@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { log } from '../../src/daemon/log'
 import { Lifecycle } from '../../src/daemon/lifecycle'
-import type { Bridge } from '../../src/native/types'
+import type { Bridge, BridgeHandlers } from '../../src/native/types'
 import { GOAWAY_FRAME, encodeEnd, encodeFile, encodeHead, encodeResponseBody } from '../../src/protocol/frames'
 import { FILE_TO_EOF } from '../../src/protocol/wire'
 import { WireClient, requestFrames, serveWithBridge, waitFor, text } from '../daemon/harness'
@@ -130,6 +130,19 @@ t.test('body that arrives before a thread is free is handed over on submit', asy
   t.equal(text(await b.answer()), 'hello')
 })
 
+/** The app reads everything as it arrives, until the body ends. */
+function readToEnd(bridge: ScriptedBridge, h: BridgeHandlers, id: number): Promise<boolean> {
+  return waitFor(
+    () => {
+      bridge.consumed.set(id, bridge.body(id).length)
+      h.inputResume(id)
+      return bridge.has('endInput', id)
+    },
+    10000,
+    'the whole body',
+  )
+}
+
 t.test('large bodies: socket chunks are released once copied into the bridge, never while still needed', async (t) => {
   const { bridge, h, connect, nextSubmit } = await rig(t, { threads: 1 })
   const a = await connect()
@@ -162,16 +175,7 @@ t.test('an upload is freed as it goes into the bridge, while its request still r
   // Small BODY frames: most arrive whole inside a socket chunk, as views into it.
   for (const f of requestFrames({ script: '/upload', body, chunk: 8 * 1024 })) c.write(f)
   const id = await nextSubmit()
-  // The app reads as the body arrives.
-  await waitFor(
-    () => {
-      bridge.consumed.set(id, bridge.body(id).length)
-      h.inputResume(id)
-      return bridge.has('endInput', id)
-    },
-    10000,
-    'the whole body',
-  )
+  await readToEnd(bridge, h, id) // the app reads as the body arrives
   t.ok(bridge.body(id).equals(body), 'body intact')
   // Before, the REQUEST payload (a view into the first socket chunk, kept for log lines) pinned every
   // chunk of the request until a garbage collection: 1 MiB uploads held tens of MiB.
@@ -229,16 +233,7 @@ t.test('input backpressure: reading stops above 256 KiB unread, resumes on input
   await new Promise((r) => setTimeout(r, 100))
   const more = bridge.body(id).length
   t.ok(more > held, `read on (${more})`)
-  // Consume continuously until the end.
-  await waitFor(
-    () => {
-      bridge.consumed.set(id, bridge.body(id).length)
-      h.inputResume(id)
-      return bridge.has('endInput', id)
-    },
-    10000,
-    'whole body',
-  )
+  await readToEnd(bridge, h, id)
   t.ok(bridge.body(id).equals(body))
   h.output(id, HELLO, true, -1)
   t.equal(text(await c.answer()), 'hello')
