@@ -203,7 +203,6 @@ Napi::Value DupFd(const Napi::CallbackInfo &info) {
     return Napi::Number::New(env, copy);
 }
 
-
 // releaseStartupPages(): drops this process's mappings of its own executable's pages (Node's code and
 // read-only data) that hold no private copy, with madvise(MADV_DONTNEED). Node's start touches about
 // 30 MiB of its binary (bootstrap, snapshot, module compiler) that a serving daemon never runs again;
@@ -255,6 +254,7 @@ Napi::Value ReleaseStartupPages(const Napi::CallbackInfo &info) {
             released += static_cast<double>(r.rssKb) * 1024;
     return Napi::Number::New(env, released);
 }
+
 }  // namespace
 
 void InitProcessControl(Napi::Env env, Napi::Object exports) {

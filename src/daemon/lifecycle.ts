@@ -98,6 +98,11 @@ export class Lifecycle {
     this.onBegin.push(fn)
   }
 
+  /** Requests handed to the bridge so far. */
+  get requestsAdmitted(): number {
+    return this.admittedCount
+  }
+
   /** A request went to the bridge: maximum-requests counts here. */
   admitted(): void {
     this.admittedCount++

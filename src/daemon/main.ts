@@ -140,7 +140,6 @@ async function main(): Promise<void> {
       debug('releaseStartupPages: %s', errText(e))
     }
   }
-  let admittedSoFar = 0
 
   // Python and the server ----------------------------------------------------------------------------
   const lc = new Lifecycle({
@@ -170,7 +169,7 @@ async function main(): Promise<void> {
       touch: () => watchdog?.touch(),
       admitted: () => {
         lc.admitted()
-        if (++admittedSoFar === WARM_REQUESTS) setImmediate(() => releaseStartupPages('warm'))
+        if (lc.requestsAdmitted === WARM_REQUESTS) setImmediate(() => releaseStartupPages('warm'))
       },
       restartRequested: () => lc.stop('script-reload'),
       // memory-limit / virtual-memory-limit: the request that hit the limit got its MemoryError (a 500);

@@ -27,7 +27,8 @@ struct Job {
     std::string script;
 };
 
-// Where an idle worker sleeps: its own semaphore, posted once by whoever takes it off the idle list.
+// Where a worker sleeps: its own semaphore, posted once by whoever takes it off the idle list (when
+// idle) or out of the Turnstile's line (when waiting for its turn at the GIL); never both at once.
 // Unlike a condition variable shared by all workers, waking one costs one futex call on each side and
 // the woken thread never contends for the group's mutex with the thread that woke it.
 class Parker {
