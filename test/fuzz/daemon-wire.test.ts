@@ -11,21 +11,14 @@ import { encodeAuth, encodeVarValue } from '../../src/protocol/auth-frames'
 import { BODY_END_FRAME, encodeBody, encodeFrame, encodeRequest } from '../../src/protocol/frames'
 import { FrameType, HEADER_SIZE, Limit } from '../../src/protocol/wire'
 import { fixture, requestFrames, skipReason, startDaemon, waitFor } from '../daemon/harness'
+import { prng } from '../helpers/prng'
 
 const skip = skipReason()
 if (skip) t.plan(0, skip)
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9)
 const DURATION = Number(process.env.FUZZ_DAEMON_MS ?? 6000)
-let s = SEED >>> 0 || 1
-const rnd = (): number => {
-  s ^= s << 13
-  s >>>= 0
-  s ^= s >>> 17
-  s ^= s << 5
-  s >>>= 0
-  return s / 0x100000000
-}
+const rnd = prng(SEED)
 const int = (n: number): number => Math.floor(rnd() * n)
 const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(256)))
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

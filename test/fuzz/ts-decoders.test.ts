@@ -43,21 +43,11 @@ import {
 } from '../../src/protocol/frames'
 import { isProtocolError } from '../../src/protocol/protocol-error'
 import { FrameType, HEADER_SIZE, Limit, requestSideBounds, responseSideBounds } from '../../src/protocol/wire'
+import { prng } from '../helpers/prng'
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9)
 const BUDGET = Number(process.env.FUZZ_TS_MS ?? 2000)
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1
-  return () => {
-    s ^= s << 13
-    s >>>= 0
-    s ^= s >>> 17
-    s ^= s << 5
-    s >>>= 0
-    return s / 0x100000000
-  }
-}
 const rnd = prng(SEED)
 const int = (n: number): number => Math.floor(rnd() * n)
 const pick = <T>(a: readonly T[]): T => a[int(a.length)]

@@ -6,6 +6,7 @@ import { FrameReader } from '../../src/protocol/frame-reader'
 import { encodeBody, encodeFrame, encodeRequest, encodeEnd } from '../../src/protocol/frames'
 import { ProtocolError, type ProtocolErrorKind } from '../../src/protocol/protocol-error'
 import { FrameType, Limit, requestSideBounds, responseSideBounds } from '../../src/protocol/wire'
+import { prng } from '../helpers/prng'
 
 interface Got {
   type: number
@@ -153,19 +154,7 @@ t.test('reentrant push from a handler keeps order', async (t) => {
 })
 
 // ---------------------------------------------------------------------------------------------------
-// Fuzz: a seeded PRNG so a failure can be replayed (the seed is printed).
-
-function prng(seed: number) {
-  let s = seed >>> 0 || 1
-  return () => {
-    s ^= s << 13
-    s >>>= 0
-    s ^= s >>> 17
-    s ^= s << 5
-    s >>>= 0
-    return s / 0x100000000
-  }
-}
+// Fuzz: a seeded PRNG (test/helpers/prng.ts) so a failure can be replayed (the seed is printed).
 
 t.test('fuzz: only frames or ProtocolError, bounded memory, always terminates', async (t) => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9)
