@@ -3,11 +3,8 @@
 // request: Features Changed 4), cpu-time-limit (SIGXCPU, graceful-timeout). Every restart is seen by the
 // client as a new daemon pid, and in the log with its reason and exit status 4.
 import t from 'tap'
-import { fixture, FIXTURES, startApache, waitFor, type Apache, type Response } from '../helpers/apache'
-import { daemonOf, exited, timed } from '../helpers/daemons'
-
-const DIR = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
-const pidOf = (r: Response) => Number(r.headers['x-pid'] ?? r.text.split(' ')[0])
+import { ALLOW_FIXTURES, type Apache, fixture, startApache, waitFor } from '../helpers/apache'
+import { daemonOf, exited, pidOf, timed } from '../helpers/daemons'
 
 function start(t: Parameters<typeof startApache>[0], options: string): Promise<Apache> {
   return startApache(t, {
@@ -17,7 +14,7 @@ WSGIProcessGroup g
 WSGIScriptAlias /hello ${fixture('hello-world')}
 WSGIScriptAlias /sleep ${fixture('sleep-logged')}
 WSGIScriptAlias /burn ${fixture('cpu-burn')}
-${DIR}
+${ALLOW_FIXTURES}
 `,
   })
 }

@@ -4,20 +4,17 @@
 // thread busy; an allocation over the limit is a MemoryError for the application (500) and a clean,
 // graceful restart of its process, never a hung daemon.
 import t from 'tap'
-import { Apache, assertRefused, fixture, FIXTURES, type Response, startApache, waitFor } from '../helpers/apache'
-import { daemonOf } from '../helpers/daemons'
+import { ALLOW_FIXTURES, Apache, assertRefused, fixture, startApache, waitFor } from '../helpers/apache'
+import { daemonOf, pidOf } from '../helpers/daemons'
 
 const MiB = 1024 * 1024
-const DIR = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
-
-const pidOf = (r: Response) => Number(r.text.split(' ')[0])
 
 t.test('the limits are the rlimits the application sees', async (t) => {
   const apache = await startApache(t, {
     config: `
 WSGIDaemonProcess lim threads=2 memory-limit=2000000000 virtual-memory-limit=3000000000
 WSGIScriptAlias /info ${fixture('process-observe')} process-group=lim
-${DIR}
+${ALLOW_FIXTURES}
 `,
   })
   const info = JSON.parse((await apache.request('/info')).text)
@@ -31,7 +28,7 @@ WSGIDaemonProcess low threads=15 virtual-memory-limit=500000000 memory-limit=500
 WSGIProcessGroup low
 WSGIScriptAlias /info ${fixture('process-observe')}
 WSGIScriptAlias /together ${fixture('barrier')}
-${DIR}
+${ALLOW_FIXTURES}
 `
   const check = new Apache({ config })
   const test = check.configTest()
@@ -69,7 +66,7 @@ WSGIDaemonProcess mem threads=2 ${option}=${value} graceful-timeout=5
 WSGIProcessGroup mem
 WSGIScriptAlias /hog ${fixture('memory-hog')}
 WSGIScriptAlias /sleep ${fixture('pid-sleep')}
-${DIR}
+${ALLOW_FIXTURES}
 `,
     })
     const first = await daemonOf(apache, 'mem')

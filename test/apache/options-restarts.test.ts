@@ -5,18 +5,15 @@
 import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import t from 'tap'
-import { APACHE_BIN, childPids, cmdline, fixture, FIXTURES, startApache, waitFor, type Response } from '../helpers/apache'
-import { alive, daemonOf, exited, groupPids, timed } from '../helpers/daemons'
-
-const DIR = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
-const pidOf = (r: Response) => Number(r.headers['x-pid'] ?? r.text.split(' ')[0])
+import { ALLOW_FIXTURES, APACHE_BIN, childPids, cmdline, fixture, startApache, waitFor } from '../helpers/apache'
+import { alive, exited, groupPids, pidOf, timed } from '../helpers/daemons'
 
 const config = (title: string, options = '') => `
 WSGIDaemonProcess g threads=2 display-name=${title}-%{GROUP} ${options}
 WSGIProcessGroup g
 WSGIScriptAlias /sleep ${fixture('sleep-logged')}
 WSGIScriptAlias /hello ${fixture('hello-world')}
-${DIR}
+${ALLOW_FIXTURES}
 `
 
 t.test('apache2 -k graceful: old daemons finish their requests, new ones serve the new configuration', async (t) => {

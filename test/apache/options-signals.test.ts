@@ -3,11 +3,9 @@
 // using graceful-timeout, New Features 3), a signal while the daemon still initialises (Bugs Fixed 1),
 // and a daemon whose Python cannot be finalised (a non-daemon thread) that still exits in time.
 import t from 'tap'
-import { fixture, FIXTURES, startApache, waitFor, type Apache, type Response } from '../helpers/apache'
-import { daemonOf, exited, timed } from '../helpers/daemons'
+import { ALLOW_FIXTURES, type Apache, fixture, startApache, waitFor } from '../helpers/apache'
+import { daemonOf, exited, pidOf, timed } from '../helpers/daemons'
 
-const DIR = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
-const pidOf = (r: Response) => Number(r.headers['x-pid'] ?? r.text.split(' ')[0])
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Resolves with the ms from now until `pid` has exited. */
@@ -26,7 +24,7 @@ WSGIScriptAlias /sleep ${fixture('sleep-logged')}
 WSGIScriptAlias /hello ${fixture('hello-world')}
 WSGIScriptAlias /thread ${fixture('non-daemon-thread')}
 ${extra}
-${DIR}
+${ALLOW_FIXTURES}
 `,
   })
 }

@@ -6,10 +6,8 @@
 import { spawnSync } from 'node:child_process'
 import * as net from 'node:net'
 import t from 'tap'
-import { assertRefused, childPids, fixture, FIXTURES, startApache, waitFor } from '../helpers/apache'
+import { ALLOW_FIXTURES, assertRefused, childPids, fixture, startApache, waitFor } from '../helpers/apache'
 import { daemonOf, pause, timed } from '../helpers/daemons'
-
-const DIR = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
 
 t.test('listen-backlog, send-buffer-size and receive-buffer-size', async (t) => {
   const apache = await startApache(t, {
@@ -18,7 +16,7 @@ WSGIDaemonProcess buf listen-backlog=7 send-buffer-size=65536 receive-buffer-siz
 WSGIDaemonProcess dflt threads=2
 WSGIScriptAlias /buf ${fixture('process-observe')} process-group=buf
 WSGIScriptAlias /dflt ${fixture('process-observe')} process-group=dflt
-${DIR}
+${ALLOW_FIXTURES}
 `,
   })
   const listening = spawnSync('ss', ['-xlnH'], { encoding: 'latin1' }).stdout.split('\n')
@@ -57,7 +55,7 @@ t.test('socket-timeout: a daemon that stops answering gets 504 and a log line', 
     config: `
 WSGIDaemonProcess st socket-timeout=1 threads=2
 WSGIScriptAlias /hello ${fixture('hello-world')} process-group=st
-${DIR}
+${ALLOW_FIXTURES}
 `,
   })
   t.equal((await apache.request('/hello')).status, 200, 'served while answering')
@@ -76,7 +74,7 @@ t.test('socket-timeout: the daemon gives up on an Apache child that stops sendin
     config: `
 WSGIDaemonProcess st socket-timeout=1 threads=2
 WSGIScriptAlias /echo ${fixture('echo')} process-group=st
-${DIR}
+${ALLOW_FIXTURES}
 `,
   })
   // A client that promises 100000 bytes and sends 10: the Apache child forwards them and waits on the
@@ -97,7 +95,7 @@ t.test('connect-timeout: a full listen backlog is retried, then 503 with a log l
     config: `
 WSGIDaemonProcess ct listen-backlog=1 connect-timeout=2 socket-timeout=4 threads=1
 WSGIScriptAlias /hello ${fixture('hello-world')} process-group=ct
-${DIR}
+${ALLOW_FIXTURES}
 `,
   })
   const resume = pause(t, await daemonOf(apache, 'ct'))
@@ -124,7 +122,7 @@ WSGIDaemonProcess qt queue-timeout=1 threads=1
 WSGIProcessGroup qt
 WSGIScriptAlias /sleep ${fixture('sleep-logged')}
 WSGIScriptAlias /count ${fixture('counter')}
-${DIR}
+${ALLOW_FIXTURES}
 `,
   })
   t.equal((await apache.request('/count?op=get')).status, 200)

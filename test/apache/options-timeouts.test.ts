@@ -4,11 +4,8 @@
 // logged, the clients get 504, and request-timeout works whatever deadlock-timeout is. deadlock-timeout
 // restarts a process whose GIL cannot be obtained (an extension holding it) and gives 503.
 import t from 'tap'
-import { type Apache, assertRefused, fixture, FIXTURES, type Response, startApache } from '../helpers/apache'
-import { daemonOf, timed } from '../helpers/daemons'
-
-const DIR = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
-const pidOf = (r: Response) => Number(r.headers['x-pid'] ?? r.text.split(' ')[0])
+import { ALLOW_FIXTURES, type Apache, assertRefused, fixture, startApache } from '../helpers/apache'
+import { daemonOf, pidOf, timed } from '../helpers/daemons'
 
 function start(t: Parameters<typeof startApache>[0], options: string): Promise<Apache> {
   return startApache(t, {
@@ -18,7 +15,7 @@ WSGIProcessGroup g
 WSGIScriptAlias /hello ${fixture('hello-world')}
 WSGIScriptAlias /sleep ${fixture('sleep-logged')}
 WSGIScriptAlias /gil ${fixture('hold-gil')}
-${DIR}
+${ALLOW_FIXTURES}
 `,
   })
 }

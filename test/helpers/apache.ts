@@ -23,6 +23,8 @@ function findRoot(from: string): string {
 }
 export const MODULE = join(ROOT, 'build', 'mod_wsgi.so')
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'wsgi')
+/** The <Directory> block that lets Apache serve the WSGI fixtures, for a test's config. */
+export const ALLOW_FIXTURES = `<Directory ${FIXTURES}>\n  Require all granted\n</Directory>`
 export const APACHE_BIN = process.env.APACHE_BIN ?? '/usr/sbin/apache2'
 export const APACHE_MODULES = process.env.APACHE_MODULES ?? '/usr/lib/apache2/modules'
 /** A module of Debian's packages that scripts/setup.sh unpacks under build/debian (the original mod_wsgi,

@@ -1,12 +1,16 @@
 // Finding, replacing and pausing the daemon processes of a test Apache (test/helpers/apache.ts), for the
 // option tests: every signal goes to a pid this test's Apache started, never by name.
 import { readFileSync } from 'node:fs'
-import { cmdline, waitFor, type Apache } from './apache'
+import { cmdline, waitFor, type Apache, type Response } from './apache'
 
 /** The pids of the daemons of `group` (their title starts with (wsgi:GROUP) unless display-name says otherwise). */
 export function groupPids(apache: Apache, group: string, title = `(wsgi:${group})`): number[] {
   return apache.daemonPids().filter((p) => cmdline(p).startsWith(title))
 }
+
+/** The pid of the daemon that answered: its X-Pid header, or the first word of the body (fixtures that
+ *  answer "PID ..."). */
+export const pidOf = (r: Response): number => Number(r.headers['x-pid'] ?? r.text.split(' ')[0])
 
 /** Waits for a daemon of `group` (other than those in `not`) and returns its pid. */
 export function daemonOf(apache: Apache, group: string, not: number[] = [], timeoutMs = 15000): Promise<number> {
