@@ -40,8 +40,8 @@ export interface ServerHooks {
   /** The addon answered a request with GOAWAY: its WSGI script changed and this process must restart
    *  (WSGIScriptReloading in a daemon process group, as mod_wsgi does). */
   restartRequested?(): void
-  /** An application or hook ran out of memory (memory-limit): this process restarts to free it. */
-  /** Requests have ended in MemoryError (`count` so far in this process). */
+  /** Requests have ended in MemoryError (`count` so far in this process): under memory-limit or
+   *  virtual-memory-limit the process restarts to free what it leaked. */
   memoryExhausted?(count: number): void
 }
 
@@ -66,6 +66,8 @@ export class DaemonServer implements ConnectionHost {
   private readonly threads: number
   private lastId = 0
   private bridgeRef: Bridge | null = null
+  /** The bridge's MemoryError count last seen (checkMemory). */
+  private memoryErrors = 0
 
   constructor(
     private readonly opts: ServerOptions,
@@ -130,8 +132,6 @@ export class DaemonServer implements ConnectionHost {
   attach(bridge: Bridge): void {
     this.bridgeRef = bridge
   }
-
-  private memoryErrors = 0
 
   private checkMemory(): void {
     const n = this.bridgeRef?.memoryErrors?.() ?? 0
