@@ -83,3 +83,6 @@ export const E = {
   requestInterrupted: m(2048, 'error', (uri: string) => `Request interrupted by daemon restart: ${uri}.`),
   socketBuffers: m(2049, 'warn', (err: string) => `Unable to set send-buffer-size / receive-buffer-size on a connection: ${err}.`),
 } as const
+
+/** The text of a thrown value, for a message's argument. */
+export const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e))

@@ -4,7 +4,7 @@
 // that uid 0 cannot be regained. Any failure is reported and the daemon does not serve.
 import { readFileSync } from 'node:fs'
 import * as os from 'node:os'
-import { E } from './errors'
+import { E, errText } from './errors'
 import { log } from './log'
 
 export interface IdentityTarget {
@@ -60,8 +60,6 @@ export function kernelGroups(): number[] {
   }
   return process.getgroups?.() ?? []
 }
-
-const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 function sameGroups(a: number[], b: number[]): boolean {
   const sa = new Set(a)

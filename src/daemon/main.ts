@@ -10,7 +10,7 @@ import * as inspector from 'node:inspector'
 import { parseDaemonConfig, type DaemonConfig } from '../config/daemon-config'
 import * as native from '../native/index'
 import type { Bridge, BridgeHandlers, ProcessControl, PythonOptions } from '../native/types'
-import { E } from './errors'
+import { E, errText } from './errors'
 import { setAlarm } from './hard-exit'
 import { dropIdentity } from './identity'
 import { Exit, Lifecycle, type StopReason } from './lifecycle'
@@ -32,8 +32,6 @@ function loadNative(): NativeModule {
   native.processControl.getrlimit('nofile')
   return native
 }
-
-const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /** Requests after which the request path is compiled and Node's compilers can leave the resident set again. */
 const WARM_REQUESTS = 1000

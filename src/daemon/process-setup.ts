@@ -5,11 +5,9 @@
 import type { DaemonOptions } from '../config/daemon-config'
 import { memoryFloors } from '../config/memory-floor'
 import type { ProcessControl, RlimitResource } from '../native/types'
-import { E } from './errors'
+import { E, errText } from './errors'
 import { userEnvironment } from './identity'
 import { log } from './log'
-
-const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 function lower(pc: ProcessControl, resource: RlimitResource, what: string, soft: number, hard: number): void {
   try {
