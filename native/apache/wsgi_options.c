@@ -235,6 +235,14 @@ static const char *parse_size(cmd_parms *cmd, wsgi_group *g, const char *option,
     return NULL;
 }
 
+/* An option of later mod_wsgi versions that has no effect here: a debug line, once per use. */
+static void log_ignored(cmd_parms *cmd, const wsgi_group *g, const char *option)
+{
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, cmd->server, WSGILOGNO(01001)
+                 "%s '%s': option '%s' has no effect here and is ignored",
+                 cmd->cmd->name, g->name, option);
+}
+
 static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, const char *value)
 {
     const wsgi_int_option *io;
@@ -362,16 +370,12 @@ static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, 
         int flag;
         const char *err = wsgi_parse_on_off(cmd, option, value, &flag);
         if (!err)
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, cmd->server, WSGILOGNO(01001)
-                         "%s '%s': option '%s' has no effect here and is ignored",
-                         cmd->cmd->name, g->name, option);
+            log_ignored(cmd, g, option);
         return err;
     }
     for (ign = ignored_options; *ign; ++ign) {
         if (!strcmp(option, *ign)) {
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, cmd->server, WSGILOGNO(01001)
-                         "%s '%s': option '%s' has no effect here and is ignored",
-                         cmd->cmd->name, g->name, option);
+            log_ignored(cmd, g, option);
             return NULL;
         }
     }

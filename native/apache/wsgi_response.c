@@ -130,6 +130,18 @@ static int malformed(relay *x, const char *what)
     return daemon_failed(x, HTTP_BAD_GATEWAY);
 }
 
+/* A HEAD frame over the configured size, or with a header line over header-buffer-size: mod_wsgi's
+ * well-known words, then `detail`. */
+static int oversized_head(relay *x, const char *detail)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r, WSGILOGNO(01229)
+                  "Truncated or oversized response headers received from daemon process '%s': %s%s",
+                  x->q->group->name, x->r->filename, detail);
+    apr_table_clear(x->r->headers_out);
+    apr_table_clear(x->r->err_headers_out);
+    return daemon_failed(x, HTTP_INTERNAL_SERVER_ERROR);
+}
+
 static int read_failed(relay *x, apr_status_t rv)
 {
     if (APR_STATUS_IS_TIMEUP(rv)) {
@@ -491,24 +503,15 @@ next_frame:
 
     case WSGI_FRAME_HEAD:
         /* Lines are limited one by one (apply_head); the whole head by this bound on memory. */
-        if (h.length > (apr_uint32_t)q->group->header_buffer_size + WSGI_HEAD_EXTRA) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01229)
-                          "Truncated or oversized response headers received from daemon process "
-                          "'%s': %s", q->group->name, r->filename);
-            return daemon_failed(&x, HTTP_INTERNAL_SERVER_ERROR);
-        }
+        if (h.length > (apr_uint32_t)q->group->header_buffer_size + WSGI_HEAD_EXTRA)
+            return oversized_head(&x, "");
         status = read_head(&x, h.length, &rv);
         if (status < 0)
             return read_failed(&x, rv);
-        if (status == HEAD_OVERSIZED) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01229)
-                          "Truncated or oversized response headers received from daemon process "
-                          "'%s': %s (a header line is longer than header-buffer-size, %d bytes)",
-                          q->group->name, r->filename, q->group->header_buffer_size);
-            apr_table_clear(r->headers_out);
-            apr_table_clear(r->err_headers_out);
-            return daemon_failed(&x, HTTP_INTERNAL_SERVER_ERROR);
-        }
+        if (status == HEAD_OVERSIZED)
+            return oversized_head(&x, apr_psprintf(r->pool, " (a header line is longer than "
+                                                   "header-buffer-size, %d bytes)",
+                                                   q->group->header_buffer_size));
         if (status == HEAD_MALFORMED)
             return malformed(&x, "invalid HEAD frame (status, header name or value)");
         break;
