@@ -32,6 +32,15 @@ typedef struct {
     const char *value;
 } wsgi_var;
 
+/* Appends one of mod_wsgi's own variables; the array grows as needed (nothing is bounded by hand). */
+static void add_var(apr_array_header_t *vars, const char *name, const char *value)
+{
+    wsgi_var *v = apr_array_push(vars);
+
+    v->name = name;
+    v->value = value;
+}
+
 /* mod_wsgi collapses repeated slashes in SCRIPT_NAME and PATH_INFO: some applications mishandle them. */
 static const char *collapse_slashes(apr_pool_t *p, const char *s)
 {
@@ -125,13 +134,14 @@ int wsgi_request_build(wsgi_req *q)
     apr_table_t *env = r->subprocess_env;
     const apr_array_header_t *arr;
     const apr_table_entry_t *e;
-    wsgi_var extra[20 + WSGI_LEARN_MAX];
+    apr_array_header_t *extra_vars = apr_array_make(r->pool, 16 + WSGI_LEARN_MAX, sizeof(wsgi_var));
+    const wsgi_var *extra;
     const char *value, *scheme = "http";
     apr_off_t body_length = 0;
     apr_size_t size, body_got = 0, n;
     unsigned char *p, *body = NULL;
     apr_uint32_t count = 0;
-    int i, nextra = 0, status;
+    int i, nextra, status;
 
     ap_add_common_vars(r);
     ap_add_cgi_vars(r);
@@ -152,44 +162,32 @@ int wsgi_request_build(wsgi_req *q)
     apr_table_setn(env, "PATH_INFO", value ? collapse_slashes(r->pool, value) : "");
 
     if (q->pass_authorization && (value = apr_table_get(r->headers_in, "Authorization")) != NULL) {
-        extra[nextra].name = "HTTP_AUTHORIZATION";
-        extra[nextra++].value = value;
+        add_var(extra_vars, "HTTP_AUTHORIZATION", value);
     }
-    extra[nextra].name = "mod_wsgi.process_group";
-    extra[nextra++].value = q->process_group;
-    extra[nextra].name = "mod_wsgi.application_group";
-    extra[nextra++].value = q->application_group;
-    extra[nextra].name = "mod_wsgi.callable_object";
-    extra[nextra++].value = q->callable_object;
-    extra[nextra].name = "mod_wsgi.script_reloading";
-    extra[nextra++].value = q->script_reloading ? "1" : "0";
-    extra[nextra].name = "mod_wsgi.enable_sendfile";
-    extra[nextra++].value = q->enable_sendfile ? "1" : "0";
-    extra[nextra].name = "mod_wsgi.handler_script";
-    extra[nextra++].value = q->handler_script ? q->handler_script : "";
-    extra[nextra].name = "mod_wsgi.url_scheme";
-    extra[nextra++].value = scheme;
+    add_var(extra_vars, "mod_wsgi.process_group", q->process_group);
+    add_var(extra_vars, "mod_wsgi.application_group", q->application_group);
+    add_var(extra_vars, "mod_wsgi.callable_object", q->callable_object);
+    add_var(extra_vars, "mod_wsgi.script_reloading", q->script_reloading ? "1" : "0");
+    add_var(extra_vars, "mod_wsgi.enable_sendfile", q->enable_sendfile ? "1" : "0");
+    add_var(extra_vars, "mod_wsgi.handler_script", q->handler_script ? q->handler_script : "");
+    add_var(extra_vars, "mod_wsgi.url_scheme", scheme);
     /* Informational, as mod_wsgi 4.1.0 puts them in the environ. */
-    extra[nextra].name = "mod_wsgi.request_handler";
-    extra[nextra++].value = r->handler;
-    extra[nextra].name = "mod_wsgi.listener_host";
-    extra[nextra++].value = c->local_addr->hostname ? c->local_addr->hostname : "";
-    extra[nextra].name = "mod_wsgi.listener_port";
-    extra[nextra++].value = apr_itoa(r->pool, c->local_addr->port);
+    add_var(extra_vars, "mod_wsgi.request_handler", r->handler);
+    add_var(extra_vars, "mod_wsgi.listener_host",
+            c->local_addr->hostname ? c->local_addr->hostname : "");
+    add_var(extra_vars, "mod_wsgi.listener_port", apr_itoa(r->pool, c->local_addr->port));
     /* The handler only lets "chunked" through, and reads bodies without ap_setup_client_block. */
-    extra[nextra].name = "mod_wsgi.input_chunked";
-    extra[nextra++].value = r->read_chunked || apr_table_get(r->headers_in, "Transfer-Encoding") ? "1" : "0";
-    extra[nextra].name = "mod_wsgi.queue_start";
-    extra[nextra++].value = apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_now());
-    extra[nextra].name = "apache.version";
-    extra[nextra++].value = APACHE_VERSION;
+    add_var(extra_vars, "mod_wsgi.input_chunked",
+            r->read_chunked || apr_table_get(r->headers_in, "Transfer-Encoding") ? "1" : "0");
+    add_var(extra_vars, "mod_wsgi.queue_start",
+            apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_now()));
+    add_var(extra_vars, "apache.version", APACHE_VERSION);
     if (q->ssl) {
         /* SSL variables the group's applications asked for before (wsgi_lookup.c). */
         const char *names[WSGI_LEARN_MAX], *values[WSGI_LEARN_MAX];
         int k, np = wsgi_lookup_prefetch(r, q->group, names, values);
         for (k = 0; k < np; ++k) {
-            extra[nextra].name = names[k];
-            extra[nextra++].value = values[k];
+            add_var(extra_vars, names[k], values[k]);
         }
     }
 
@@ -209,6 +207,8 @@ int wsgi_request_build(wsgi_req *q)
     }
 
     /* Sizes first, then one buffer. */
+    extra = (const wsgi_var *)extra_vars->elts;
+    nextra = extra_vars->nelts;
     arr = apr_table_elts(env);
     e = (const apr_table_entry_t *)arr->elts;
     size = WSGI_WIRE_HEADER_SIZE + WSGI_REQUEST_FIXED_SIZE;
