@@ -111,6 +111,20 @@ static const char *describe_exit(apr_pool_t *p, int status)
     return apr_psprintf(p, "code %d (its exit status, or the signal that ended it)", status);
 }
 
+/*
+ * An exit the daemon chose (docs/daemon-config.md, "exit statuses"): 0, asked to stop (a signal from
+ * someone else than us, say SIGUSR1 or SIGTERM sent by hand), or 4, stopped itself to be restarted
+ * (maximum-requests, timeouts, limits, a reloaded script). Such a process is replaced at once and is
+ * never counted as a quick exit: only crashes and failed starts earn the growing delay. APR's decoded
+ * code cannot tell exit status 4 from death by signal 4 (SIGILL): a SIGILL is taken as deliberate.
+ */
+static int deliberate_exit(int status)
+{
+    if (status > 255)
+        return WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 4);
+    return status == 0 || status == 4;
+}
+
 static int apache_stopping(void)
 {
     int state = AP_MPMQ_RUNNING;
@@ -167,7 +181,7 @@ static void daemon_exited(wsgi_daemon *d, int status)
     server_rec *s = rt ? rt->server : ap_server_conf;
     apr_pool_t *p = rt ? rt->pconf : s->process->pool;
     wsgi_group *g = NULL;
-    int quick, index = d->index;
+    int quick, deliberate, index = d->index;
 
     if (rt && d->generation == rt->generation && !d->stop_sent && !apache_stopping())
         g = wsgi_group_find(rt->state, d->group);
@@ -180,9 +194,10 @@ static void daemon_exited(wsgi_daemon *d, int status)
         return;
     }
 
-    quick = apr_time_now() - d->started < QUICK_EXIT ? d->quick_exits + 1 : 0;
+    deliberate = deliberate_exit(status);
+    quick = !deliberate && apr_time_now() - d->started < QUICK_EXIT ? d->quick_exits + 1 : 0;
     ap_log_error(APLOG_MARK,
-                 quick ? APLOG_ERR : APLOG_NOTICE, 0, s,
+                 quick ? APLOG_ERR : deliberate ? APLOG_INFO : APLOG_NOTICE, 0, s,
                  WSGILOGNO(01104) "daemon process %d of process group '%s' (pid %ld) exited with %s"
                  "%s; starting a new one", d->index, d->group, (long)d->proc.pid,
                  describe_exit(p, status),

@@ -42,6 +42,7 @@ export const E = {
     `Signal ${signal} received while initialising process '${group}': stopping before serving.`),
   locale: m(2019, 'error', (locale: string) =>
     `Unsupported locale setting '${locale}' specified for daemon process group; LC_ALL is set but the C library refused it (see locale -a).`),
+  ready: m(2050, 'info', (group: string, ms: number) => `Process '${group}' ready to serve, ${ms} ms after it started.`),
 
   // Stopping --------------------------------------------------------------------------------------------
   shutdownRequested: m(2020, 'info', (group: string, signal: string) => `Shutdown requested '${group}' (${signal}).`),

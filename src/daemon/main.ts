@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   applyLimits(o, addon.processControl)
   if (!dropIdentity({ group: c.group, user: o.user, uid: o.uid, gid: o.gid, supplementaryGroups: o.supplementaryGroups }))
     process.exit(Exit.STARTUP)
-  applyProcessEnvironment(o, addon.processControl)
+  applyProcessEnvironment(o, c.server.apacheUid, addon.processControl)
   log.report(E.starting, c.group, process.geteuid?.() ?? o.uid, process.getegid?.() ?? o.gid, o.threads)
 
   // Node's start-up code and data (bootstrap, snapshot, the compilers) need not stay resident: they
@@ -222,6 +222,7 @@ async function main(): Promise<void> {
     onSignal(sig)
     return
   }
+  log.report(E.ready, c.group, Math.round(process.uptime() * 1000))
   releaseStartupPages('ready')
 
   const wd = new Watchdog(
