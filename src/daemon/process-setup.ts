@@ -56,18 +56,29 @@ export function applyLimits(o: DaemonOptions, pc: ProcessControl): void {
   }
 }
 
+/**
+ * The working directory, by mod_wsgi's rule: `home=` when given; else, for a process running as another
+ * user than Apache's own (user=), that user's home directory; else none (null): the process keeps the
+ * directory the Apache parent was started from (`/` for a service). undefined: the user's home directory
+ * is needed but unknown.
+ */
+export function workingDirectory(home: string | null, euid: number, apacheUid: number, userHome: string | null): string | null | undefined {
+  if (home !== null) return home
+  if (euid === apacheUid) return null
+  return userHome ?? undefined
+}
+
 /** umask, working directory, environment and locale, after the identity drop (before Python starts, which
  *  takes LC_CTYPE from the environment). */
-export function applyProcessEnvironment(o: DaemonOptions, pc?: ProcessControl): void {
+export function applyProcessEnvironment(o: DaemonOptions, apacheUid: number, pc?: ProcessControl): void {
   if (o.umask !== null) process.umask(o.umask)
   const env = userEnvironment(o.user)
   process.env.USER = env.user
   process.env.LOGNAME = env.user
   if (env.home !== null) process.env.HOME = env.home
-  // home= (or else the user's home directory) becomes the working directory.
-  const dir = o.home ?? env.home
-  if (dir === null) log.report(E.noHome, process.geteuid?.() ?? -1)
-  else {
+  const dir = workingDirectory(o.home, process.geteuid?.() ?? apacheUid, apacheUid, env.home)
+  if (dir === undefined) log.report(E.noHome, process.geteuid?.() ?? -1)
+  else if (dir !== null) {
     try {
       process.chdir(dir)
     } catch (e) {

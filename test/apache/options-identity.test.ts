@@ -3,7 +3,7 @@
 // supplementary-groups (replacing initgroups), umask, home (cwd, and '' first on sys.path: release notes
 // Features Changed 5), display-name (with %{GROUP}), lang, locale, cpu-priority, processes and threads;
 // script-user and script-group.
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -27,10 +27,12 @@ WSGIDaemonProcess custom user=nobody group=#65534 supplementary-groups=adm,#50,u
     home=${home} display-name="wsgi %{GROUP} app" lang=C.UTF-8 locale=C.UTF-8 cpu-priority=-2 threads=3
 WSGIDaemonProcess plain processes=2
 WSGIDaemonProcess titled display-name=%{GROUP} threads=1
+WSGIDaemonProcess useronly user=backup threads=1
 WSGIScriptAlias /custom ${fixture('process-observe')} process-group=custom
 WSGIScriptAlias /plain ${fixture('process-observe')} process-group=plain
 WSGIScriptAlias /plain-pid ${fixture('pid-sleep')} process-group=plain
 WSGIScriptAlias /titled ${fixture('process-observe')} process-group=titled
+WSGIScriptAlias /useronly ${fixture('process-observe')} process-group=useronly
 <Directory ${FIXTURES}>
   Require all granted
 </Directory>
@@ -64,7 +66,9 @@ t.test('identity and process options, as the application sees its own process', 
   t.equal(p.euid, 33, "no user=: Apache's User (www-data)")
   t.equal(p.egid, 33, "no group=: Apache's Group")
   t.same(p.kernel_groups, [33], 'initgroups(www-data): the root group is gone')
-  t.equal(p.cwd, '/var/www', "no home=: the user's home directory")
+  // mod_wsgi's rule: without home= and without another user, the directory Apache was started from.
+  t.equal(p.cwd, readlinkSync(`/proc/${apache.pid}/cwd`), "no home= and no user=: the Apache parent's working directory")
+  t.not(p.cwd, '/var/www', "not Apache's User's home directory")
   t.not(p.sys_path[0], '', "no home=: '' is not added to sys.path")
   t.equal(p.nice, 0)
   t.equal(p.multithread, true, 'threads default 15')
@@ -87,6 +91,10 @@ t.test('identity and process options, as the application sees its own process', 
     for (const b of batch) served.add(Number(b.text.split(' ')[0]))
   }
   t.same([...served].sort(), [...(plainPids ?? [])].sort(), 'both processes of processes=2 serve')
+
+  const u = await observe(apache, '/useronly')
+  t.equal(u.euid, 34, 'user=backup')
+  t.equal(u.cwd, '/var/backups', "user= without home=: that user's home directory")
 
   const d = await observe(apache, '/titled')
   t.equal(d.cmdline, '(wsgi:titled)', 'display-name=%{GROUP} shows (wsgi:NAME) in ps')

@@ -100,3 +100,12 @@ t.test('started unprivileged: nothing to drop, runs as it is', async (t) => {
   t.ok(dropIdentity(target, other.ops), 'a different user: warned, not fatal (Apache behaves alike)')
   t.same(other.s.calls, [])
 })
+
+t.test("the working directory follows mod_wsgi's rule", async (t) => {
+  const { workingDirectory } = await import('../../src/daemon/process-setup')
+  t.equal(workingDirectory('/srv/app', 33, 33, '/var/www'), '/srv/app', 'home= wins')
+  t.equal(workingDirectory('/srv/app', 34, 33, '/var/backups'), '/srv/app', 'home= wins over user=')
+  t.equal(workingDirectory(null, 34, 33, '/var/backups'), '/var/backups', "user= alone: that user's home")
+  t.equal(workingDirectory(null, 33, 33, '/var/www'), null, "Apache's own user: keep the inherited directory")
+  t.equal(workingDirectory(null, 34, 33, null), undefined, 'another user without a home directory: unknown')
+})
