@@ -46,6 +46,16 @@ void append_string(std::string &out, std::string_view s) {
     out.append(s.data(), s.size());
 }
 
+// Adds one header to an encoded HEAD payload (status, status line, count, pairs): the count grows by one
+// and the pair goes at the end, after the application's own headers.
+void head_add_header(std::string &head, std::string_view name, std::string_view value) {
+    auto *p = reinterpret_cast<unsigned char *>(&head[0]);
+    size_t at = 8 + wsgi_get_u32(p + 4);
+    wsgi_put_u32(p + at, wsgi_get_u32(p + at) + 1);
+    append_string(head, name);
+    append_string(head, value);
+}
+
 bool is_tchar(unsigned char c) {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return true;
@@ -414,6 +424,10 @@ int response_send_file(Call &call, PyObject *wrapper) {
                             ? static_cast<uint64_t>(call.content_length) - call.body_bytes
                             : 0;
         count = std::min(count, room);
+    } else if (!call.head_queued) {
+        // As mod_wsgi: a file sent whole, from where the application left it, has a known length.
+        head_add_header(call.head, "Content-Length", std::to_string(count));
+        call.content_length = static_cast<int64_t>(count);
     }
     if (!call.head_queued)
         queue_head(call);
