@@ -34,7 +34,8 @@ export function installModule(moduleSo: string, opts: { modulesDirectory: string
   const dir = opts.modulesDirectory ?? modulesDirectoryFromApxs(env)
   if (!existsSync(dir)) throw new InstallError(`the modules directory ${dir} does not exist`)
   const target = join(dir, 'mod_wsgi.so')
-  if (!opts.force && existsSync(target)) {
+  // lstat, not existsSync: a symbolic link whose target is gone (another mod_wsgi removed) is still there.
+  if (!opts.force && present(target)) {
     const owner = dpkgOwner(target)
     if (owner)
       throw new InstallError(
@@ -54,4 +55,14 @@ export function installModule(moduleSo: string, opts: { modulesDirectory: string
     throw new InstallError(`cannot install ${target}: ${(e as Error).message}`)
   }
   return target
+}
+
+/** Whether anything is at `path`, a dangling symbolic link included. */
+function present(path: string): boolean {
+  try {
+    lstatSync(path)
+    return true
+  } catch {
+    return false
+  }
 }

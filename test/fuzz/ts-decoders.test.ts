@@ -136,7 +136,10 @@ t.test('decoders: only a value or a ProtocolError, and quickly, whatever the pay
       cases++
     }
     t.equal(wrong, null, `${d.name}: ${cases} payloads, ${rejected} rejected, slowest ${slowest.toFixed(2)} ms`)
-    t.ok(slowest < 100, `${d.name}: no payload takes long (${slowest.toFixed(2)} ms)`)
+    // Payloads are at most a few KiB: a decoder that is linear takes microseconds. The bound catches a
+    // pathological (super-linear) case, not a slow machine: wall-clock time here includes being
+    // descheduled and garbage collections on a 2-core machine shared with Apache tests (109 ms seen).
+    t.ok(slowest < 1000, `${d.name}: no payload takes long (${slowest.toFixed(2)} ms)`)
   }
 })
 
