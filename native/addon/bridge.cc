@@ -5,6 +5,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "errors.h"
 #include "options.h"
 
 namespace modwsgi {
@@ -23,7 +24,7 @@ void DropEvent(Event &ev) {
 
 double IdArg(const Napi::CallbackInfo &info) {
     if (!info[0].IsNumber())
-        throw Napi::TypeError::New(info.Env(), "request id must be a number");
+        throw CodedError(info.Env(), ErrorCode::kInvalidArgument, "request id must be a number");
     return info[0].As<Napi::Number>().DoubleValue();
 }
 
@@ -96,7 +97,7 @@ Bridge::Bridge(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Bridge>(info),
     Napi::Env env = info.Env();
     HostOptions options = ParseOptions(env, info[0]);
     if (!info[1].IsFunction() || !info[2].IsFunction())
-        throw Napi::TypeError::New(env, "BridgeHandlers.output and BridgeHandlers.inputResume must be functions");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "BridgeHandlers.output and BridgeHandlers.inputResume must be functions");
     output_ = Napi::Persistent(info[1].As<Napi::Function>());
     input_resume_ = Napi::Persistent(info[2].As<Napi::Function>());
 
@@ -109,7 +110,7 @@ Bridge::Bridge(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Bridge>(info),
         &tsfn_);
     if (s != napi_ok) {
         delete keep;
-        throw Napi::Error::New(env, "cannot create the thread-safe function");
+        throw CodedError(env, ErrorCode::kInternal, "cannot create the thread-safe function");
     }
     sink_->set_tsfn(tsfn_);
     sink_->owner = this;
@@ -122,7 +123,7 @@ Bridge::Bridge(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Bridge>(info),
         sink_->close();
         napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
         closed_ = true;
-        throw Napi::Error::New(env, "cannot start Python: " + error);
+        throw CodedError(env, ErrorCode::kPythonStart, "cannot start Python: " + error);
     }
     napi_add_env_cleanup_hook(env, CleanupHook, this);
     hook_added_ = true;
@@ -149,7 +150,7 @@ void Bridge::CleanupHook(void *arg) {
 
 void Bridge::CheckOpen(Napi::Env env) const {
     if (closed_)
-        throw Napi::Error::New(env, "the Python bridge is shut down");
+        throw CodedError(env, ErrorCode::kClosed, "the Python bridge is shut down");
 }
 
 void Bridge::Hold() {
@@ -178,9 +179,9 @@ Napi::Value Bridge::Enqueue(const Napi::CallbackInfo &info, bool auth) {
     CheckOpen(env);
     double id = IdArg(info);
     if (!info[1].IsBuffer())
-        throw Napi::TypeError::New(env, what + "request must be a Buffer");
+        throw CodedError(env, ErrorCode::kInvalidArgument, what + "request must be a Buffer");
     if (requests_.count(id))
-        throw Napi::Error::New(env, what + "request id " + std::to_string(id) + " is already in flight");
+        throw CodedError(env, ErrorCode::kDuplicateId, what + "request id " + std::to_string(id) + " is already in flight");
     auto buf = info[1].As<Napi::Buffer<uint8_t>>();
     try {
         std::vector<uint8_t> payload(buf.Data(), buf.Data() + buf.Length());
@@ -192,11 +193,11 @@ Napi::Value Bridge::Enqueue(const Napi::CallbackInfo &info, bool auth) {
             host_->submit(req);
         requests_.emplace(id, std::move(req));
     } catch (const std::invalid_argument &e) {
-        throw Napi::TypeError::New(env, what + e.what());
+        throw CodedError(env, ErrorCode::kMalformed, what + e.what());
     } catch (const std::bad_alloc &) {
-        throw Napi::Error::New(env, what + "out of memory");
+        throw CodedError(env, ErrorCode::kNoMemory, what + "out of memory");
     } catch (const std::runtime_error &e) {
-        throw Napi::Error::New(env, what + e.what());
+        throw CodedError(env, ErrorCode::kInternal, what + e.what());
     }
     Hold();
     return env.Undefined();
@@ -209,7 +210,7 @@ Napi::Value Bridge::VarValue(const Napi::CallbackInfo &info) {
     std::shared_ptr<Request> req = Find(info);
     bool present = !info[1].IsNull() && !info[1].IsUndefined();
     if (present && !info[1].IsBuffer())
-        throw Napi::TypeError::New(env, "varValue(): value must be a Buffer or null");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "varValue(): value must be a Buffer or null");
     if (!req)
         return Napi::Boolean::New(env, false);
     try {
@@ -218,7 +219,7 @@ Napi::Value Bridge::VarValue(const Napi::CallbackInfo &info) {
         auto value = info[1].As<Napi::Buffer<uint8_t>>();
         return Napi::Boolean::New(env, req->lookup_answer(true, value.Data(), value.Length()));
     } catch (const std::bad_alloc &) {
-        throw Napi::Error::New(env, "varValue(): out of memory");
+        throw CodedError(env, ErrorCode::kNoMemory, "varValue(): out of memory");
     }
 }
 
@@ -226,14 +227,14 @@ Napi::Value Bridge::Input(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     std::shared_ptr<Request> req = Find(info);
     if (!info[1].IsBuffer())
-        throw Napi::TypeError::New(env, "input(): chunk must be a Buffer");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "input(): chunk must be a Buffer");
     if (!req)
         return Napi::Number::New(env, 0);
     auto chunk = info[1].As<Napi::Buffer<uint8_t>>();
     try {
         return Napi::Number::New(env, static_cast<double>(req->input(chunk.Data(), chunk.Length())));
     } catch (const std::bad_alloc &) {
-        throw Napi::Error::New(env, "input(): out of memory");
+        throw CodedError(env, ErrorCode::kNoMemory, "input(): out of memory");
     }
 }
 
@@ -278,13 +279,13 @@ Napi::Value Bridge::Preload(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     CheckOpen(env);
     if (!info[0].IsString() || !info[1].IsString())
-        throw Napi::TypeError::New(env, "preload(script, applicationGroup) takes two strings");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "preload(script, applicationGroup) takes two strings");
     double token = next_token_++;
     auto deferred = Napi::Promise::Deferred::New(env);
     try {
         host_->preload(token, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value());
     } catch (const std::exception &e) {
-        throw Napi::Error::New(env, std::string("preload(): ") + e.what());
+        throw CodedError(env, ErrorCode::kInternal, std::string("preload(): ") + e.what());
     }
     preloads_.emplace(token, deferred);
     Hold();
@@ -335,7 +336,7 @@ bool Bridge::Close(napi_env env, int timeout_ms) {
     if (env) {
         Napi::Env e(env);
         for (auto &p : preloads_)
-            p.second.Reject(Napi::Error::New(e, "the Python bridge was shut down").Value());
+            p.second.Reject(CodedError(e, ErrorCode::kClosed, "the Python bridge was shut down").Value());
     }
     preloads_.clear();
     if (self_ref_ && env) {
@@ -368,7 +369,7 @@ void Bridge::Drain(Napi::Env env) {
                 first_error = e.Value();
         } catch (const std::bad_alloc &) {
             if (first_error.IsEmpty())
-                first_error = Napi::Error::New(env, "mod_wsgi bridge: out of memory delivering output").Value();
+                first_error = CodedError(env, ErrorCode::kNoMemory, "mod_wsgi bridge: out of memory delivering output").Value();
         }
         DropEvent(ev);
     }
@@ -402,7 +403,7 @@ void Bridge::Dispatch(Napi::Env env, Event &ev) {
             int fd = ev.fd;
             ev.fd = -1;  // JavaScript owns the descriptor now
             Napi::Value r = output_.Call({Napi::Number::New(env, ev.id), buffer, Napi::Boolean::New(env, ev.final),
-                                          Napi::Number::New(env, fd)});
+                                          Napi::Number::New(env, fd), Napi::Number::New(env, ev.info)});
             pause = !ev.final && r.ToBoolean().Value();
         } catch (...) {
             ev.req->delivered(n);  // never leave a worker waiting on output JavaScript has seen
@@ -429,7 +430,7 @@ void Bridge::Dispatch(Napi::Env env, Event &ev) {
         if (ev.ok)
             deferred.Resolve(env.Undefined());
         else
-            deferred.Reject(Napi::Error::New(env, ev.data).Value());
+            deferred.Reject(CodedError(env, ErrorCode::kScript, ev.data).Value());
         break;
     }
     }

@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include "errors.h"
+
 #include <cmath>
 #include <string>
 
@@ -8,7 +10,7 @@ namespace modwsgi {
 namespace {
 
 [[noreturn]] void Fail(Napi::Env env, const std::string &field, const char *expected) {
-    throw Napi::TypeError::New(env, "PythonOptions." + field + " must be " + expected);
+    throw CodedError(env, ErrorCode::kInvalidArgument, "PythonOptions." + field + " must be " + expected);
 }
 
 Napi::Value Get(Napi::Object o, const char *field) { return o.Get(field); }
@@ -64,7 +66,7 @@ LogLevel Level(Napi::Env env, const std::string &name) {
 
 HostOptions ParseOptions(Napi::Env env, Napi::Value value) {
     if (!value.IsObject())
-        throw Napi::TypeError::New(env, "PythonOptions must be an object");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "PythonOptions must be an object");
     Napi::Object o = value.As<Napi::Object>();
     HostOptions h;
     h.program_name = String(env, o, "programName");

@@ -1,5 +1,7 @@
 #include "process_control.h"
 
+#include "errors.h"
+
 #include <errno.h>
 #include <locale.h>
 #include <fcntl.h>
@@ -23,7 +25,7 @@ namespace {
 
 int Resource(const Napi::CallbackInfo &info, std::string *name) {
     if (!info[0].IsString())
-        throw Napi::TypeError::New(info.Env(), "resource must be one of cpu, data, as, stack, nofile");
+        throw CodedError(info.Env(), ErrorCode::kInvalidArgument, "resource must be one of cpu, data, as, stack, nofile");
     *name = info[0].As<Napi::String>().Utf8Value();
     if (*name == "cpu")
         return RLIMIT_CPU;
@@ -35,7 +37,7 @@ int Resource(const Napi::CallbackInfo &info, std::string *name) {
         return RLIMIT_STACK;
     if (*name == "nofile")
         return RLIMIT_NOFILE;
-    throw Napi::TypeError::New(info.Env(), "resource must be one of cpu, data, as, stack, nofile, not '" + *name + "'");
+    throw CodedError(info.Env(), ErrorCode::kInvalidArgument, "resource must be one of cpu, data, as, stack, nofile, not '" + *name + "'");
 }
 
 // Infinity (or -1) is RLIM_INFINITY; anything else a non-negative integer.
@@ -44,7 +46,7 @@ rlim_t Limit(Napi::Env env, Napi::Value v, const char *what) {
     if (d == -1 || d == std::numeric_limits<double>::infinity())
         return RLIM_INFINITY;
     if (!(d >= 0) || std::floor(d) != d || d >= 18446744073709551615.0)
-        throw Napi::RangeError::New(env, std::string(what) + " must be a non-negative integer or Infinity");
+        throw CodedError(env, ErrorCode::kOutOfRange, std::string(what) + " must be a non-negative integer or Infinity");
     return static_cast<rlim_t>(d);
 }
 
@@ -53,7 +55,7 @@ Napi::Value ToJs(Napi::Env env, rlim_t v) {
 }
 
 Napi::Error SysError(Napi::Env env, const std::string &call, int err) {
-    Napi::Error e = Napi::Error::New(env, call + " failed: " + strerror(err));
+    Napi::Error e = CodedError(env, ErrorCode::kSystem, call + " failed: " + strerror(err));
     e.Set("errno", Napi::Number::New(env, err));
     return e;
 }
@@ -87,7 +89,7 @@ Napi::Value SetPriority(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     double nice = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
     if (!(nice >= -20 && nice <= 20) || std::floor(nice) != nice)
-        throw Napi::RangeError::New(env, "nice must be an integer from -20 to 20");
+        throw CodedError(env, ErrorCode::kOutOfRange, "nice must be an integer from -20 to 20");
     if (setpriority(PRIO_PROCESS, 0, static_cast<int>(nice)) != 0)
         throw SysError(env, "setpriority(" + std::to_string(static_cast<int>(nice)) + ")", errno);
     return env.Undefined();
@@ -97,9 +99,9 @@ Napi::Value SetMallocArenaMax(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     double n = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
     if (!(n >= 1 && n <= 1024) || std::floor(n) != n)
-        throw Napi::RangeError::New(env, "arena count must be an integer from 1 to 1024");
+        throw CodedError(env, ErrorCode::kOutOfRange, "arena count must be an integer from 1 to 1024");
     if (mallopt(M_ARENA_MAX, static_cast<int>(n)) != 1)
-        throw Napi::Error::New(env, "mallopt(M_ARENA_MAX) failed");
+        throw CodedError(env, ErrorCode::kSystem, "mallopt(M_ARENA_MAX) failed");
     return env.Undefined();
 }
 
@@ -111,9 +113,9 @@ Napi::Value SendWithFd(const Napi::CallbackInfo &info) {
     double fd = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : NAN;
     if (!(sock >= 0 && sock <= INT32_MAX) || std::floor(sock) != sock || !(fd >= 0 && fd <= INT32_MAX) ||
         std::floor(fd) != fd)
-        throw Napi::TypeError::New(env, "sendWithFd(socketFd, data, fd): descriptors must be non-negative integers");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "sendWithFd(socketFd, data, fd): descriptors must be non-negative integers");
     if (!info[1].IsBuffer() || info[1].As<Napi::Buffer<char>>().Length() == 0)
-        throw Napi::TypeError::New(env, "sendWithFd(): data must be a non-empty Buffer (the descriptor rides on it)");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "sendWithFd(): data must be a non-empty Buffer (the descriptor rides on it)");
     auto data = info[1].As<Napi::Buffer<char>>();
     int passed = static_cast<int>(fd);
     struct iovec iov;
@@ -153,7 +155,7 @@ Napi::Value Alarm(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     double s = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
     if (!(s >= 0 && s <= 86400) || std::floor(s) != s)
-        throw Napi::RangeError::New(env, "alarm(seconds): seconds must be an integer from 0 to 86400");
+        throw CodedError(env, ErrorCode::kOutOfRange, "alarm(seconds): seconds must be an integer from 0 to 86400");
     alarm(static_cast<unsigned>(s));
     return env.Undefined();
 }
@@ -165,11 +167,11 @@ Napi::Value SetSocketBuffers(const Napi::CallbackInfo &info) {
     double sizes[2] = {info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : NAN,
                        info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : NAN};
     if (!(fd >= 0 && fd <= INT32_MAX) || std::floor(fd) != fd)
-        throw Napi::TypeError::New(env, "setSocketBuffers(fd, send, receive): fd must be a non-negative integer");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "setSocketBuffers(fd, send, receive): fd must be a non-negative integer");
     const int options[2] = {SO_SNDBUF, SO_RCVBUF};
     for (int i = 0; i < 2; ++i) {
         if (!(sizes[i] >= 0 && sizes[i] <= INT32_MAX) || std::floor(sizes[i]) != sizes[i])
-            throw Napi::RangeError::New(env, "setSocketBuffers(): sizes must be integers from 0 to 2147483647");
+            throw CodedError(env, ErrorCode::kOutOfRange, "setSocketBuffers(): sizes must be integers from 0 to 2147483647");
         int v = static_cast<int>(sizes[i]);
         if (v > 0 && setsockopt(static_cast<int>(fd), SOL_SOCKET, options[i], &v, sizeof v) != 0)
             throw SysError(env, i == 0 ? "setsockopt(SO_SNDBUF)" : "setsockopt(SO_RCVBUF)", errno);
@@ -182,10 +184,10 @@ Napi::Value SetSocketBuffers(const Napi::CallbackInfo &info) {
 Napi::Value SetLocale(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!info[0].IsString())
-        throw Napi::TypeError::New(env, "setLocale(name): name must be a string");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "setLocale(name): name must be a string");
     std::string name = info[0].As<Napi::String>().Utf8Value();
     if (name.find('\0') != std::string::npos)
-        throw Napi::TypeError::New(env, "setLocale(name): name must not contain NUL");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "setLocale(name): name must not contain NUL");
     const char *now = setlocale(LC_ALL, name.c_str());
     return now ? Napi::String::New(env, now) : env.Null();
 }
@@ -196,7 +198,7 @@ Napi::Value DupFd(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     double fd = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
     if (!(fd >= 0 && fd <= INT32_MAX) || std::floor(fd) != fd)
-        throw Napi::TypeError::New(env, "dupFd(fd): fd must be a non-negative integer");
+        throw CodedError(env, ErrorCode::kInvalidArgument, "dupFd(fd): fd must be a non-negative integer");
     int copy = fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 3);
     if (copy < 0)
         throw SysError(env, "dup(" + std::to_string(static_cast<int>(fd)) + ")", errno);

@@ -84,6 +84,16 @@
  * variables follow. */
 #define WSGI_AUTH_FIXED_SIZE     16
 
+/*
+ * What a batch of daemon -> child frames carries, as the addon tells the daemon with each output event
+ * (not on the wire): computed once, where the frames are made, so that nobody reads frame bytes again.
+ */
+#define WSGI_OUT_ENDS            0x01   /* the last frame ends the response: END, ERROR or AUTH_RESULT */
+#define WSGI_OUT_FAILED          0x02   /* an ERROR, or an END whose outcome is not COMPLETE */
+#define WSGI_OUT_GOAWAY          0x04   /* the last frame is GOAWAY: the request was not run */
+#define WSGI_OUT_LOOKUP          0x08   /* a VAR_LOOKUP, not part of the response */
+#define WSGI_OUT_STARTS          0x10   /* holds a response frame (anything but VAR_LOOKUP) */
+
 typedef struct wsgi_frame_header {
     uint8_t  version;
     uint8_t  type;
@@ -218,6 +228,35 @@ static inline size_t wsgi_write_string(unsigned char *out, const char *s, uint32
     if (n)
         memcpy(out + 4, s, n);
     return 4 + (size_t)n;
+}
+
+/* The WSGI_OUT_* summary of a buffer of whole daemon -> child frames. */
+static inline unsigned wsgi_output_info(const unsigned char *p, size_t n)
+{
+    unsigned info = 0;
+    uint8_t last = 0;
+
+    while (n >= WSGI_WIRE_HEADER_SIZE) {
+        uint8_t type = p[1];
+        uint32_t len = wsgi_get_u32(p + 4);
+        if (len > n - WSGI_WIRE_HEADER_SIZE)
+            break;
+        if (type == WSGI_FRAME_VAR_LOOKUP)
+            info |= WSGI_OUT_LOOKUP;
+        else
+            info |= WSGI_OUT_STARTS;
+        if (type == WSGI_FRAME_ERROR ||
+            (type == WSGI_FRAME_END && len == 4 && wsgi_get_u32(p + WSGI_WIRE_HEADER_SIZE) != WSGI_END_COMPLETE))
+            info |= WSGI_OUT_FAILED;
+        last = type;
+        p += WSGI_WIRE_HEADER_SIZE + len;
+        n -= WSGI_WIRE_HEADER_SIZE + len;
+    }
+    if (last == WSGI_FRAME_END || last == WSGI_FRAME_ERROR || last == WSGI_FRAME_AUTH_RESULT)
+        info |= WSGI_OUT_ENDS;
+    else if (last == WSGI_FRAME_GOAWAY)
+        info = (info & ~(unsigned)WSGI_OUT_STARTS) | WSGI_OUT_GOAWAY;
+    return info;
 }
 
 #endif /* WSGI_WIRE_H */

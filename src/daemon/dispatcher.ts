@@ -1,5 +1,7 @@
-// Admission of requests into the bridge: at most `threads` requests are submitted and not yet final; the
-// rest wait first-in first-out. queue-timeout (release notes, New Features 11) is applied when a request
+// Admission of requests into the bridge: at most `threads` requests that hold a thread are submitted and
+// not yet final; the rest wait first-in first-out. A job may give its thread slot back while it goes on
+// (release(): an ASGI request or an open WebSocket runs on an event loop, not on a worker thread), so the
+// budget is of threads, not of requests in flight. queue-timeout (release notes, New Features 11) is applied when a request
 // would be submitted: one whose request_start (when Apache read the request line) is older than the
 // timeout is answered with 503 and never run, so a backlog drains fast instead of feeding stale work to
 // the application. Pure logic: the hooks do the I/O, the clock is injectable for tests.
@@ -12,6 +14,8 @@ export interface Job {
   startedAt: number
   /** Internal: set while waiting in the queue; cleared when admitted or cancelled. */
   queued: boolean
+  /** Counts against the thread budget while active (set true on admission, false by release()). */
+  holdsThread: boolean
 }
 
 export interface DispatcherHooks<J extends Job> {
@@ -26,6 +30,8 @@ export type EnqueueResult = 'started' | 'queued' | 'expired' | 'refused'
 export class Dispatcher<J extends Job> {
   /** Jobs submitted and not yet final, by id. */
   readonly active = new Map<number, J>()
+  /** Active jobs that hold a thread slot. */
+  private busy = 0
   private queue: Array<J | undefined> = []
   private head = 0
   private waiting = 0
@@ -40,8 +46,14 @@ export class Dispatcher<J extends Job> {
     if (!(threads >= 1)) throw new RangeError('threads must be at least 1')
   }
 
+  /** Jobs submitted and not yet final, with a thread or not. */
   get activeCount(): number {
     return this.active.size
+  }
+
+  /** Active jobs holding a thread slot (at most `threads`). */
+  get threadsBusy(): number {
+    return this.busy
   }
 
   get queuedCount(): number {
@@ -50,7 +62,7 @@ export class Dispatcher<J extends Job> {
 
   /** True when a job offered now would not start at once (no free thread, or others wait first). */
   get wouldQueue(): boolean {
-    return this.active.size >= this.threads || this.waiting > 0
+    return this.busy >= this.threads || this.waiting > 0
   }
 
   /** False once close() was called: new jobs are refused. */
@@ -63,7 +75,7 @@ export class Dispatcher<J extends Job> {
    *  sent again) is still taken. */
   enqueue(job: J, evenIfClosed = false): EnqueueResult {
     if (!this.open && !evenIfClosed) return 'refused'
-    if (this.active.size < this.threads && this.waiting === 0) return this.admit(job)
+    if (this.busy < this.threads && this.waiting === 0) return this.admit(job)
     job.queued = true
     this.queue.push(job)
     this.waiting++
@@ -72,7 +84,22 @@ export class Dispatcher<J extends Job> {
 
   /** The job's final event arrived: frees its thread and admits waiting jobs. Unknown ids are ignored. */
   finish(id: number): void {
-    if (!this.active.delete(id)) return
+    const job = this.active.get(id)
+    if (job === undefined) return
+    this.active.delete(id)
+    if (job.holdsThread) {
+      job.holdsThread = false
+      this.busy--
+      this.pump()
+    }
+  }
+
+  /** The job goes on without a thread (it was handed to an event loop): its slot admits the next. */
+  release(id: number): void {
+    const job = this.active.get(id)
+    if (job === undefined || !job.holdsThread) return
+    job.holdsThread = false
+    this.busy--
     this.pump()
   }
 
@@ -108,15 +135,16 @@ export class Dispatcher<J extends Job> {
     return out
   }
 
-  /** Sum over active jobs of how long they have run, in ms (request-timeout's arithmetic). */
+  /** Sum over jobs holding a thread of how long they have run, in ms (request-timeout's arithmetic,
+   *  a measure of the threads' capacity). */
   activeAgeSum(now = this.now()): number {
     let sum = 0
-    for (const j of this.active.values()) sum += now - j.startedAt
+    for (const j of this.active.values()) if (j.holdsThread) sum += now - j.startedAt
     return sum
   }
 
   private pump(): void {
-    while (this.active.size < this.threads && this.waiting > 0 && this.head < this.queue.length) {
+    while (this.busy < this.threads && this.waiting > 0 && this.head < this.queue.length) {
       const job = this.queue[this.head]
       this.queue[this.head++] = undefined
       if (!job) continue
@@ -137,6 +165,8 @@ export class Dispatcher<J extends Job> {
       }
     }
     job.startedAt = now
+    job.holdsThread = true
+    this.busy++
     this.active.set(job.id, job)
     this.hooks.start(job)
     return 'started'

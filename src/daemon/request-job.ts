@@ -1,11 +1,30 @@
-// One request (REQUEST frame) or hook (AUTH frame) up to its `final` event: what the dispatcher queues
-// and the bridge runs.
+// One unit of work the dispatcher admits and the bridge runs: a request (REQUEST frame) or a hook (AUTH
+// frame), up to its `final` event. It knows its owner (the exchange that carries it on a connection)
+// only through JobOwner, so the dispatcher and the server need no connection to route to it.
 import type { Job } from './dispatcher'
-import type { Connection } from './connection'
+
+/** What the dispatcher and the bridge's output router call on the exchange a job belongs to. */
+export interface JobOwner {
+  /** A thread is free for the job: hand it to the bridge. Must not throw. */
+  submit(job: RequestJob): void
+  /** queue-timeout expired before a thread was free: answer 503, never run. */
+  expire(job: RequestJob, waitedMs: number): void
+  /** Stopping before a thread took the job: it was not processed (GOAWAY). */
+  refuse(job: RequestJob): void
+  /** Frames the bridge produced for the job (see OutputHandler); true pauses the worker. */
+  output(job: RequestJob, data: Buffer, final: boolean, fd: number, info: number): boolean
+  /** The bridge consumed enough of the job's input: reading may go on. */
+  inputResumed(job: RequestJob): void
+  /** Drops the connection that carries the job (a bug met while handling its output): it is abandoned. */
+  drop(): void
+}
 
 export class RequestJob implements Job {
   startedAt = 0
   queued = false
+  /** Holds one of the `threads` slots while active (WSGI requests and hooks do; an ASGI request handed
+   *  to an event loop gives its slot back: Dispatcher.release). */
+  holdsThread = true
   /** Submitted to the bridge (so input/abort/resume may be called for it). */
   submitted = false
   /** Body chunks that arrived before submission, handed to the bridge on submit. */
@@ -19,13 +38,13 @@ export class RequestJob implements Job {
 
   constructor(
     readonly id: number,
-    readonly conn: Connection,
-    /** The REQUEST payload (kept while the request lives: log lines name its URI); null once answered
+    readonly owner: JobOwner,
+    /** The REQUEST/AUTH payload (kept while the job lives: log lines name its URI); null once answered
      *  without running. */
     public payload: Buffer | null,
     readonly hasBody: boolean,
     readonly requestStartUs: number,
-    /** 'auth': an AUTH frame (a hook), submitted with submitAuth(). */
+    /** 'auth': an AUTH frame (a hook), submitted with submitAuth(); not counted by maximum-requests. */
     readonly kind: 'request' | 'auth' = 'request',
   ) {}
 }

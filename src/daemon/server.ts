@@ -4,8 +4,7 @@
 import { closeSync } from 'node:fs'
 import type * as net from 'node:net'
 import type { Bridge, BridgeHandlers } from '../native/types'
-import { lastFrameType } from '../protocol/frames'
-import { END_COMPLETE, FrameType } from '../protocol/wire'
+import { OutputInfo } from '../protocol/wire'
 import { AcceptGate } from './accept-gate'
 import { Connection, type ConnectionHost } from './connection'
 import { Dispatcher } from './dispatcher'
@@ -80,11 +79,11 @@ export class DaemonServer implements ConnectionHost {
     this.balancing = (opts.processes ?? 1) > 1 && typeof opts.dupFd === 'function'
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
       start: (job) => {
-        job.conn.submit(job)
+        job.owner.submit(job)
         // Hooks are not requests of the application: maximum-requests does not count them.
         if (job.kind === 'request') this.hooks.admitted()
       },
-      expire: (job, waited) => job.conn.expire(job, waited),
+      expire: (job, waited) => job.owner.expire(job, waited),
     })
   }
 
@@ -96,7 +95,7 @@ export class DaemonServer implements ConnectionHost {
   /** Handlers to give openBridge(); the bridge is attached afterwards (they only run once requests do). */
   handlers(): BridgeHandlers {
     return {
-      output: (id, data, final, fd) => {
+      output: (id, data, final, fd, info) => {
         const job = this.dispatcher.active.get(id)
         if (job === undefined) {
           if (fd >= 0) closeQuietly(fd)
@@ -105,17 +104,16 @@ export class DaemonServer implements ConnectionHost {
         }
         let pause = false
         if (final) {
-          const last = lastFrameType(data)
           // Stop first, so that no retry of this request can reach this process's listener.
-          if (last === FrameType.GOAWAY) this.hooks.restartRequested?.()
+          if ((info & OutputInfo.GOAWAY) !== 0) this.hooks.restartRequested?.()
           // A request that failed may have run out of memory: then the process restarts.
-          else if (last !== FrameType.END || data.readUInt32BE(data.length - 4) !== END_COMPLETE) this.checkMemory()
+          else if ((info & OutputInfo.FAILED) !== 0 || (info & OutputInfo.ENDS) === 0) this.checkMemory()
         }
         try {
-          pause = job.conn.output(job, data, final, fd)
+          pause = job.owner.output(job, data, final, fd, info)
         } catch (e) {
           log.report(E.uncaught, this.group, (e as Error)?.stack ?? String(e))
-          job.conn.destroy()
+          job.owner.drop()
         }
         if (final) {
           this.dispatcher.finish(id)
@@ -124,7 +122,8 @@ export class DaemonServer implements ConnectionHost {
         return pause
       },
       inputResume: (id) => {
-        this.dispatcher.active.get(id)?.conn.inputResumed()
+        const job = this.dispatcher.active.get(id)
+        job?.owner.inputResumed(job)
       },
     }
   }
@@ -171,7 +170,7 @@ export class DaemonServer implements ConnectionHost {
     const gate = this.gate
     if (!this.balancing || gate === null || this.stopping) return
     const d = this.dispatcher
-    if (d.activeCount + d.queuedCount + this.fresh < this.threads) gate.open()
+    if (d.threadsBusy + d.queuedCount + this.fresh < this.threads) gate.open()
     else gate.close()
   }
 
@@ -226,7 +225,7 @@ export class DaemonServer implements ConnectionHost {
     this.stopping = true
     this.gate?.shutdown()
     // Queued requests go back to the child (GOAWAY), except, while draining, those it cannot send again.
-    for (const job of this.dispatcher.close((job) => this.draining && job.streamed)) job.conn.refuse(job)
+    for (const job of this.dispatcher.close((job) => this.draining && job.streamed)) job.owner.refuse(job)
     for (const c of this.connections) c.goAwayIfIdle()
   }
 

@@ -14,6 +14,7 @@ import type {
 } from './types'
 
 export type * from './types'
+export { addonErrorCode } from './errors'
 
 /** What the binary exports (native/addon/addon.cc, process_control.cc). */
 interface Binding {

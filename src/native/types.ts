@@ -45,6 +45,31 @@ export interface PythonOptions {
 export type LogLevel = 'emerg' | 'alert' | 'crit' | 'error' | 'warn' | 'notice' | 'info' | 'debug'
 
 /**
+ * The `code` of every error the addon throws (native/addon/errors.h): match on it, never on the text.
+ *   ERR_WSGI_INVALID_ARG (TypeError)  a value of the wrong type was passed
+ *   ERR_WSGI_OUT_OF_RANGE (RangeError) a number outside what is allowed
+ *   ERR_WSGI_MALFORMED (TypeError)    a REQUEST or AUTH payload from the Apache child does not parse
+ *   ERR_WSGI_CLOSED                   the bridge is shut down
+ *   ERR_WSGI_DUPLICATE_ID             a request id already in flight
+ *   ERR_WSGI_NO_MEMORY                an allocation failed
+ *   ERR_WSGI_PYTHON_START             Python could not be started
+ *   ERR_WSGI_SYSTEM                   a system call failed (the error has `errno`)
+ *   ERR_WSGI_SCRIPT                   a script failed to load (preload; the message is Python's error)
+ *   ERR_WSGI_INTERNAL                 anything else
+ */
+export type AddonErrorCode =
+  | 'ERR_WSGI_INVALID_ARG'
+  | 'ERR_WSGI_OUT_OF_RANGE'
+  | 'ERR_WSGI_MALFORMED'
+  | 'ERR_WSGI_CLOSED'
+  | 'ERR_WSGI_DUPLICATE_ID'
+  | 'ERR_WSGI_NO_MEMORY'
+  | 'ERR_WSGI_PYTHON_START'
+  | 'ERR_WSGI_SYSTEM'
+  | 'ERR_WSGI_SCRIPT'
+  | 'ERR_WSGI_INTERNAL'
+
+/**
  * Receives what a request produces, on the JS thread, through the addon's single thread-safe function.
  *
  * `data` is always complete response frames of docs/protocol.md (HEAD, BODY, END, ERROR, AUTH_RESULT,
@@ -54,10 +79,13 @@ export type LogLevel = 'emerg' | 'alert' | 'crit' | 'error' | 'warn' | 'notice' 
  * `final` is true for the last event of a request: its worker thread is free again, the iterable's close()
  * has been called and the connection may take the next request.
  *
+ * `info` says what `data` carries (OutputInfo of src/protocol/wire.ts: the response ends, failed, was
+ * not run (GOAWAY), or a VAR_LOOKUP), computed by the addon where it made the frames.
+ *
  * Returning true asks the worker to stop producing output for this request until `resume(id)` is called
  * (the connection's socket is backed up); the worker waits with the GIL released.
  */
-export type OutputHandler = (id: number, data: Buffer, final: boolean, fd: number) => boolean | void
+export type OutputHandler = (id: number, data: Buffer, final: boolean, fd: number, info: number) => boolean | void
 
 /** The worker has consumed enough buffered input that reading the connection may go on. */
 export type InputResumeHandler = (id: number) => void

@@ -6,6 +6,7 @@ import {
   END_COMPLETE,
   FrameType,
   HEADER_SIZE,
+  OutputInfo,
   REQUEST_BODY_FOLLOWS,
   REQUEST_FIXED_SIZE,
   REQUEST_RETRYABLE,
@@ -367,8 +368,7 @@ export const BODY_END_FRAME: Buffer = encodeFrame(FrameType.BODY_END)
 
 /**
  * Walks a buffer holding whole frames and returns the type of the last one, or -1 when the buffer is
- * not exactly a sequence of whole frames. Used on output the addon hands over (always whole frames) to
- * notice that a response has ended (END or ERROR) without decoding anything.
+ * not exactly a sequence of whole frames. For tools and tests that play a peer.
  */
 export function lastFrameType(buf: Buffer): number {
   let off = 0
@@ -378,6 +378,30 @@ export function lastFrameType(buf: Buffer): number {
     off += HEADER_SIZE + buf.readUInt32BE(off + 4)
   }
   return off === buf.length ? type : -1
+}
+
+/**
+ * The OutputInfo summary of a buffer of whole daemon -> child frames: the same as the addon computes for
+ * each output event (wsgi_output_info in wsgi_wire.h). The daemon takes the addon's; this twin serves test
+ * doubles of the bridge.
+ */
+export function outputInfo(buf: Buffer): number {
+  let info = 0
+  let last = -1
+  let off = 0
+  while (off + HEADER_SIZE <= buf.length) {
+    const type = buf[off + 1]
+    const len = buf.readUInt32BE(off + 4)
+    if (len > buf.length - off - HEADER_SIZE) break
+    info |= type === FrameType.VAR_LOOKUP ? OutputInfo.LOOKUP : OutputInfo.STARTS
+    if (type === FrameType.ERROR || (type === FrameType.END && len === 4 && buf.readUInt32BE(off + HEADER_SIZE) !== END_COMPLETE))
+      info |= OutputInfo.FAILED
+    last = type
+    off += HEADER_SIZE + len
+  }
+  if (last === FrameType.END || last === FrameType.ERROR || last === FrameType.AUTH_RESULT) info |= OutputInfo.ENDS
+  else if (last === FrameType.GOAWAY) info = (info & ~OutputInfo.STARTS) | OutputInfo.GOAWAY
+  return info
 }
 
 /** Offsets of every frame in a buffer of whole frames, as [type, start, end) triples. */

@@ -60,6 +60,21 @@ export const AUTH_FIXED_SIZE = 16
 /** Longest variable name a VAR_LOOKUP may carry. */
 export const VAR_NAME_MAX = 4096
 
+/** What an output event's frames carry, as the addon says with each event (WSGI_OUT_* of wsgi_wire.h;
+ *  not on the wire): the daemon never reads frame bytes to find out. */
+export const OutputInfo = {
+  /** The last frame ends the response: END, ERROR or AUTH_RESULT. */
+  ENDS: 0x01,
+  /** An ERROR, or an END whose outcome is not COMPLETE. */
+  FAILED: 0x02,
+  /** The last frame is GOAWAY: the request was not run. */
+  GOAWAY: 0x04,
+  /** A VAR_LOOKUP: not part of the response. */
+  LOOKUP: 0x08,
+  /** Holds a response frame (anything but VAR_LOOKUP). */
+  STARTS: 0x10,
+} as const
+
 /** END outcomes. */
 export const END_COMPLETE = 0
 export const END_INCOMPLETE = 1

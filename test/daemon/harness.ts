@@ -18,6 +18,7 @@ import {
   decodeHead,
   encodeBody,
   encodeRequest,
+  outputInfo,
   type Head,
 } from '../../src/protocol/frames'
 import { FrameType, HEADER_SIZE, responseSideBounds } from '../../src/protocol/wire'
@@ -400,6 +401,12 @@ function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }
 
+/** The bridge's handlers as a test double calls them: `info` is computed from the frames when omitted. */
+export interface DoubleHandlers {
+  output(id: number, data: Buffer, final: boolean, fd: number, info?: number): boolean | void
+  inputResume: BridgeHandlers['inputResume']
+}
+
 /**
  * A DaemonServer in this process on a socket in a temporary directory, with `bridge` (a test double) in
  * place of the addon: for unit tests of connections. Clients made with connect() are closed, and the
@@ -410,14 +417,19 @@ export async function serveWithBridge(
   bridge: Bridge,
   options: Partial<ServerOptions> = {},
   hooks: Partial<ServerHooks> = {},
-): Promise<{ server: DaemonServer; h: BridgeHandlers; connect: () => Promise<WireClient> }> {
+): Promise<{ server: DaemonServer; h: DoubleHandlers; connect: () => Promise<WireClient> }> {
   const dir = mkdtempSync(join(tmpdir(), 'wsgi-conn-'))
   const path = join(dir, 's')
   const server = new DaemonServer(
     { group: 'g', threads: 1, queueTimeoutMs: 0, socketTimeoutMs: 0, listenBacklog: 0, ...defined(options) },
     { touch: () => undefined, admitted: () => undefined, ...hooks },
   )
-  const h = server.handlers()
+  const real = server.handlers()
+  // As the addon does: each output event says what its frames carry (here computed from the bytes).
+  const h: DoubleHandlers = {
+    output: (id, data, final, fd, info = outputInfo(data)) => real.output(id, data, final, fd, info),
+    inputResume: real.inputResume,
+  }
   server.attach(bridge)
   await server.listen({ path })
   const clients: WireClient[] = []

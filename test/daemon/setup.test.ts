@@ -19,7 +19,7 @@ async function info(d: Daemon): Promise<Record<string, any>> {
   return JSON.parse(a.body.toString())
 }
 
-t.test('defaults: www-data, its groups, its home, title (wsgi:GROUP)', async (t) => {
+t.test('defaults: www-data, its groups, the inherited working directory, title (wsgi:GROUP)', async (t) => {
   const d = await startDaemon(t)
   const i = await info(d)
   t.equal(i.uid, 33)
@@ -30,7 +30,7 @@ t.test('defaults: www-data, its groups, its home, title (wsgi:GROUP)', async (t)
   t.equal(i.env.USER, 'www-data')
   t.equal(i.env.LOGNAME, 'www-data')
   t.equal(i.env.HOME, '/var/www')
-  t.equal(i.cwd, '/var/www', "the user's home directory")
+  t.equal(i.cwd, process.cwd(), "Apache's own user and no home=: the directory it was started from, as mod_wsgi")
   t.match(i.cmdline, /^\(wsgi:myapp\)/)
   t.match(d.stderr, /WSGI02003: Starting process 'myapp' with uid=33, gid=33 and threads=15\./)
 })

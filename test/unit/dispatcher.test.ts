@@ -6,6 +6,7 @@ import { Dispatcher, type Job } from '../../src/daemon/dispatcher'
 class J implements Job {
   startedAt = 0
   queued = false
+  holdsThread = false
   constructor(
     readonly id: number,
     readonly requestStartUs: number,
@@ -155,5 +156,25 @@ t.test('a long queue stays correct through many admissions', async (t) => {
   t.equal(started.length, 5000)
   t.same(started.slice(0, 5), [1, 2, 3, 4, 5])
   t.equal(started[4999], 5000)
+  t.equal(d.activeCount, 0)
+})
+
+t.test('release(): a job that goes on without a thread frees its slot for the next', async (t) => {
+  const { d, started, job, advance } = setup(1)
+  d.enqueue(job(1))
+  d.enqueue(job(2))
+  t.same(started, [1], 'one thread: the second waits')
+  t.equal(d.threadsBusy, 1)
+  advance(100)
+  d.release(1)
+  t.same(started, [1, 2], 'released: the second is admitted')
+  t.equal(d.activeCount, 2, 'both are active')
+  t.equal(d.threadsBusy, 1, 'one holds the thread')
+  t.equal(d.activeAgeSum(), 0, 'request-timeout measures only jobs holding a thread')
+  d.release(1)
+  d.finish(1)
+  t.equal(d.threadsBusy, 1, 'finishing a released job frees no thread twice')
+  d.finish(2)
+  t.equal(d.threadsBusy, 0)
   t.equal(d.activeCount, 0)
 })

@@ -51,6 +51,7 @@ struct Event {
     std::shared_ptr<Request> req;   // kOutput, kInputResume
     std::string data;               // kOutput: frames; kPreloadDone: error text when !ok
     bool final = false;             // kOutput
+    unsigned info = 0;              // kOutput: what `data` carries, WSGI_OUT_* of wsgi_wire.h
     int fd = -1;                    // kOutput: descriptor travelling with a FILE frame, owned by the event
     bool ok = true;                 // kPreloadDone
 };

@@ -151,6 +151,7 @@ bool Request::post_output(std::string &&frames, bool final, int fd) {
     ev.data = std::move(frames);
     ev.final = final;
     ev.fd = fd;
+    ev.info = wsgi_output_info(reinterpret_cast<const unsigned char *>(ev.data.data()), ev.data.size());
     if (sink_->post(std::move(ev)))
         return true;
     // The bridge is closed: nobody will ever see this output, so nothing may wait for it.
