@@ -23,6 +23,8 @@
 #include "apr_lib.h"
 #include "apr_strings.h"
 
+#include <stddef.h>
+
 APLOG_USE_MODULE(wsgi);
 extern module AP_MODULE_DECLARE_DATA wsgi_module;
 
@@ -37,13 +39,26 @@ typedef struct {
 /* ---------------------------------------------------------------------------------------------- */
 /* Directives                                                                                     */
 
+/* Their options (wsgi_parse_script_options); in .htaccess a literal group name is not remembered for
+ * check_config, which has run long before. */
+static const wsgi_script_option script_options[] = {
+    { "application-group", WSGI_OPT_APPLICATION_GROUP, offsetof(wsgi_auth_script, application_group) },
+    { "process-group", WSGI_OPT_PROCESS_GROUP, offsetof(wsgi_auth_script, process_group) },
+    { NULL, 0, 0 }
+};
+static const wsgi_script_option htaccess_options[] = {
+    { "application-group", WSGI_OPT_APPLICATION_GROUP, offsetof(wsgi_auth_script, application_group) },
+    { "process-group", WSGI_OPT_GROUP_NAME, offsetof(wsgi_auth_script, process_group) },
+    { NULL, 0, 0 }
+};
+
 const char *wsgi_cmd_auth_script(cmd_parms *cmd, void *dconf, const char *args)
 {
     /* In .htaccess (AllowOverride AuthConfig) the setter runs per request, with the request's pool:
      * nothing may go into the configuration generation's state then. */
     int htaccess = cmd->pool != cmd->server->process->pconf;
     wsgi_auth_script *s = apr_pcalloc(cmd->pool, sizeof(*s));
-    const char *path, *option, *value, *err;
+    const char *path, *err;
 
     path = ap_getword_conf(cmd->pool, &args);
     if (!*path)
@@ -51,22 +66,8 @@ const char *wsgi_cmd_auth_script(cmd_parms *cmd, void *dconf, const char *args)
     s->script = ap_server_root_relative(cmd->pool, path);
     if (!s->script)
         return apr_psprintf(cmd->pool, "%s: invalid script path '%s'", cmd->cmd->name, path);
-    while (*args) {
-        if ((err = wsgi_next_option(cmd, &args, &option, &value)) != NULL)
-            return err;
-        if (!*value)
-            return apr_psprintf(cmd->pool, "%s: option '%s' needs a non-empty value", cmd->cmd->name, option);
-        if (!strcmp(option, "application-group"))
-            s->application_group = strcmp(value, "%{GLOBAL}") ? value : "";
-        else if (!strcmp(option, "process-group"))
-            s->process_group = htaccess ? (strcmp(value, "%{GLOBAL}") ? value : "")
-                                        : wsgi_note_process_group(cmd, value);
-        else
-            return apr_psprintf(cmd->pool, "%s: unknown option '%s' (allowed: application-group, "
-                                "process-group)", cmd->cmd->name, option);
-        while (*args && apr_isspace(*args))
-            ++args;
-    }
+    if ((err = wsgi_parse_script_options(cmd, args, htaccess ? htaccess_options : script_options, s)) != NULL)
+        return err;
     *(const wsgi_auth_script **)((char *)dconf + (size_t)cmd->info) = s;
     if (!htaccess && !s->process_group) {
         wsgi_state *st = wsgi_state_get(cmd->pool);

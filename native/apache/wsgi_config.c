@@ -162,12 +162,28 @@ const char *wsgi_note_process_group(cmd_parms *cmd, const char *value)
     return note_process_group(cmd, value);
 }
 
-static const char *require_value(cmd_parms *cmd, const char *option, const char *value)
-{
-    if (*value)
-        return NULL;
-    return apr_psprintf(cmd->pool, "%s: option '%s' needs a non-empty value", cmd->cmd->name, option);
-}
+/* The options of each directive that names a script (wsgi_parse_script_options). */
+static const wsgi_script_option alias_options[] = {
+    { "process-group", WSGI_OPT_PROCESS_GROUP, offsetof(wsgi_alias, process_group) },
+    { "application-group", WSGI_OPT_APPLICATION_GROUP, offsetof(wsgi_alias, application_group) },
+    { "callable-object", WSGI_OPT_STRING, offsetof(wsgi_alias, callable_object) },
+    { "pass-authorization", WSGI_OPT_ON_OFF, offsetof(wsgi_alias, pass_authorization) },
+    { NULL, 0, 0 }
+};
+
+/* process-group is checked (a name or %{GLOBAL}, never %{ENV:...}) before it is remembered. */
+static const wsgi_script_option import_options[] = {
+    { "process-group", WSGI_OPT_STRING, offsetof(wsgi_import, process_group) },
+    { "application-group", WSGI_OPT_APPLICATION_GROUP, offsetof(wsgi_import, application_group) },
+    { NULL, 0, 0 }
+};
+
+static const wsgi_script_option handler_options[] = {
+    { "process-group", WSGI_OPT_PROCESS_GROUP, offsetof(wsgi_handler_script, process_group) },
+    { "application-group", WSGI_OPT_APPLICATION_GROUP, offsetof(wsgi_handler_script, application_group) },
+    { "pass-authorization", WSGI_OPT_ON_OFF, offsetof(wsgi_handler_script, pass_authorization) },
+    { NULL, 0, 0 }
+};
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Directive setters                                                                              */
@@ -177,7 +193,7 @@ const char *wsgi_cmd_script_alias(cmd_parms *cmd, void *dconf, const char *args)
 {
     wsgi_server_conf *sc = ap_get_module_config(cmd->server->module_config, &wsgi_module);
     wsgi_state *st = sc->state;
-    const char *location, *target, *option, *value, *err;
+    const char *location, *target, *err;
     wsgi_alias *a;
 
     location = ap_getword_conf(cmd->pool, &args);
@@ -190,37 +206,8 @@ const char *wsgi_cmd_script_alias(cmd_parms *cmd, void *dconf, const char *args)
     a->location = location;
     a->target = target;
     a->pass_authorization = WSGI_UNSET;
-
-    while (*args) {
-        if ((err = wsgi_next_option(cmd, &args, &option, &value)) != NULL)
-            return err;
-        if (!strcmp(option, "process-group")) {
-            if ((err = require_value(cmd, option, value)) != NULL)
-                return err;
-            a->process_group = note_process_group(cmd, value);
-        }
-        else if (!strcmp(option, "application-group")) {
-            if ((err = require_value(cmd, option, value)) != NULL)
-                return err;
-            a->application_group = strcmp(value, "%{GLOBAL}") ? value : "";
-        }
-        else if (!strcmp(option, "callable-object")) {
-            if ((err = require_value(cmd, option, value)) != NULL)
-                return err;
-            a->callable_object = value;
-        }
-        else if (!strcmp(option, "pass-authorization")) {
-            if ((err = wsgi_parse_on_off(cmd, option, value, &a->pass_authorization)) != NULL)
-                return err;
-        }
-        else {
-            return apr_psprintf(cmd->pool, "%s: unknown option '%s' (allowed: process-group, "
-                                "application-group, callable-object, pass-authorization)",
-                                cmd->cmd->name, option);
-        }
-        while (*args && apr_isspace(*args))
-            ++args;
-    }
+    if ((err = wsgi_parse_script_options(cmd, args, alias_options, a)) != NULL)
+        return err;
 
     if (cmd->info) {
         a->regexp = ap_pregcomp(cmd->pool, location, AP_REG_EXTENDED);
@@ -434,27 +421,14 @@ const char *wsgi_cmd_restrict_process(cmd_parms *cmd, void *dconf, const char *a
 const char *wsgi_cmd_import_script(cmd_parms *cmd, void *dconf, const char *args)
 {
     wsgi_state *st = wsgi_state_get(cmd->pool);
-    const char *option, *value, *err;
+    const char *err;
     wsgi_import imp = { NULL, NULL, NULL };
 
     imp.script = ap_getword_conf(cmd->pool, &args);
     if (!*imp.script)
         return "WSGIImportScript requires the path of the script to import";
-    while (*args) {
-        if ((err = wsgi_next_option(cmd, &args, &option, &value)) != NULL)
-            return err;
-        if ((err = require_value(cmd, option, value)) != NULL)
-            return err;
-        if (!strcmp(option, "process-group"))
-            imp.process_group = value;
-        else if (!strcmp(option, "application-group"))
-            imp.application_group = strcmp(value, "%{GLOBAL}") ? value : "";
-        else
-            return apr_psprintf(cmd->pool, "WSGIImportScript: unknown option '%s' (allowed: "
-                                "process-group, application-group)", option);
-        while (*args && apr_isspace(*args))
-            ++args;
-    }
+    if ((err = wsgi_parse_script_options(cmd, args, import_options, &imp)) != NULL)
+        return err;
     if (!imp.process_group || !imp.application_group)
         return "WSGIImportScript: options 'process-group' and 'application-group' are both required";
     if (*imp.process_group == '%' && strcmp(imp.process_group, "%{GLOBAL}"))
@@ -473,7 +447,7 @@ const char *wsgi_cmd_handler_script(cmd_parms *cmd, void *dconf, const char *arg
 {
     wsgi_dir_conf *dc = dconf;
     wsgi_state *st = wsgi_state_get(cmd->pool);
-    const char *name, *option, *value, *err;
+    const char *name, *err;
     wsgi_handler_script *h;
 
     name = ap_getword_conf(cmd->pool, &args);
@@ -482,30 +456,8 @@ const char *wsgi_cmd_handler_script(cmd_parms *cmd, void *dconf, const char *arg
     h->pass_authorization = WSGI_UNSET;
     if (!*name || !*h->script)
         return "WSGIHandlerScript requires a handler name and the path of the handler script";
-    while (*args) {
-        if ((err = wsgi_next_option(cmd, &args, &option, &value)) != NULL)
-            return err;
-        if (!strcmp(option, "process-group")) {
-            if ((err = require_value(cmd, option, value)) != NULL)
-                return err;
-            h->process_group = note_process_group(cmd, value);
-        }
-        else if (!strcmp(option, "application-group")) {
-            if ((err = require_value(cmd, option, value)) != NULL)
-                return err;
-            h->application_group = strcmp(value, "%{GLOBAL}") ? value : "";
-        }
-        else if (!strcmp(option, "pass-authorization")) {
-            if ((err = wsgi_parse_on_off(cmd, option, value, &h->pass_authorization)) != NULL)
-                return err;
-        }
-        else {
-            return apr_psprintf(cmd->pool, "WSGIHandlerScript: unknown option '%s' (allowed: "
-                                "process-group, application-group, pass-authorization)", option);
-        }
-        while (*args && apr_isspace(*args))
-            ++args;
-    }
+    if ((err = wsgi_parse_script_options(cmd, args, handler_options, h)) != NULL)
+        return err;
     if (!h->process_group)
         st->uses_default_group = 1;
     if (!dc->handler_scripts)

@@ -97,6 +97,57 @@ const char *wsgi_next_option(cmd_parms *cmd, const char **line, const char **nam
     return NULL;
 }
 
+static const char *parse_script_option(cmd_parms *cmd, const wsgi_script_option *o, const char *value,
+                                       void *target)
+{
+    void *field = (char *)target + o->offset;
+
+    if (o->kind == WSGI_OPT_ON_OFF)
+        return wsgi_parse_on_off(cmd, o->name, value, (int *)field);
+    if (!*value)
+        return apr_psprintf(cmd->pool, "%s: option '%s' needs a non-empty value", cmd->cmd->name, o->name);
+    switch (o->kind) {
+    case WSGI_OPT_PROCESS_GROUP:
+        value = wsgi_note_process_group(cmd, value);
+        break;
+    case WSGI_OPT_GROUP_NAME:
+    case WSGI_OPT_APPLICATION_GROUP:
+        if (!strcmp(value, "%{GLOBAL}"))
+            value = "";
+        break;
+    default:
+        break;
+    }
+    *(const char **)field = value;
+    return NULL;
+}
+
+const char *wsgi_parse_script_options(cmd_parms *cmd, const char *args, const wsgi_script_option *table,
+                                      void *target)
+{
+    const char *option, *value, *err;
+    const wsgi_script_option *o;
+
+    while (*args) {
+        if ((err = wsgi_next_option(cmd, &args, &option, &value)) != NULL)
+            return err;
+        for (o = table; o->name && strcmp(o->name, option); ++o)
+            ;
+        if (!o->name) {
+            const char *allowed = table->name;
+            for (o = table + 1; o->name; ++o)
+                allowed = apr_pstrcat(cmd->temp_pool, allowed, ", ", o->name, NULL);
+            return apr_psprintf(cmd->pool, "%s: unknown option '%s' (allowed: %s)", cmd->cmd->name,
+                                option, allowed);
+        }
+        if ((err = parse_script_option(cmd, o, value, target)) != NULL)
+            return err;
+        while (*args && apr_isspace(*args))
+            ++args;
+    }
+    return NULL;
+}
+
 const char *wsgi_parse_on_off(cmd_parms *cmd, const char *option, const char *value, int *out)
 {
     if (!strcasecmp(value, "On"))
