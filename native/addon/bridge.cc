@@ -89,6 +89,8 @@ Napi::Function Bridge::Define(Napi::Env env) {
                            InstanceMethod<&Bridge::MemoryErrors>("memoryErrors"),
                            InstanceMethod<&Bridge::DumpStacks>("dumpStacks"),
                            InstanceMethod<&Bridge::Shutdown>("shutdown"),
+                           InstanceMethod<&Bridge::LoadedScripts>("loadedScripts"),
+                           InstanceMethod<&Bridge::AcceptScriptChanges>("acceptScriptChanges"),
                        });
 }
 
@@ -305,6 +307,44 @@ Napi::Value Bridge::DumpStacks(const Napi::CallbackInfo &info) {
 
 Napi::Value Bridge::MemoryErrors(const Napi::CallbackInfo &info) {
     return Napi::Number::New(info.Env(), host_ ? host_->memory_errors() : 0);
+}
+
+// loadedScripts(): [{ script, applicationGroup }] of every script loaded so far.
+Napi::Value Bridge::LoadedScripts(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    if (closed_)
+        return out;
+    uint32_t i = 0;
+    for (const auto &s : host_->loaded_scripts()) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("script", Napi::String::New(env, s.first));
+        o.Set("applicationGroup", Napi::String::New(env, s.second));
+        out.Set(i++, o);
+    }
+    return out;
+}
+
+// acceptScriptChanges([{ script, mtimeUs }]): these versions of the scripts are taken as current (a
+// successor could not load them): their change no longer makes requests restart the process.
+Napi::Value Bridge::AcceptScriptChanges(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray())
+        throw CodedError(env, ErrorCode::kInvalidArgument, "acceptScriptChanges(versions): an array of { script, mtimeUs }");
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<std::pair<std::string, int64_t>> versions;
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+        Napi::Value v = a.Get(i);
+        if (!v.IsObject())
+            continue;
+        Napi::Object o = v.As<Napi::Object>();
+        Napi::Value s = o.Get("script"), m = o.Get("mtimeUs");
+        if (s.IsString() && m.IsNumber())
+            versions.emplace_back(s.As<Napi::String>().Utf8Value(), static_cast<int64_t>(m.As<Napi::Number>().DoubleValue()));
+    }
+    if (!closed_)
+        host_->accept_script_changes(versions);
+    return env.Undefined();
 }
 
 Napi::Value Bridge::Shutdown(const Napi::CallbackInfo &info) {

@@ -59,6 +59,8 @@ private:
     Napi::Value MemoryErrors(const Napi::CallbackInfo &info);
     Napi::Value DumpStacks(const Napi::CallbackInfo &info);
     Napi::Value Shutdown(const Napi::CallbackInfo &info);
+    Napi::Value LoadedScripts(const Napi::CallbackInfo &info);
+    Napi::Value AcceptScriptChanges(const Napi::CallbackInfo &info);
 
     static void CallJs(napi_env env, napi_value js_callback, void *context, void *data);
     static void CleanupHook(void *arg);

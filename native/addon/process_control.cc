@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -259,7 +260,29 @@ Napi::Value ReleaseStartupPages(const Napi::CallbackInfo &info) {
 
 }  // namespace
 
+// mapShared(fd): the whole file `fd` refers to (the board segment the Apache parent passes as fd 4, a
+// memfd) mapped shared and read-write, as a Buffer over that memory: what the daemon writes there the
+// parent and Apache's children see at once. Never unmapped (the daemon holds it for its life).
+Napi::Value MapShared(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    double fd = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : NAN;
+    if (!(fd >= 0 && fd <= INT32_MAX) || std::floor(fd) != fd)
+        throw CodedError(env, ErrorCode::kInvalidArgument, "mapShared(fd): fd must be a non-negative integer");
+    struct stat sb;
+    if (fstat(static_cast<int>(fd), &sb) < 0)
+        throw SysError(env, "fstat", errno);
+    if (sb.st_size <= 0 || sb.st_size > (1 << 30))
+        throw CodedError(env, ErrorCode::kOutOfRange, "mapShared(fd): the file is empty or larger than 1 GiB");
+    size_t size = static_cast<size_t>(sb.st_size);
+    void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, static_cast<int>(fd), 0);
+    if (p == MAP_FAILED)
+        throw SysError(env, "mmap", errno);
+    return Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t *>(p), size,
+                                      [size](Napi::Env, uint8_t *data) { munmap(data, size); });
+}
+
 void InitProcessControl(Napi::Env env, Napi::Object exports) {
+    exports.Set("mapShared", Napi::Function::New<MapShared>(env, "mapShared"));
     exports.Set("setrlimit", Napi::Function::New<SetRlimit>(env, "setrlimit"));
     exports.Set("getrlimit", Napi::Function::New<GetRlimit>(env, "getrlimit"));
     exports.Set("setPriority", Napi::Function::New<SetPriority>(env, "setPriority"));

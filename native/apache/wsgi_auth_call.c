@@ -189,7 +189,7 @@ static wsgi_group *hook_group(request_rec *r, const wsgi_auth_script *s)
                                         : wsgi_request_process_group(r);
     wsgi_group *g = wsgi_group_find(sc->state, name);
 
-    if (!g || !g->conns) {
+    if (!g || !g->rt || !g->rt->conns) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01311)
                       "No WSGI daemon process called '%s' has been configured to run hook script '%s'",
                       name, s->script);

@@ -41,8 +41,22 @@
 #define WSGI_FLOOR_DATA_BASE            (128 * WSGI_MIB)
 #define WSGI_FLOOR_DATA_PER_THREAD      (WSGI_MIB / 2)      /* besides the stack */
 #define WSGI_DEFAULT_THREAD_STACK       (8 * WSGI_MIB)
+/* memory-recycle below this would recycle a daemon before its application is even loaded. */
+#define WSGI_MIN_MEMORY_RECYCLE         (64 * WSGI_MIB)
 
 struct wsgi_conn_pool;
+struct wsgi_pool;
+
+/*
+ * What the running server keeps for a group beside its configuration: set in the Apache parent by
+ * post_config (wsgi_daemon.c), inherited by Apache's children, which add their connection pool in
+ * child_init (wsgi_conn.c). NULL in a configuration that only checks (apache2 -t).
+ */
+typedef struct wsgi_group_rt {
+    const char *socket_path;        /* where the group's daemons listen */
+    struct wsgi_pool *pool;         /* the daemons' pool (parent) */
+    struct wsgi_conn_pool *conns;   /* this Apache child's idle connections to them */
+} wsgi_group_rt;
 
 /*
  * One process group: a WSGIDaemonProcess, or the implicit default group "" that serves every
@@ -92,14 +106,14 @@ typedef struct wsgi_group {
     uid_t script_uid;
     const char *script_group;       /* script-group=: group the WSGI script file must have */
     gid_t script_gid;
-
-    /* Set by post_config in the Apache parent, inherited by its children. */
-    const char *socket_path;
-    int listen_fd;
+    int restart_interval;           /* seconds; a process is replaced (start-first) after this long */
+    int startup_timeout;            /* seconds; a process not ready after this long is replaced */
+    apr_int64_t memory_recycle;     /* bytes; a process whose RSS passes this is replaced */
+    /* Normalised by check_config. */
     apr_interval_time_t connect_timeout_us;
     apr_interval_time_t socket_timeout_us;
-    /* Set by child_init in each Apache child: that child's idle connections to this group. */
-    struct wsgi_conn_pool *conns;
+
+    wsgi_group_rt *rt;              /* running state, apart from the configuration */
 } wsgi_group;
 
 /* A process group named literally somewhere, checked against the defined groups in check_config. */

@@ -59,11 +59,12 @@ void wsgi_conn_child_init(apr_pool_t *pchild, server_rec *s)
         pool->max_idle = threads > 0 ? threads : 1;
         apr_thread_mutex_create(&pool->mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
         pool->addr.sun_family = AF_UNIX;
-        if (g->socket_path)
-            apr_cpystrn(pool->addr.sun_path, g->socket_path, sizeof(pool->addr.sun_path));
+        if (!g->rt)
+            continue;
+        apr_cpystrn(pool->addr.sun_path, g->rt->socket_path, sizeof(pool->addr.sun_path));
         pool->addrlen = (socklen_t)sizeof(pool->addr);
         apr_pool_cleanup_register(pchild, pool, pool_cleanup, apr_pool_cleanup_null);
-        g->conns = pool;
+        g->rt->conns = pool;
     }
 }
 
@@ -143,7 +144,7 @@ static int connect_new(request_rec *r, wsgi_group *g, wsgi_conn_pool *pool, int 
         ap_log_rerror(APLOG_MARK, APLOG_ERR, err, r, WSGILOGNO(01201)
                       "Unable to connect to WSGI daemon process '%s' on '%s' after %d attempt(s) "
                       "within connect-timeout %d s (listen backlog full, daemon not started, or "
-                      "socket missing)", g->name, g->socket_path, attempts, g->connect_timeout);
+                      "socket missing)", g->name, g->rt->socket_path, attempts, g->connect_timeout);
         return HTTP_SERVICE_UNAVAILABLE;
     }
     /* Blocking from now on, each read and write bounded by socket-timeout. On a UNIX stream socket the
@@ -170,7 +171,7 @@ static int connect_new(request_rec *r, wsgi_group *g, wsgi_conn_pool *pool, int 
 
 int wsgi_conn_acquire(request_rec *r, wsgi_group *g, int fresh, wsgi_conn **out)
 {
-    wsgi_conn_pool *pool = g->conns;
+    wsgi_conn_pool *pool = g->rt->conns;
     wsgi_conn *c;
     int fd, status;
 

@@ -1,13 +1,11 @@
 /*
- * Daemon process supervision in the Apache parent: each process group's listening socket, its daemon
- * processes, restarts of daemons that die, the hand-over to a new generation on a graceful restart and
- * the stop of everything when Apache stops.
+ * Daemon process supervision in the Apache parent (wsgi_daemon.h, docs/restarts.md): the daemons of each
+ * pool, their successors, crashes, the hand-over to a new generation on a graceful restart, and the stop
+ * of everything when Apache stops.
  *
- * Graceful restart without failed requests: a group's socket path stays the same across generations
- * (it is derived from the parent pid and the group name). The new generation's socket is bound under a
- * temporary name, its daemons are started, and rename() then puts it in place atomically; only after
- * that are the old daemons told to drain (SIGUSR1). An old Apache child connecting at any moment finds
- * a listening socket, and connections queue in the backlog until the new daemons accept them.
+ * The parent acts when a child of its exits: its main loop reaps children once a second, and sooner
+ * when SIGCHLD interrupts its sleep (a handler installed here). Daemons reach it through the doorbell.
+ * What it reads on the board is trusted for the group whose daemons wrote it, and for nothing else.
  */
 #include "wsgi_daemon.h"
 
@@ -15,19 +13,12 @@
 #include "http_log.h"
 #include "http_main.h"
 #include "ap_mpm.h"
-#include "mod_unixd.h"
-#include "unixd.h"
-#include "apr_lib.h"
 #include "apr_strings.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +56,40 @@ static wsgi_supervisor *supervisor_get(apr_pool_t *process_pool)
     return data;
 }
 
+static int backoff(int failures)
+{
+    return failures ? (failures > 5 ? MAX_BACKOFF : 1 << (failures - 1)) : 0;
+}
+
+static unsigned char *slot_of(const wsgi_daemon *d)
+{
+    return wsgi_slot(d->pool->seg, d->slot);
+}
+
+static wsgi_daemon *daemon_in(wsgi_supervisor *sup, const wsgi_pool *pool, uint32_t slot)
+{
+    wsgi_daemon *d;
+
+    for (d = sup->daemons; d; d = d->next)
+        if (d->pool == pool && d->slot == slot)
+            return d;
+    return NULL;
+}
+
+/* A slot no live process holds. */
+static int free_slot(wsgi_supervisor *sup, const wsgi_pool *pool, uint32_t *out)
+{
+    uint32_t i;
+
+    for (i = 0; i < pool->seg->slots; ++i) {
+        if (!daemon_in(sup, pool, i)) {
+            *out = i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void unlink_daemon(wsgi_supervisor *sup, wsgi_daemon *d)
 {
     wsgi_daemon **pp;
@@ -75,7 +100,6 @@ static void unlink_daemon(wsgi_supervisor *sup, wsgi_daemon *d)
             break;
         }
     }
-    free(d->group);
     free(d);
 }
 
@@ -88,8 +112,21 @@ static void send_stop(wsgi_daemon *d, int sig)
     if (!d->stop_sent || sig == SIGTERM)
         d->stop_sent = apr_time_now();
     d->stop_signal = sig;
-    d->stop_timeout = sig == SIGUSR1 && d->graceful_timeout ? d->graceful_timeout
-                                                            : d->shutdown_timeout;
+    d->stop_timeout = d->shutdown_timeout;
+}
+
+/* Tells a daemon through the board to stop taking requests and exit once what runs is done (a newer
+ * pool of its group is ready, or the group is gone). The monitor kills it if it does not. */
+static void send_drain(wsgi_daemon *d)
+{
+    unsigned char *slot = slot_of(d);
+
+    if (d->stop_sent)
+        return;
+    wsgi_slot_set_u32(slot, WSGI_SLOT_FLAGS, wsgi_slot_u32(slot, WSGI_SLOT_FLAGS) | WSGI_SLOT_F_DRAIN);
+    d->stop_sent = apr_time_now();
+    d->stop_signal = 0;
+    d->stop_timeout = (d->graceful_timeout ? d->graceful_timeout : 0) + d->shutdown_timeout;
 }
 
 /*
@@ -113,10 +150,10 @@ static const char *describe_exit(apr_pool_t *p, int status)
 
 /*
  * An exit the daemon chose (docs/daemon-config.md, "exit statuses"): 0, asked to stop (a signal from
- * someone else than us, say SIGUSR1 or SIGTERM sent by hand), or 4, stopped itself to be restarted
- * (maximum-requests, timeouts, limits, a reloaded script). Such a process is replaced at once and is
- * never counted as a quick exit: only crashes and failed starts earn the growing delay. APR's decoded
- * code cannot tell exit status 4 from death by signal 4 (SIGILL): a SIGILL is taken as deliberate.
+ * someone else than us, say SIGTERM sent by hand), or 4, stopped itself to be restarted. Such a process
+ * is replaced at once and is never counted as a quick exit: only crashes and failed starts earn the
+ * growing delay. APR's decoded code cannot tell exit status 4 from death by signal 4 (SIGILL): a SIGILL
+ * is taken as deliberate.
  */
 static int deliberate_exit(int status)
 {
@@ -135,30 +172,64 @@ static int apache_stopping(void)
     return state == AP_MPMQ_STOPPING;
 }
 
-static void maintenance(int reason, void *data, int status);
-
-static apr_status_t start_daemon(wsgi_supervisor *sup, wsgi_group *g, int index, int quick_exits)
+static wsgi_group *group_of(wsgi_supervisor *sup, const wsgi_pool *pool)
 {
     wsgi_runtime *rt = sup->current;
-    int delay = quick_exits ? (quick_exits > 5 ? MAX_BACKOFF : 1 << (quick_exits - 1)) : 0;
+
+    if (!rt || pool->retired || pool->generation != rt->generation)
+        return NULL;
+    return wsgi_group_find(rt->state, pool->name);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Starting daemons                                                                               */
+
+static void maintenance(int reason, void *data, int status);
+
+/*
+ * Starts a daemon in `slot` of the pool: the first of its index, a replacement of a process that died
+ * (`quick_exits` in a row soon after starting), or the successor of `predecessor`.
+ */
+static wsgi_daemon *start_daemon(wsgi_supervisor *sup, wsgi_pool *pool, wsgi_group *g, uint32_t slot, int index,
+                                 int quick_exits, wsgi_daemon *predecessor)
+{
+    wsgi_runtime *rt = sup->current;
+    unsigned char *s = wsgi_slot(pool->seg, slot), *ps = predecessor ? slot_of(predecessor) : NULL;
+    wsgi_spawn_info info;
     wsgi_daemon *d;
-    apr_status_t rv;
 
     d = calloc(1, sizeof(*d));
-    if (!d || !(d->group = strdup(g->name))) {
-        free(d);
-        return APR_ENOMEM;
+    if (!d)
+        return NULL;
+    memset(&info, 0, sizeof(info));
+    info.pool = pool;
+    info.slot = slot;
+    info.index = index;
+    info.delay = backoff(quick_exits);
+    info.bell_fd = sup->bell.write_fd > 0 ? sup->bell.write_fd : -1;
+    if (predecessor) {
+        info.predecessor_pid = (long)predecessor->proc.pid;
+        info.reason = wsgi_slot_u32(ps, WSGI_SLOT_REASON);
+        info.scripts = ps + WSGI_SLOT_SCRIPTS;
     }
-    rv = wsgi_spawn(rt, g, index, delay, &d->proc);
-    if (rv != APR_SUCCESS) {
-        free(d->group);
+    wsgi_slot_clear(s);
+    wsgi_slot_set_u32(s, WSGI_SLOT_STATE, WSGI_STATE_STARTING);
+    wsgi_slot_set_u32(s, WSGI_SLOT_INDEX, (uint32_t)index);
+    wsgi_slot_set_u32(s, WSGI_SLOT_GENERATION, (uint32_t)rt->generation);
+    wsgi_slot_set_u32(s, WSGI_SLOT_PREDECESSOR, predecessor ? predecessor->slot + 1 : 0);
+    wsgi_slot_set_u64(s, WSGI_SLOT_STARTED_US, (uint64_t)(apr_time_now() + apr_time_from_sec(info.delay)));
+    if (wsgi_spawn(rt, g, &info, &d->proc) != APR_SUCCESS) {
+        wsgi_slot_set_u32(s, WSGI_SLOT_STATE, WSGI_STATE_FREE);
         free(d);
-        return rv;
+        return NULL;
     }
+    wsgi_slot_set_u32(s, WSGI_SLOT_PID, (uint32_t)d->proc.pid);
     d->sup = sup;
+    d->pool = pool;
+    d->slot = slot;
     d->index = index;
     d->generation = rt->generation;
-    d->started = apr_time_now() + apr_time_from_sec(delay);
+    d->started = apr_time_now() + apr_time_from_sec(info.delay);
     d->shutdown_timeout = g->shutdown_timeout;
     d->graceful_timeout = g->graceful_timeout;
     d->quick_exits = quick_exits;
@@ -166,31 +237,201 @@ static apr_status_t start_daemon(wsgi_supervisor *sup, wsgi_group *g, int index,
     sup->daemons = d;
     apr_proc_other_child_register(&d->proc, maintenance, d, NULL, rt->pconf);
     d->registered = 1;
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->server, WSGILOGNO(01102)
-                 "started daemon process %d of process group '%s' (pid %ld)%s", index, g->name,
-                 (long)d->proc.pid,
-                 delay ? apr_psprintf(rt->pconf, " after a delay of %d s", delay) : "");
-    return APR_SUCCESS;
+    if (predecessor) {
+        wsgi_slot_set_u32(ps, WSGI_SLOT_SUCCESSOR_PID, (uint32_t)d->proc.pid);
+        wsgi_slot_set_u32(ps, WSGI_SLOT_SUCCESSOR, slot + 1);
+        wsgi_slot_set_u32(ps, WSGI_SLOT_FLAGS,
+                          wsgi_slot_u32(ps, WSGI_SLOT_FLAGS) & ~WSGI_SLOT_F_SUCCESSOR_FAILED);
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->server, WSGILOGNO(01116)
+                     "started daemon process %d of process group '%s' (pid %ld) to replace pid %ld "
+                     "(%s)%s", index, g->name, (long)d->proc.pid, (long)predecessor->proc.pid,
+                     wsgi_reason_name(info.reason),
+                     info.delay ? apr_psprintf(rt->pconf, " after a delay of %d s", info.delay) : "");
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->server, WSGILOGNO(01102)
+                     "started daemon process %d of process group '%s' (pid %ld)%s", index, g->name,
+                     (long)d->proc.pid,
+                     info.delay ? apr_psprintf(rt->pconf, " after a delay of %d s", info.delay) : "");
+    }
+    return d;
 }
 
-/* A daemon has been reaped: log it, and replace it if it still belongs to the running generation. */
+/* ---------------------------------------------------------------------------------------------- */
+/* Supervision: successors and the switch to a newer pool                                          */
+
+static wsgi_daemon *successor_of(wsgi_supervisor *sup, wsgi_daemon *d)
+{
+    unsigned char *s = slot_of(d);
+    uint32_t succ = wsgi_slot_u32(s, WSGI_SLOT_SUCCESSOR);
+    wsgi_daemon *n;
+
+    if (!succ || succ > d->pool->seg->slots)
+        return NULL;
+    n = daemon_in(sup, d->pool, succ - 1);
+    return n && (uint32_t)n->proc.pid == wsgi_slot_u32(s, WSGI_SLOT_SUCCESSOR_PID) ? n : NULL;
+}
+
+static int is_ready(const wsgi_daemon *d)
+{
+    return wsgi_slot_u32(slot_of(d), WSGI_SLOT_STATE) == WSGI_STATE_READY;
+}
+
+/* Starts the successors daemons ask for: one at a time per pool, after any back-off. */
+static void start_successors(wsgi_supervisor *sup, wsgi_pool *pool, wsgi_group *g)
+{
+    apr_time_t now = apr_time_now();
+    wsgi_daemon *d;
+    uint32_t slot;
+
+    for (d = sup->daemons; d; d = d->next) {
+        wsgi_daemon *n;
+        if (d->pool == pool && (n = successor_of(sup, d)) != NULL && !is_ready(n))
+            return;     /* one is starting: the next waits its turn */
+    }
+    for (d = sup->daemons; d; d = d->next) {
+        if (d->pool != pool || d->stop_sent || now < d->successor_after ||
+            !(wsgi_slot_u32(slot_of(d), WSGI_SLOT_FLAGS) & WSGI_SLOT_F_WANT_SUCCESSOR) || successor_of(sup, d))
+            continue;
+        if (!free_slot(sup, pool, &slot))
+            return;
+        start_daemon(sup, pool, g, slot, d->index, 0, d);
+        return;
+    }
+}
+
+/* A pending pool whose daemons are all ready takes over from the older pool of its group. */
+static void switch_pool(wsgi_supervisor *sup, wsgi_pool *pool, server_rec *s)
+{
+    wsgi_pool *old;
+    wsgi_daemon *d;
+    int ready = 0;
+
+    for (d = sup->daemons; d; d = d->next)
+        if (d->pool == pool && !d->stop_sent && is_ready(d))
+            ++ready;
+    if (ready < pool->processes || !wsgi_pool_activate(s, pool))
+        return;
+    for (old = sup->pools; old; old = old->next) {
+        if (old == pool || old->retired || strcmp(old->name, pool->name))
+            continue;
+        old->retired = 1;
+        for (d = sup->daemons; d; d = d->next)
+            if (d->pool == old)
+                send_drain(d);
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, WSGILOGNO(01117)
+                 "process group '%s': the daemon processes of the new configuration are ready and "
+                 "take over; the previous ones finish their requests", pool->name);
+}
+
+/* Closes pools that are retired and have no daemon left. */
+static void collect_pools(wsgi_supervisor *sup)
+{
+    wsgi_pool **pp = &sup->pools;
+
+    while (*pp) {
+        wsgi_pool *pool = *pp, *other;
+        wsgi_daemon *d;
+        int in_use = 0, path_taken = 0;
+
+        for (d = sup->daemons; d && !in_use; d = d->next)
+            in_use = d->pool == pool;
+        if (!pool->retired || in_use) {
+            pp = &pool->next;
+            continue;
+        }
+        /* The stable path goes with the last pool of the group (a newer one renamed its socket there). */
+        for (other = sup->pools; other; other = other->next)
+            path_taken |= other != pool && !strcmp(other->socket_path, pool->socket_path);
+        *pp = pool->next;
+        wsgi_pool_destroy(pool, !path_taken);
+    }
+}
+
+static void supervise(wsgi_supervisor *sup)
+{
+    wsgi_runtime *rt = sup->current;
+    wsgi_pool *pool;
+
+    if (!rt || apache_stopping())
+        return;
+    for (pool = sup->pools; pool; pool = pool->next) {
+        wsgi_group *g = group_of(sup, pool);
+        if (!g)
+            continue;
+        if (pool->pending_path)
+            switch_pool(sup, pool, rt->server);
+        start_successors(sup, pool, g);
+    }
+    collect_pools(sup);
+}
+
+/* The doorbell rang (or its watcher died): look, and listen again. */
+static void doorbell_rang(void *data)
+{
+    wsgi_supervisor *sup = data;
+
+    supervise(sup);
+    if (sup->current && !apache_stopping())
+        wsgi_doorbell_arm(&sup->bell, sup->current->pconf, sup->current->server, doorbell_rang, sup);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Deaths                                                                                         */
+
+/* A successor died before it was ready: its predecessor serves on, and asks again after a back-off. */
+static void successor_failed(wsgi_supervisor *sup, wsgi_daemon *n, server_rec *s, apr_pool_t *p, int status)
+{
+    wsgi_daemon *d;
+
+    for (d = sup->daemons; d; d = d->next) {
+        unsigned char *ps;
+        if (d == n || successor_of(sup, d) != n)
+            continue;
+        ps = slot_of(d);
+        wsgi_slot_set_u32(ps, WSGI_SLOT_SUCCESSOR, 0);
+        wsgi_slot_set_u32(ps, WSGI_SLOT_SUCCESSOR_PID, 0);
+        wsgi_slot_set_u32(ps, WSGI_SLOT_FLAGS, wsgi_slot_u32(ps, WSGI_SLOT_FLAGS) | WSGI_SLOT_F_SUCCESSOR_FAILED);
+        d->successor_failures++;
+        d->successor_after = apr_time_now() + apr_time_from_sec(backoff(d->successor_failures));
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, WSGILOGNO(01118)
+                     "daemon process %d of process group '%s' (pid %ld), started to replace pid %ld, "
+                     "exited with %s before it was ready; pid %ld goes on serving",
+                     n->index, n->pool->name, (long)n->proc.pid, (long)d->proc.pid, describe_exit(p, status),
+                     (long)d->proc.pid);
+        return;
+    }
+}
+
+/* A daemon has been reaped: log it, and replace it unless a successor took its place. */
 static void daemon_exited(wsgi_daemon *d, int status)
 {
     wsgi_supervisor *sup = d->sup;
     wsgi_runtime *rt = sup->current;
     server_rec *s = rt ? rt->server : ap_server_conf;
     apr_pool_t *p = rt ? rt->pconf : s->process->pool;
-    wsgi_group *g = NULL;
+    wsgi_pool *pool = d->pool;
+    unsigned char *slot = slot_of(d);
+    wsgi_daemon *succ = successor_of(sup, d);
+    uint32_t predecessor = wsgi_slot_u32(slot, WSGI_SLOT_PREDECESSOR);
+    int was_ready = wsgi_slot_u32(slot, WSGI_SLOT_STATE) >= WSGI_STATE_READY;
+    wsgi_group *g = d->stop_sent || apache_stopping() ? NULL : group_of(sup, pool);
     int quick, deliberate, index = d->index;
+    uint32_t slotno = d->slot;
 
-    if (rt && d->generation == rt->generation && !d->stop_sent && !apache_stopping())
-        g = wsgi_group_find(rt->state, d->group);
+    wsgi_slot_set_u32(slot, WSGI_SLOT_STATE, WSGI_STATE_FREE);
+    wsgi_slot_set_u32(slot, WSGI_SLOT_PID, 0);
+    if (predecessor && !was_ready)
+        successor_failed(sup, d, s, p, status);
 
-    if (!g) {
+    if (!g || (succ && is_ready(succ)) || (predecessor && !was_ready)) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, WSGILOGNO(01103)
-                     "daemon process %d of process group '%s' (pid %ld) stopped with %s",
-                     d->index, d->group, (long)d->proc.pid, describe_exit(p, status));
+                     "daemon process %d of process group '%s' (pid %ld) stopped with %s%s",
+                     d->index, pool->name, (long)d->proc.pid, describe_exit(p, status),
+                     succ ? apr_psprintf(p, "; pid %ld replaces it", (long)succ->proc.pid) : "");
         unlink_daemon(sup, d);
+        supervise(sup);
         return;
     }
 
@@ -199,11 +440,18 @@ static void daemon_exited(wsgi_daemon *d, int status)
     ap_log_error(APLOG_MARK,
                  quick ? APLOG_ERR : deliberate ? APLOG_INFO : APLOG_NOTICE, 0, s,
                  WSGILOGNO(01104) "daemon process %d of process group '%s' (pid %ld) exited with %s"
-                 "%s; starting a new one", d->index, d->group, (long)d->proc.pid,
+                 "%s; %s", d->index, pool->name, (long)d->proc.pid,
                  describe_exit(p, status),
-                 quick ? apr_psprintf(p, " %d time(s) in a row soon after starting", quick) : "");
+                 quick ? apr_psprintf(p, " %d time(s) in a row soon after starting", quick) : "",
+                 succ ? apr_psprintf(p, "its successor pid %ld, still starting, replaces it", (long)succ->proc.pid)
+                      : "starting a new one");
+    /* Its successor, if one was starting, now stands in for nobody: it becomes a process of its own. */
+    if (succ)
+        wsgi_slot_set_u32(slot_of(succ), WSGI_SLOT_PREDECESSOR, 0);
     unlink_daemon(sup, d);
-    start_daemon(sup, g, index, quick);
+    if (!succ)
+        start_daemon(sup, pool, g, slotno, index, quick, NULL);
+    supervise(sup);
 }
 
 /* apr_proc_other_child callback, from the parent's main loop. */
@@ -219,7 +467,8 @@ static void maintenance(int reason, void *data, int status)
         break;
     case APR_OC_REASON_RESTART:
         /* ap_reclaim_child_processes: Apache stops or restarts ungracefully. Stopping early saves
-         * time; a new generation, if any, starts its own daemons. */
+         * time; a new generation, if any, starts its own daemons in pools of its own. */
+        d->pool->retired = 1;
         send_stop(d, SIGTERM);
         break;
     case APR_OC_REASON_UNREGISTER:
@@ -230,156 +479,23 @@ static void maintenance(int reason, void *data, int status)
     }
 }
 
-/* ---------------------------------------------------------------------------------------------- */
-/* Sockets                                                                                        */
-
-/* Can uid (primary gid, its supplementary groups) search every directory down to dir? */
-static int searchable_by(const char *dir, const char *user, uid_t uid, gid_t gid, apr_pool_t *p)
+/* SIGCHLD interrupts the parent's once-a-second sleep, so that a dead daemon or the doorbell is seen at
+ * once. Nothing to do in the handler itself. */
+static void on_sigchld(int sig)
 {
-    gid_t groups[256];
-    int ngroups = 256, i;
-    char *path = apr_pstrdup(p, dir), *slash;
-
-    if (getgrouplist(user, gid, groups, &ngroups) < 0)
-        ngroups = 0;
-    for (slash = path;;) {
-        struct stat sb;
-        char saved;
-        int ok;
-
-        slash = strchr(slash + 1, '/');
-        saved = slash ? *slash : '\0';
-        if (slash)
-            *slash = '\0';
-        if (stat(*path ? path : "/", &sb) < 0 || !S_ISDIR(sb.st_mode))
-            return 0;
-        ok = uid == 0 || (sb.st_uid == uid ? (sb.st_mode & S_IXUSR) : 0);
-        if (!ok && sb.st_uid != uid) {
-            int in_group = sb.st_gid == gid;
-            for (i = 0; !in_group && i < ngroups; ++i)
-                in_group = sb.st_gid == groups[i];
-            ok = in_group ? (sb.st_mode & S_IXGRP) : (sb.st_mode & S_IXOTH);
-        }
-        if (!ok)
-            return 0;
-        if (!slash)
-            return 1;
-        *slash = saved;
-    }
-}
-
-/*
- * Only root (and the owner) may replace what is in the socket directory. In a directory any user can
- * write to, without the sticky bit (as /tmp has), a local user could rename a daemon socket away and
- * put their own in its place: Apache's children would send them the requests, credentials included.
- */
-static int safe_socket_dir(server_rec *s, const char *prefix, const char *dir)
-{
-    struct stat sb;
-
-    if (stat(dir, &sb) == 0 && (sb.st_mode & S_IWOTH) && !(sb.st_mode & S_ISVTX)) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, WSGILOGNO(01160)
-                     "WSGISocketPrefix %s: the directory '%s' is writable by every user and has no "
-                     "sticky bit, so any local user could replace the daemon sockets and receive the "
-                     "requests: choose a directory only root can write to (chmod o-w), or set its "
-                     "sticky bit (chmod +t)", prefix, dir);
-        return 0;
-    }
-    return 1;
-}
-
-/* The stable socket path of a group: prefix.PID.NAME-HASH.sock (NAME shortened, made file-safe). */
-static const char *socket_path(apr_pool_t *p, const char *prefix, const char *name)
-{
-    apr_uint32_t hash = 2166136261u;
-    char safe[25];
-    const char *c;
-    int n = 0;
-
-    for (c = name; *c; ++c)
-        hash = (hash ^ (unsigned char)*c) * 16777619u;
-    for (c = name; *c && n < (int)sizeof(safe) - 1; ++c)
-        safe[n++] = apr_isalnum(*c) || *c == '-' || *c == '_' ? *c : '_';
-    safe[n] = '\0';
-    return apr_psprintf(p, "%s.%ld.%s-%08x.sock", prefix, (long)getpid(), n ? safe : "default", hash);
-}
-
-/* Binds and listens on tmp_path; owner Apache's child User, mode 0600. Returns the fd or -1. */
-static int create_socket(server_rec *s, wsgi_group *g, const char *tmp_path)
-{
-    struct sockaddr_un addr;
-    mode_t old_umask;
-    int fd, rc;
-
-    memset(&addr, 0, sizeof(addr));
-    addr.sun_family = AF_UNIX;
-    apr_cpystrn(addr.sun_path, tmp_path, sizeof(addr.sun_path));
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, WSGILOGNO(01105)
-                     "cannot create the socket of process group '%s'", g->name);
-        return -1;
-    }
-    unlink(tmp_path);
-    old_umask = umask(0177);
-    rc = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
-    umask(old_umask);
-    /* Only root can give the socket away; otherwise the children run as this user already. */
-    if (rc < 0 || listen(fd, g->listen_backlog) < 0 ||
-        (geteuid() == 0 && chown(tmp_path, ap_unixd_config.user_id, (gid_t)-1) < 0) ||
-        chmod(tmp_path, 0600) < 0) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, WSGILOGNO(01106)
-                     "cannot bind, listen on or set the owner of socket '%s' of process group '%s' "
-                     "(see WSGISocketPrefix)", tmp_path, g->name);
-        close(fd);
-        unlink(tmp_path);
-        return -1;
-    }
-    return fd;
-}
-
-/* Replaces the supervisor's list of socket files, unlinking those no longer used. */
-static void replace_socket_list(wsgi_supervisor *sup, wsgi_state *st)
-{
-    wsgi_group **groups = (wsgi_group **)st->groups->elts;
-    char **paths = calloc((size_t)st->groups->nelts + 1, sizeof(char *));
-    int i, j, n = 0;
-
-    for (i = 0; paths && i < st->groups->nelts; ++i) {
-        if (groups[i]->socket_path && (paths[n] = strdup(groups[i]->socket_path)) != NULL)
-            ++n;
-    }
-    for (i = 0; i < sup->socket_count; ++i) {
-        for (j = 0; j < n && strcmp(paths[j], sup->socket_paths[i]); ++j)
-            ;
-        if (j == n)
-            unlink(sup->socket_paths[i]);
-        free(sup->socket_paths[i]);
-    }
-    free(sup->socket_paths);
-    sup->socket_paths = paths;
-    sup->socket_count = paths ? n : 0;
+    (void)sig;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Generations                                                                                    */
 
-/* pconf cleanup: this generation's configuration is going away (restart or stop). */
+/* pconf cleanup: this generation's configuration is going away (restart or stop). The SIGCHLD handler
+ * is code of this module, which a restart may unload before the next generation installs its own. */
 static apr_status_t generation_end(void *data)
 {
     wsgi_supervisor *sup = data;
-    wsgi_runtime *rt = sup->current;
-    wsgi_group **groups;
-    int i;
 
-    if (!rt)
-        return APR_SUCCESS;
-    groups = (wsgi_group **)rt->state->groups->elts;
-    for (i = 0; i < rt->state->groups->nelts; ++i) {
-        if (groups[i]->listen_fd >= 0)
-            close(groups[i]->listen_fd);
-        groups[i]->listen_fd = -1;
-    }
+    signal(SIGCHLD, SIG_DFL);
     sup->current = NULL;
     return APR_SUCCESS;
 }
@@ -411,13 +527,14 @@ static apr_status_t stop_all(void *data)
     server_rec *s = ap_server_conf;
     apr_interval_time_t wait = apr_time_from_msec(10);
     wsgi_daemon *d, *next;
-    int i;
+    wsgi_pool *pool;
 
     /* Destroyed by itself (exit): pconf, destroyed later, must not destroy it again. */
     apr_pool_cleanup_kill(ex->pconf, ex, generation_stop_pool);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING)
         return APR_SUCCESS;
 
+    wsgi_doorbell_stop(&sup->bell);
     for (d = sup->daemons; d; d = d->next) {
         if (d->registered)
             apr_proc_other_child_unregister(d);
@@ -431,14 +548,14 @@ static apr_status_t stop_all(void *data)
             if (waitpid(d->proc.pid, &status, WNOHANG) != 0) {
                 ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, WSGILOGNO(01107)
                              "daemon process %d of process group '%s' (pid %ld) stopped",
-                             d->index, d->group, (long)d->proc.pid);
+                             d->index, d->pool->name, (long)d->proc.pid);
                 unlink_daemon(sup, d);
             }
             else if (!d->killed &&
                      now > d->stop_sent + apr_time_from_sec(d->stop_timeout + 1)) {
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, WSGILOGNO(01108)
                              "daemon process %d of process group '%s' (pid %ld) did not stop within "
-                             "%d s of SIGTERM; sending SIGKILL", d->index, d->group,
+                             "%d s of SIGTERM; sending SIGKILL", d->index, d->pool->name,
                              (long)d->proc.pid, d->stop_timeout + 1);
                 kill(d->proc.pid, SIGKILL);
                 d->killed = 1;
@@ -448,41 +565,62 @@ static apr_status_t stop_all(void *data)
         if (wait < apr_time_from_msec(100))
             wait *= 2;
     }
-    for (i = 0; i < sup->socket_count; ++i) {
-        unlink(sup->socket_paths[i]);
-        free(sup->socket_paths[i]);
+    while ((pool = sup->pools) != NULL) {
+        sup->pools = pool->next;
+        wsgi_pool_destroy(pool, 1);
     }
-    free(sup->socket_paths);
-    sup->socket_paths = NULL;
-    sup->socket_count = 0;
     return APR_SUCCESS;
 }
 
-static int start_group(wsgi_supervisor *sup, wsgi_group *g, const char *prefix)
+/* The pool group g uses in this generation: the one it had when its configuration did not change, else
+ * a new one (pending while an older pool of the group serves). */
+static wsgi_pool *pool_for(wsgi_supervisor *sup, wsgi_group *g, const char *prefix)
 {
     wsgi_runtime *rt = sup->current;
-    const char *tmp;
+    const char *fingerprint = wsgi_spawn_fingerprint(rt->pconf, rt, g);
+    const char *path = wsgi_pool_socket_path(rt->pconf, prefix, g->name);
+    wsgi_pool *pool, *serving = NULL, *pending = NULL, *keep = NULL;
+    wsgi_daemon *d;
     int i;
 
-    g->socket_path = socket_path(rt->pconf, prefix, g->name);
-    tmp = apr_pstrcat(rt->pconf, g->socket_path, ".new", NULL);
-    if (strlen(tmp) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, rt->server, WSGILOGNO(01109)
-                     "socket path '%s' of process group '%s' is too long for a UNIX socket: "
-                     "choose a shorter WSGISocketPrefix", g->socket_path, g->name);
-        return 0;
+    /* At most two live pools per group: the one in place, and one whose daemons are still starting. */
+    for (pool = sup->pools; pool; pool = pool->next) {
+        if (pool->retired || strcmp(pool->name, g->name))
+            continue;
+        if (pool->pending_path)
+            pending = pool;
+        else
+            serving = pool;
+        if (!strcmp(pool->fingerprint, fingerprint) && !strcmp(pool->socket_path, path))
+            keep = pool;
     }
-    g->listen_fd = create_socket(rt->server, g, tmp);
-    if (g->listen_fd < 0)
-        return 0;
-    for (i = 1; i <= g->processes; ++i)
-        start_daemon(sup, g, i, 0);
-    if (rename(tmp, g->socket_path) < 0) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, rt->server, WSGILOGNO(01110)
-                     "cannot rename socket '%s' to '%s'", tmp, g->socket_path);
-        return 0;
+    /* A pending pool that is not wanted any more (the configuration changed again) goes. */
+    if (pending && pending != keep) {
+        pending->retired = 1;
+        for (d = sup->daemons; d; d = d->next)
+            if (d->pool == pending)
+                send_stop(d, SIGTERM);
     }
-    return 1;
+    if (keep) {
+        /* Unchanged: the daemons go on serving (or starting), now as part of this generation. */
+        keep->generation = rt->generation;
+        for (d = sup->daemons; d; d = d->next)
+            if (d->pool == keep)
+                d->generation = rt->generation;
+        /* (A pending one takes over once its daemons are ready, as planned.) */
+        if (keep == serving)
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->server, WSGILOGNO(01119)
+                         "process group '%s': configuration unchanged, its daemon processes are kept", g->name);
+        return keep;
+    }
+    pool = wsgi_pool_create(rt->server, g, path, serving != NULL, rt->generation, fingerprint);
+    if (!pool)
+        return NULL;
+    pool->next = sup->pools;
+    sup->pools = pool;
+    for (i = 0; i < g->processes; ++i)
+        start_daemon(sup, pool, g, (uint32_t)i, i + 1, 0, NULL);
+    return pool;
 }
 
 int wsgi_daemons_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
@@ -490,10 +628,12 @@ int wsgi_daemons_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     wsgi_supervisor *sup = supervisor_get(s->process->pool);
     wsgi_state *st = wsgi_state_get(pconf);
     wsgi_group **groups = (wsgi_group **)st->groups->elts;
-    const char *prefix, *env, *dir;
+    const char *prefix, *env;
+    struct sigaction sa;
     wsgi_runtime *rt;
     wsgi_exit *ex;
     wsgi_daemon *d;
+    wsgi_pool *pool;
     int i, ok = 1, generation = 0;
 
     ap_mpm_query(AP_MPMQ_GENERATION, &generation);
@@ -527,47 +667,64 @@ int wsgi_daemons_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     apr_pool_cleanup_register(ex->pool, ex, stop_all, apr_pool_cleanup_null);
     apr_pool_cleanup_register(pconf, ex, generation_stop_pool, apr_pool_cleanup_null);
 
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigchld;
+    sa.sa_flags = SA_NOCLDSTOP;     /* no SA_RESTART: the sleep it interrupts ends */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
+
     if (st->groups->nelts) {
         prefix = st->socket_prefix ? st->socket_prefix : ap_runtime_dir_relative(pconf, "wsgi");
-        dir = ap_make_dirstr_parent(pconf, prefix);
-        if (!searchable_by(dir, ap_unixd_config.user_name, ap_unixd_config.user_id,
-                           ap_unixd_config.group_id, ptemp)) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, WSGILOGNO(01111)
-                         "WSGISocketPrefix %s: the directory '%s' does not exist or cannot be "
-                         "searched by user '%s' (Apache's User), so Apache's children could not "
-                         "reach the daemon sockets", prefix, dir, ap_unixd_config.user_name);
+        if ((i = wsgi_pool_check_dir(s, prefix, ptemp)) != OK)
+            return i;
+        if (!wsgi_doorbell_init(&sup->bell, s))
             return HTTP_INTERNAL_SERVER_ERROR;
+        for (i = 0; ok && i < st->groups->nelts; ++i) {
+            pool = pool_for(sup, groups[i], prefix);
+            ok = pool != NULL;
+            if (ok) {
+                groups[i]->rt = apr_pcalloc(pconf, sizeof(wsgi_group_rt));
+                groups[i]->rt->socket_path = apr_pstrdup(pconf, pool->socket_path);
+                groups[i]->rt->pool = pool;
+            }
         }
-        if (!safe_socket_dir(s, prefix, dir))
-            return HTTP_INTERNAL_SERVER_ERROR;
-        for (i = 0; ok && i < st->groups->nelts; ++i)
-            ok = start_group(sup, groups[i], prefix);
+        wsgi_doorbell_arm(&sup->bell, pconf, s, doorbell_rang, sup);
     }
-    replace_socket_list(sup, st);
 
-    /* The new sockets are in place: the earlier generations drain and exit. */
-    for (d = sup->daemons; d; d = d->next) {
-        if (d->generation != generation)
-            send_stop(d, SIGUSR1);
+    /* Pools whose group is gone from the configuration: their daemons drain and exit. */
+    for (pool = sup->pools; pool; pool = pool->next) {
+        if (pool->retired || pool->generation == generation)
+            continue;
+        pool->retired = 1;
+        for (d = sup->daemons; d; d = d->next)
+            if (d->pool == pool)
+                send_drain(d);
     }
+    collect_pools(sup);
     return ok ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 void wsgi_daemons_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    wsgi_state *st = wsgi_state_get(s->process->pconf);
-    wsgi_group **groups = (wsgi_group **)st->groups->elts;
-    int i;
+    wsgi_supervisor *sup = supervisor_get(s->process->pool);
+    wsgi_pool *pool;
 
     /* httpd -X: the "child" is the parent itself, which still needs them to restart daemons. */
     if (ap_exists_config_define("ONE_PROCESS"))
         return;
 
-    for (i = 0; i < st->groups->nelts; ++i) {
-        if (groups[i]->listen_fd >= 0)
-            close(groups[i]->listen_fd);
-        groups[i]->listen_fd = -1;
+    signal(SIGCHLD, SIG_DFL);
+    for (pool = sup->pools; pool; pool = pool->next) {
+        if (pool->listen_fd >= 0)
+            close(pool->listen_fd);
+        pool->listen_fd = -1;
+        if (pool->seg && pool->seg->fd >= 0)
+            close(pool->seg->fd);
     }
+    if (sup->bell.read_fd > 0)
+        close(sup->bell.read_fd);
+    if (sup->bell.write_fd > 0)
+        close(sup->bell.write_fd);
 }
 
 int wsgi_daemons_monitor(apr_pool_t *p, server_rec *s)
@@ -581,11 +738,13 @@ int wsgi_daemons_monitor(apr_pool_t *p, server_rec *s)
             now > d->stop_sent + apr_time_from_sec(d->stop_timeout + KILL_GRACE)) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, WSGILOGNO(01112)
                          "daemon process %d of process group '%s' (pid %ld) did not stop within "
-                         "%d s of being asked to; sending SIGKILL", d->index, d->group,
+                         "%d s of being asked to; sending SIGKILL", d->index, d->pool->name,
                          (long)d->proc.pid, d->stop_timeout + KILL_GRACE);
             kill(d->proc.pid, SIGKILL);
             d->killed = 1;
         }
     }
+    /* A backstop for a doorbell that could not be rung or started. */
+    supervise(sup);
     return DECLINED;
 }

@@ -313,7 +313,7 @@ static int choose_group(wsgi_req *q, wsgi_dir_conf *dc)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     g = wsgi_group_find(st, q->process_group);
-    if (!g || !g->conns) {
+    if (!g || !g->rt || !g->rt->conns) {
         if (!*q->process_group && st->restrict_embedded == 1)
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01237)
                           "Embedded mode of mod_wsgi disabled by runtime configuration: %s",

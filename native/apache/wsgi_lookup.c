@@ -53,7 +53,7 @@ static void learn(wsgi_conn_pool *pool, const char *name)
 
 int wsgi_lookup_prefetch(request_rec *r, wsgi_group *g, const char **names, const char **values)
 {
-    wsgi_conn_pool *pool = g->conns;
+    wsgi_conn_pool *pool = g->rt ? g->rt->conns : NULL;
     char learned[WSGI_LEARN_MAX][WSGI_LEARN_NAME];
     int i, n, out = 0;
 

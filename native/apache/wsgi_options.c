@@ -44,6 +44,8 @@ static const wsgi_int_option int_options[] = {
     { "queue-timeout",      GROUP_INT(queue_timeout),      0,   INT_MAX },
     { "listen-backlog",     GROUP_INT(listen_backlog),     0,   65535 },
     { "cpu-priority",       GROUP_INT(cpu_priority),       -20, 20 },
+    { "restart-interval",   GROUP_INT(restart_interval),   0,   INT_MAX },
+    { "startup-timeout",    GROUP_INT(startup_timeout),    0,   INT_MAX },
     { NULL, 0, 0, 0 }
 };
 
@@ -176,7 +178,6 @@ wsgi_group *wsgi_group_new(apr_pool_t *p, const char *name, server_rec *s)
     g->connect_timeout = WSGI_DEFAULT_CONNECT_TIMEOUT;
     g->listen_backlog = WSGI_DEFAULT_LISTEN_BACKLOG;
     g->header_buffer_size = WSGI_DEFAULT_HEADER_BUFFER_SIZE;
-    g->listen_fd = -1;
     return g;
 }
 
@@ -294,6 +295,26 @@ static void log_ignored(cmd_parms *cmd, const wsgi_group *g, const char *option)
                  cmd->cmd->name, g->name, option);
 }
 
+/* memory-recycle=SIZE: bytes, or with a K, M or G suffix (binary units); 0, or at least what a daemon
+ * holds before its application (Node.js and Python: about 45 MiB), else it would recycle forever. */
+static const char *parse_recycle(cmd_parms *cmd, wsgi_group *g, const char *option, const char *value)
+{
+    apr_int64_t v = 0, unit = 1;
+    size_t n = strlen(value);
+    char last = n ? value[n - 1] : '\0';
+    const char *digits = value;
+
+    if (last == 'K' || last == 'k' || last == 'M' || last == 'm' || last == 'G' || last == 'g') {
+        unit = last == 'K' || last == 'k' ? 1024 : last == 'M' || last == 'm' ? WSGI_MIB : 1024 * WSGI_MIB;
+        digits = apr_pstrmemdup(cmd->temp_pool, value, n - 1);
+    }
+    if (!parse_int64(digits, 0, APR_INT64_MAX / unit, &v) || (v != 0 && v * unit < WSGI_MIN_MEMORY_RECYCLE))
+        return bad_value(cmd, g, option, value,
+                         "0 (the default) or a size of at least 64M (bytes, or with a K, M or G suffix)");
+    g->memory_recycle = v * unit;
+    return NULL;
+}
+
 static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, const char *value)
 {
     const wsgi_int_option *io;
@@ -370,6 +391,8 @@ static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, 
             return bad_value(cmd, g, option, value, "a size in bytes greater than 0");
         return NULL;
     }
+    if (!strcmp(option, "memory-recycle"))
+        return parse_recycle(cmd, g, option, value);
     if (!strcmp(option, "memory-limit") || !strcmp(option, "virtual-memory-limit")) {
         if (!parse_int64(value, 0, APR_INT64_MAX, &v))
             return bad_value(cmd, g, option, value, "a size in bytes (0 for no limit)");

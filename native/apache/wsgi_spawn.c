@@ -1,8 +1,9 @@
 /*
  * Starting one daemon process from the Apache parent, exactly as docs/daemon-config.md says:
  *     <node> [MOD_WSGI_NODE_FLAGS] <daemon-main> <padding>     argv[0] "(wsgi:GROUP)"
- * fd 0 /dev/null, fds 1 and 2 the parent's error log, fd 3 the group's listening socket, nothing else
- * inherited; the whole configuration in MOD_WSGI_DAEMON_CONFIG; HOME/USER/LOGNAME for the target user.
+ * fd 0 /dev/null, fds 1 and 2 the parent's error log, fd 3 the group's listening socket, fd 4 its pool's
+ * board segment, fd 5 the doorbell, nothing else inherited; the whole configuration in
+ * MOD_WSGI_DAEMON_CONFIG; HOME/USER/LOGNAME for the target user.
  */
 #include "wsgi_daemon.h"
 #include "wsgi_json.h"
@@ -63,7 +64,7 @@ static void json_path_list(wsgi_json *j, apr_pool_t *p, const char *path)
     }
 }
 
-static void json_server(wsgi_json *j, wsgi_runtime *rt)
+static void json_server(wsgi_json *j, wsgi_runtime *rt, int with_pid)
 {
     server_rec *s = rt->server;
     const char *error_log = s->error_fname;
@@ -89,8 +90,10 @@ static void json_server(wsgi_json *j, wsgi_runtime *rt)
     wsgi_json_string(j, log_level_name(ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX)));
     wsgi_json_key(j, "error_log");
     wsgi_json_string(j, error_log);
-    wsgi_json_key(j, "parent_pid");
-    wsgi_json_int(j, getpid());
+    if (with_pid) {
+        wsgi_json_key(j, "parent_pid");
+        wsgi_json_int(j, getpid());
+    }
     wsgi_json_object_close(j);
 }
 
@@ -207,11 +210,83 @@ static void json_options(wsgi_json *j, wsgi_group *g)
     JSON_INT("socket_timeout", g->socket_timeout);
     JSON_INT("queue_timeout", g->queue_timeout);
     JSON_INT("header_buffer_size", g->header_buffer_size);
+    JSON_INT("restart_interval", g->restart_interval);
+    JSON_INT("startup_timeout", g->startup_timeout);
+    JSON_INT("memory_recycle", g->memory_recycle);
     wsgi_json_object_close(j);
 }
 
-/* MOD_WSGI_DAEMON_CONFIG for process `index` of group g. */
-static const char *daemon_config_json(apr_pool_t *p, wsgi_runtime *rt, wsgi_group *g, int index)
+/* A string the predecessor's slot holds: at most `max` bytes, none of them NUL or a control character.
+ * Returns the bytes after it, or NULL when malformed (a daemon wrote it: nothing is assumed). */
+static const unsigned char *slot_string(apr_pool_t *p, const unsigned char *at, const unsigned char *end,
+                                        const char **out)
+{
+    uint32_t n, i;
+
+    if (end - at < 4)
+        return NULL;
+    n = (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
+    at += 4;
+    if (n > 4096 || (uint32_t)(end - at) < n)
+        return NULL;
+    for (i = 0; i < n; ++i)
+        if (at[i] < 0x20 || at[i] == 0x7f)
+            return NULL;
+    *out = apr_pstrmemdup(p, (const char *)at, n);
+    return at + n;
+}
+
+/* The scripts the predecessor had loaded (WSGI_SLOT_SCRIPTS of wsgi_board.h): the successor imports them
+ * before it says it is ready. What does not parse is left out. */
+static void json_inherited_scripts(wsgi_json *j, apr_pool_t *p, const unsigned char *area)
+{
+    const unsigned char *at = area + 4, *end = area + WSGI_SLOT_SCRIPTS_SIZE;
+    uint32_t count = area ? (uint32_t)area[0] | (uint32_t)area[1] << 8 | (uint32_t)area[2] << 16 |
+                                (uint32_t)area[3] << 24
+                          : 0;
+    uint32_t i;
+
+    wsgi_json_array_open(j);
+    for (i = 0; i < count && i < 64; ++i) {
+        const char *script, *group;
+        if (!(at = slot_string(p, at, end, &script)) || !(at = slot_string(p, at, end, &group)) || *script != '/')
+            break;
+        wsgi_json_object_open(j);
+        wsgi_json_key(j, "script");
+        wsgi_json_string(j, script);
+        wsgi_json_key(j, "application_group");
+        wsgi_json_string(j, group);
+        wsgi_json_object_close(j);
+    }
+    wsgi_json_array_close(j);
+}
+
+/* Where the daemon is on the board, and what it replaces. */
+static void json_board(wsgi_json *j, apr_pool_t *p, const wsgi_spawn_info *info)
+{
+    wsgi_json_key(j, "board");
+    wsgi_json_object_open(j);
+    JSON_INT("slot", info->slot);
+    JSON_INT("slots", info->pool->seg->slots);
+    wsgi_json_key(j, "doorbell");
+    wsgi_json_bool(j, info->bell_fd >= 0);
+    wsgi_json_object_close(j);
+    wsgi_json_key(j, "succession");
+    if (!info->predecessor_pid) {
+        wsgi_json_null(j);
+        return;
+    }
+    wsgi_json_object_open(j);
+    JSON_INT("predecessor_pid", info->predecessor_pid);
+    JSON_STR("reason", wsgi_reason_name(info->reason));
+    wsgi_json_key(j, "scripts");
+    json_inherited_scripts(j, p, info->scripts);
+    wsgi_json_object_close(j);
+}
+
+/* MOD_WSGI_DAEMON_CONFIG for one process of group g; with info NULL, the group's fingerprint: what every
+ * process of the group gets, without what differs from one process or generation to the next. */
+static const char *daemon_config_json(apr_pool_t *p, wsgi_runtime *rt, wsgi_group *g, const wsgi_spawn_info *info)
 {
     wsgi_json j;
 
@@ -221,15 +296,23 @@ static const char *daemon_config_json(apr_pool_t *p, wsgi_runtime *rt, wsgi_grou
     wsgi_json_int(&j, 1);
     wsgi_json_key(&j, "group");
     wsgi_json_string(&j, g->name);
-    wsgi_json_key(&j, "process_index");
-    wsgi_json_int(&j, index);
-    wsgi_json_key(&j, "generation");
-    wsgi_json_int(&j, rt->generation);
-    json_server(&j, rt);
+    if (info) {
+        wsgi_json_key(&j, "process_index");
+        wsgi_json_int(&j, info->index);
+        wsgi_json_key(&j, "generation");
+        wsgi_json_int(&j, rt->generation);
+        json_board(&j, p, info);
+    }
+    json_server(&j, rt, info != NULL);
     json_python(&j, p, rt->state, g);
     json_options(&j, g);
     wsgi_json_object_close(&j);
     return wsgi_json_text(&j);
+}
+
+const char *wsgi_spawn_fingerprint(apr_pool_t *p, wsgi_runtime *rt, wsgi_group *g)
+{
+    return daemon_config_json(p, rt, g, NULL);
 }
 
 /* The parent's environment without what the daemon gets from us, plus ours. NODE_OPTIONS is replaced:
@@ -277,12 +360,21 @@ static void child_fail(const char *what, const char *path)
     _exit(127);
 }
 
-/* In the forked child: never returns. */
-static void exec_daemon(const char *node, char **argv, char **envp, int listen_fd, int delay)
+/* Puts `fd` (above 5) at `target` for the exec: dup2 clears close-on-exec there. -1 leaves it closed. */
+static void place_fd(int fd, int target)
 {
+    if (fd >= 0 && dup2(fd, target) < 0)
+        child_fail("dup2", "a descriptor");
+}
+
+/* In the forked child: never returns. */
+static void exec_daemon(const char *node, char **argv, char **envp, int listen_fd, int board_fd, int bell_fd,
+                        int delay)
+{
+    int fds[3] = { listen_fd, board_fd, bell_fd };
     struct sigaction dfl;
     sigset_t none;
-    int sig, devnull;
+    int sig, devnull, i;
 
     /* Apache's parent blocks and catches signals; the daemon starts from a clean slate. */
     memset(&dfl, 0, sizeof(dfl));
@@ -296,27 +388,30 @@ static void exec_daemon(const char *node, char **argv, char **envp, int listen_f
     while (delay > 0)
         delay = (int)sleep((unsigned int)delay);
 
-    if (listen_fd == 3) {
-        if (fcntl(3, F_SETFD, 0) < 0)
-            child_fail("fcntl", "fd 3");
-    }
-    else if (dup2(listen_fd, 3) < 0) {
-        child_fail("dup2", "fd 3");
-    }
-    devnull = open("/dev/null", O_RDONLY);
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(2, 1) < 0)
         child_fail("open", "/dev/null");
-    /* Apache's listeners, log pipes and anything else: only 0-3 cross exec. */
-    if (close_range(4, ~0U, 0) < 0) {
+    /* fds 3, 4, 5: the sources first moved above them, so that no placement overwrites another's
+     * source; whatever else was there (Apache's) is closed. */
+    for (i = 0; i < 3; ++i) {
+        if (fds[i] >= 0 && fds[i] <= 5 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 6)) < 0)
+            child_fail("fcntl", "a descriptor");
+    }
+    for (i = 3; i <= 5; ++i)
+        close(i);
+    for (i = 0; i < 3; ++i)
+        place_fd(fds[i], 3 + i);
+    /* Apache's listeners, log pipes and anything else: only 0-5 cross exec. */
+    if (close_range(6, ~0U, 0) < 0) {
         long fd, max = sysconf(_SC_OPEN_MAX);
-        for (fd = 4; fd < (max > 0 ? max : 65536); ++fd)
+        for (fd = 6; fd < (max > 0 ? max : 65536); ++fd)
             close((int)fd);
     }
     execve(node, argv, envp);
     child_fail("exec", node);
 }
 
-apr_status_t wsgi_spawn(wsgi_runtime *rt, wsgi_group *g, int index, int delay, apr_proc_t *proc)
+apr_status_t wsgi_spawn(wsgi_runtime *rt, wsgi_group *g, const wsgi_spawn_info *info, apr_proc_t *proc)
 {
     apr_pool_t *p;
     const char *config;
@@ -326,7 +421,7 @@ apr_status_t wsgi_spawn(wsgi_runtime *rt, wsgi_group *g, int index, int delay, a
     int n = 0, nflags = 0;
 
     apr_pool_create(&p, rt->pconf);
-    config = daemon_config_json(p, rt, g, index);
+    config = daemon_config_json(p, rt, g, info);
     envp = daemon_environment(p, g, config);
     memset(padding, '-', PADDING_LENGTH);
     padding[PADDING_LENGTH] = '\0';
@@ -344,12 +439,12 @@ apr_status_t wsgi_spawn(wsgi_runtime *rt, wsgi_group *g, int index, int delay, a
 
     pid = fork();
     if (pid == 0)
-        exec_daemon(rt->node, argv, envp, g->listen_fd, delay);
+        exec_daemon(rt->node, argv, envp, info->pool->listen_fd, info->pool->seg->fd, info->bell_fd, info->delay);
     apr_pool_destroy(p);
     if (pid < 0) {
         apr_status_t rv = errno;
         ap_log_error(APLOG_MARK, APLOG_ALERT, rv, rt->server, WSGILOGNO(01101)
-                     "cannot fork daemon process %d of process group '%s'", index, g->name);
+                     "cannot fork daemon process %d of process group '%s'", info->index, g->name);
         return rv;
     }
     memset(proc, 0, sizeof(*proc));

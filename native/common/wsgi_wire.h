@@ -93,6 +93,9 @@
 #define WSGI_OUT_GOAWAY          0x04   /* the last frame is GOAWAY: the request was not run */
 #define WSGI_OUT_LOOKUP          0x08   /* a VAR_LOOKUP, not part of the response */
 #define WSGI_OUT_STARTS          0x10   /* holds a response frame (anything but VAR_LOOKUP) */
+#define WSGI_OUT_RELOAD          0x20   /* not from the frames: the request ran a script that has changed
+                                           on disk with the code already loaded (its body could not be
+                                           sent again); the process is to be replaced */
 
 typedef struct wsgi_frame_header {
     uint8_t  version;

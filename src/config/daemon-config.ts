@@ -83,6 +83,28 @@ export interface DaemonOptions {
   socketTimeout: number
   queueTimeout: number
   headerBufferSize: number
+  /** Seconds after which a process is replaced (start-first); 0: never. */
+  restartInterval: number
+  /** Seconds a process may take to become ready before it is replaced; 0: no limit. */
+  startupTimeout: number
+  /** Resident set, bytes, above which a process is replaced (start-first); 0: never. */
+  memoryRecycle: number
+}
+
+/** Where the process is on its pool's board (fd 4, docs/board.md); the doorbell is fd 5. */
+export interface BoardConfig {
+  slot: number
+  slots: number
+  doorbell: boolean
+}
+
+/** The process it replaces, when it is a successor (docs/restarts.md). */
+export interface SuccessionConfig {
+  predecessorPid: number
+  /** Why the predecessor is replaced (a reason word of wsgi_board.h). */
+  reason: string
+  /** The scripts the predecessor had loaded: imported before this process says it is ready. */
+  scripts: ImportScript[]
 }
 
 export interface DaemonConfig {
@@ -93,6 +115,9 @@ export interface DaemonConfig {
   server: ServerConfig
   python: PythonConfig
   options: DaemonOptions
+  /** null when the process runs without a board (started by tests, not by Apache). */
+  board: BoardConfig | null
+  succession: SuccessionConfig | null
 }
 
 export class ConfigError extends Error {
@@ -282,6 +307,25 @@ export function parseDaemonConfig(text: string | undefined): DaemonConfig {
     socketTimeout: o.int('socket_timeout', 0, TIME_MAX),
     queueTimeout: o.int('queue_timeout', 0, TIME_MAX),
     headerBufferSize: o.int('header_buffer_size', 0),
+    restartInterval: o.has('restart_interval') ? o.int('restart_interval', 0, TIME_MAX) : 0,
+    startupTimeout: o.has('startup_timeout') ? o.int('startup_timeout', 0, TIME_MAX) : 0,
+    memoryRecycle: o.has('memory_recycle') ? o.int('memory_recycle', 0) : 0,
+  }
+
+  let board: BoardConfig | null = null
+  if (root.has('board')) {
+    const b = root.obj('board')
+    const slots = b.int('slots', 1, 65536)
+    board = { slot: b.int('slot', 0, slots - 1), slots, doorbell: b.bool('doorbell') }
+  }
+  let succession: SuccessionConfig | null = null
+  if (root.has('succession') && root.raw('succession') !== null) {
+    const c = root.obj('succession')
+    succession = {
+      predecessorPid: c.int('predecessor_pid', 1, U32_MAX),
+      reason: c.str('reason'),
+      scripts: c.list('scripts').map((i) => ({ script: i.str('script'), applicationGroup: i.str('application_group') })),
+    }
   }
 
   return {
@@ -292,5 +336,7 @@ export function parseDaemonConfig(text: string | undefined): DaemonConfig {
     server,
     python,
     options,
+    board,
+    succession,
   }
 }

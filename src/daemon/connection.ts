@@ -414,6 +414,11 @@ export class Connection implements ExchangeOwner {
 
   private becameIdle(): void {
     this.setAllowed()
+    if (this.goAwayWhenIdle && !this.closing && !this.host.stopping && this.host.park?.(this) === true) {
+      // Held: GOAWAY once this process stops taking requests, so that the request goes to its successor.
+      this.updateReading()
+      return
+    }
     if (this.host.stopping || this.closing || this.goAwayWhenIdle) {
       this.goAway()
       return

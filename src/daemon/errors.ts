@@ -43,6 +43,22 @@ export const E = {
   locale: m(2019, 'error', (locale: string) =>
     `Unsupported locale setting '${locale}' specified for daemon process group; LC_ALL is set but the C library refused it (see locale -a).`),
   ready: m(2050, 'info', (group: string, ms: number) => `Process '${group}' ready to serve, ${ms} ms after it started.`),
+  successorRequested: m(2051, 'info', (group: string, reason: string) =>
+    `Process '${group}' is to be replaced (${reason}): it serves until its successor is ready.`),
+  successorLate: m(2052, 'error', (group: string, reason: string, seconds: number) =>
+    `Process '${group}' (${reason}) stops without its successor, which was not ready within ${seconds} seconds.`),
+  successorFailed: m(2053, 'error', (group: string, reason: string, action: string) =>
+    `The successor of process '${group}' (${reason}) failed before it was ready: ${action}.`),
+  successorScript: m(2054, 'error', (group: string, script: string, err: string) =>
+    `Replacement process '${group}' cannot load script '${script}' that its predecessor serves: ${err}; it exits and the predecessor goes on serving.`),
+  startupTimeout: m(2055, 'error', (group: string, seconds: number) =>
+    `Process '${group}' was not ready to serve within startup-timeout (${seconds} seconds): it exits to be replaced.`),
+  memoryRecycle: m(2056, 'info', (group: string, rss: number, limit: number) =>
+    `Process '${group}' uses ${rss} bytes of memory, more than memory-recycle (${limit}): it is replaced.`),
+  restartInterval: m(2057, 'info', (group: string, seconds: number) =>
+    `Process '${group}' has run for restart-interval (${seconds} seconds): it is replaced.`),
+  boardUnavailable: m(2058, 'warn', (err: string) =>
+    `The board (fd 4) cannot be used: ${err}; restarts stop the process before its replacement starts.`),
 
   // Stopping --------------------------------------------------------------------------------------------
   shutdownRequested: m(2020, 'info', (group: string, signal: string) => `Shutdown requested '${group}' (${signal}).`),

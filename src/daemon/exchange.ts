@@ -29,6 +29,9 @@ export interface ConnectionHost {
   readonly shouldRedirect?: boolean
   /** The dispatcher's load changed (a request was queued or admitted): the accept gate follows it. */
   loadChanged?(): void
+  /** A connection whose request was refused because its script changed asks to keep its GOAWAY until
+   *  this process stops taking requests; true when it is to wait (server.ts park()). */
+  park?(conn: unknown): boolean
   nextId(): number
   /** I/O happened (inactivity-timeout). */
   touch(): void

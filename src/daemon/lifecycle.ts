@@ -1,4 +1,8 @@
-// How a daemon process ends. Every way of stopping goes through stop(reason):
+// How a daemon process ends. A process that is to be replaced (a restart it chose, SIGUSR1, a changed
+// script) first retires: with a board it asks for a successor and serves until that one is ready
+// (handover.ts, docs/restarts.md), then drains: no new requests, those running finish within
+// graceful-timeout (else shutdown-timeout), exit 4. Without a board, or for the other reasons, every way
+// of stopping goes through stop(reason):
 //   signal (SIGTERM, SIGINT, SIGHUP)   normal shutdown: wait up to shutdown-timeout, exit 0
 //   graceful-signal (SIGUSR1)          graceful-timeout first if set (release notes New Features 3), exit 0
 //   maximum-requests, cpu-time-limit   graceful-timeout first if set (New Features 2), then normal; exit 4
@@ -13,8 +17,10 @@
 // child retries elsewhere), lets running requests finish within shutdown-timeout, then ends Python and
 // exits. A later, harder request shortens a softer one (SIGTERM during a graceful wait); never the reverse.
 import type { Bridge } from '../native/types'
+import type { Reason } from '../protocol/board-layout'
 import { E } from './errors'
 import { armHardExit } from './hard-exit'
+import type { Handover } from './handover'
 import { log } from './log'
 import type { DaemonServer } from './server'
 
@@ -42,6 +48,33 @@ export type StopReason =
   | 'request-timeout'
   | 'deadlock-timeout'
   | 'script-reload'
+  | 'restart-interval'
+  | 'memory-recycle'
+  | 'startup-timeout'
+  | 'graceful-restart'
+
+/** The board's word for a stop reason (the same in logs, status and metrics). */
+export function reasonWord(r: StopReason): Reason {
+  if (r === 'graceful-signal') return 'signal'
+  if (r === 'signal' || r === 'parent-died') return 'stop'
+  return r
+}
+
+/** Reasons that mean the process cannot serve properly any more: it waits for its successor only so
+ *  long, then stops anyway. */
+const FORCED = new Set<StopReason>(['request-timeout', 'deadlock-timeout'])
+/** How long a process that cannot serve properly waits for its successor. */
+const FORCED_WAIT_MS = 30000
+/** Without a successor: reasons for which the process goes on accepting for graceful-timeout, as mod_wsgi
+ *  (release notes 4.1.0, New Features 2 and 3), and restarts as soon as it is idle. */
+const GRACEFUL = new Set<StopReason>([
+  'graceful-signal',
+  'maximum-requests',
+  'cpu-time-limit',
+  'memory-limit',
+  'restart-interval',
+  'memory-recycle',
+])
 
 export interface LifecycleOptions {
   group: string
@@ -66,6 +99,10 @@ export class Lifecycle {
   private server: DaemonServer | null = null
   /** Stop hooks run when stopping begins (e.g. stop the watchdog). */
   private readonly onBegin: Array<() => void> = []
+  private handover: Handover | null = null
+  /** Why a successor was asked for, while it is awaited. */
+  private retiringFor: StopReason | null = null
+  private forcedTimer: NodeJS.Timeout | null = null
 
   private readonly exit: (code: number) => void
   private readonly now: () => number
@@ -94,6 +131,53 @@ export class Lifecycle {
     this.bridge = bridge
   }
 
+  /** With a board: restarts go through a successor (retire()). */
+  attachHandover(h: Handover): void {
+    this.handover = h
+  }
+
+  /** The reason a successor is awaited for, or null. */
+  get retiring(): StopReason | null {
+    return this.retiringFor
+  }
+
+  /**
+   * This process is to be replaced. With a board: ask for a successor and serve until it is ready (then
+   * drained()); a process that cannot serve properly (request-timeout, deadlock-timeout) waits at most
+   * FORCED_WAIT_MS. Without a board: stop(reason) at once.
+   */
+  retire(reason: StopReason): void {
+    if (this.phase !== 'running') return
+    const h = this.handover
+    if (h === null) return this.stop(reason)
+    if (this.retiringFor === null) {
+      this.retiringFor = reason
+      log.report(E.successorRequested, this.opts.group, reasonWord(reason))
+      h.request(reasonWord(reason))
+    }
+    if (FORCED.has(reason) && this.forcedTimer === null) {
+      this.forcedTimer = setTimeout(() => {
+        log.report(E.successorLate, this.opts.group, reasonWord(reason), FORCED_WAIT_MS / 1000)
+        this.stop(reason)
+      }, FORCED_WAIT_MS)
+      this.forcedTimer.unref()
+    }
+  }
+
+  /** The successor could not be started: serve on; `giveUp` withdraws the request (until retire() again). */
+  successorFailed(giveUp: boolean): void {
+    if (!giveUp || this.phase !== 'running') return
+    this.handover?.withdraw()
+    this.retiringFor = null
+  }
+
+  /** The successor is ready, or the parent ordered a drain (a newer generation is ready): no new
+   *  requests; those running get graceful-timeout (else shutdown-timeout); then exit. */
+  drained(reason: Reason): void {
+    const why: StopReason = reason === 'graceful-restart' ? 'graceful-restart' : (this.retiringFor ?? 'graceful-restart')
+    this.stop(why, true)
+  }
+
   onStopBegin(fn: () => void): void {
     this.onBegin.push(fn)
   }
@@ -109,15 +193,23 @@ export class Lifecycle {
     const max = this.opts.maximumRequests
     if (max > 0 && this.admittedCount >= max && this.phase === 'running') {
       log.report(E.maximumRequests, this.opts.group, this.opts.gracefulTimeoutMs > 0)
-      this.stop('maximum-requests')
+      this.retire('maximum-requests')
     }
   }
 
-  stop(reason: StopReason): void {
+  /** Stops now for `reason`; `handedOver`: a successor serves already (or a newer generation), so the
+   *  process stops taking requests at once and gives what runs graceful-timeout, else shutdown-timeout. */
+  stop(reason: StopReason, handedOver = false): void {
     if (this.phase === 'finishing') return
     const first = this.phase === 'running'
+    if (this.forcedTimer !== null) clearTimeout(this.forcedTimer)
+    this.forcedTimer = null
+    this.handover?.stop()
     if (first) {
-      this.code = reason === 'signal' || reason === 'graceful-signal' || reason === 'parent-died' ? Exit.OK : Exit.RESTART
+      this.code =
+        reason === 'signal' || reason === 'graceful-signal' || reason === 'parent-died' || reason === 'graceful-restart'
+          ? Exit.OK
+          : Exit.RESTART
       for (const fn of this.onBegin) {
         try {
           fn()
@@ -131,9 +223,19 @@ export class Lifecycle {
       this.finish(this.opts.shutdownTimeoutMs)
       return
     }
-    const graceful =
-      (reason === 'graceful-signal' || reason === 'maximum-requests' || reason === 'cpu-time-limit' || reason === 'memory-limit') &&
-      this.opts.gracefulTimeoutMs > 0
+    if (handedOver) {
+      // The successor serves: no new requests from now on. What runs gets graceful-timeout to finish,
+      // then shutdown-timeout, as after mod_wsgi's graceful period (without one, shutdown-timeout).
+      this.server?.beginStop()
+      if (first && this.opts.gracefulTimeoutMs > 0) {
+        this.phase = 'graceful'
+        this.deadline = this.now() + this.opts.gracefulTimeoutMs
+      } else if (this.phase !== 'normal') this.beginNormal()
+      if (this.timer === null) this.timer = setInterval(() => this.poll(), POLL_MS)
+      this.poll()
+      return
+    }
+    const graceful = GRACEFUL.has(reason) && this.opts.gracefulTimeoutMs > 0
     if (first && graceful) {
       this.phase = 'graceful'
       this.deadline = this.now() + this.opts.gracefulTimeoutMs
@@ -167,10 +269,10 @@ export class Lifecycle {
     this.finish(FINALIZE_MS)
   }
 
-  /** The normal shutdown: no new requests, shutdown-timeout for those running. */
-  private beginNormal(): void {
+  /** The normal shutdown: no new requests, shutdown-timeout (or `ms`) for those running. */
+  private beginNormal(ms = this.opts.shutdownTimeoutMs): void {
     this.phase = 'normal'
-    this.deadline = this.now() + this.opts.shutdownTimeoutMs
+    this.deadline = this.now() + ms
     this.server?.beginStop()
   }
 

@@ -8,6 +8,10 @@
 // From the configuration on, the daemon also watches its Apache parent: when that is gone it stops.
 import * as inspector from 'node:inspector'
 import { parseDaemonConfig, type DaemonConfig } from '../config/daemon-config'
+import { SlotState } from '../protocol/board-layout'
+import { BoardSlot } from './board'
+import { Handover, scriptVersions } from './handover'
+import { Reporter } from './reporter'
 import * as native from '../native/index'
 import type { Bridge, BridgeHandlers, ProcessControl, PythonOptions } from '../native/types'
 import { E, errText } from './errors'
@@ -43,6 +47,8 @@ const SIGNALS: Record<string, StopReason> = {
   SIGUSR1: 'graceful-signal',
   SIGXCPU: 'cpu-time-limit',
 }
+/** Signals that ask for a replacement (start-first with a board) rather than a stop. */
+const RETIRE = new Set<StopReason>(['graceful-signal', 'cpu-time-limit'])
 
 async function main(): Promise<void> {
   let config: DaemonConfig | null = null
@@ -76,7 +82,8 @@ async function main(): Promise<void> {
       } else if (reason === 'cpu-time-limit') log.report(E.cpuTimeLimit, group)
       else if (reason !== 'parent-died') log.report(E.shutdownRequested, group, sig)
     }
-    lifecycle.stop(reason)
+    if (RETIRE.has(reason)) lifecycle.retire(reason)
+    else lifecycle.stop(reason)
   }
   for (const sig of Object.keys(SIGNALS)) process.on(sig as NodeJS.Signals, (s: NodeJS.Signals) => onSignal(s))
   // A SIGUSR1 that arrived before the handler above existed made Node open its debugger on a local
@@ -126,6 +133,18 @@ async function main(): Promise<void> {
   if (!dropIdentity({ group: c.group, user: o.user, uid: o.uid, gid: o.gid, supplementaryGroups: o.supplementaryGroups }))
     process.exit(Exit.STARTUP)
   applyProcessEnvironment(o, c.server.apacheUid, addon.processControl)
+  // This process's slot on its pool's board (fd 4), mapped while the process can still read it.
+  let slot: BoardSlot | null = null
+  if (c.board !== null && addon.processControl.mapShared) {
+    try {
+      slot = new BoardSlot(addon.processControl.mapShared(4), c.board.slot, c.board.doorbell)
+    } catch (e) {
+      log.report(E.boardUnavailable, errText(e))
+    }
+  }
+  // startup-timeout: a process not ready by then is replaced (it exits; its predecessor, if any, serves on).
+  let startupTimer: NodeJS.Timeout | null = null
+  let reloadVersions: Array<{ script: string; mtimeUs: number }> = []
   log.report(E.starting, c.group, process.geteuid?.() ?? o.uid, process.getegid?.() ?? o.gid, o.threads)
 
   // Node's start-up code and data (bootstrap, snapshot, the compilers) need not stay resident: they
@@ -169,14 +188,20 @@ async function main(): Promise<void> {
         lc.admitted()
         if (lc.requestsAdmitted === WARM_REQUESTS) setImmediate(() => releaseStartupPages('warm'))
       },
-      restartRequested: () => lc.stop('script-reload'),
+      restartRequested: () => {
+        // The versions of the scripts that asked for it: if the successor cannot load them, they are
+        // taken as they are (and a later edit asks again).
+        if (lc.retiring === null && !lc.stopping) reloadVersions = scriptVersions(bridge.loadedScripts?.() ?? [])
+        lc.retire('script-reload')
+      },
+      holdRetries: () => lc.retiring === 'script-reload',
       // memory-limit / virtual-memory-limit: the request that hit the limit got its MemoryError (a 500);
       // the process may be left fragmented or near the limit, so it restarts, gracefully.
       memoryExhausted: (count) => {
         if (o.memoryLimit <= 0 && o.virtualMemoryLimit <= 0) return
         if (lc.stopping) return
         log.report(E.memoryLimit, c.group, count)
-        lc.stop('memory-limit')
+        lc.retire('memory-limit')
       },
     },
   )
@@ -189,6 +214,44 @@ async function main(): Promise<void> {
   }
   server.attach(bridge)
   lc.attach(server, bridge)
+  if (o.startupTimeout > 0) {
+    startupTimer = setTimeout(() => {
+      log.report(E.startupTimeout, c.group, o.startupTimeout)
+      lc.abandonStartup(Exit.STARTUP, bridge)
+    }, o.startupTimeout * 1000)
+    startupTimer.unref()
+  }
+  let handover: Handover | null = null
+  if (slot !== null) {
+    const s = slot
+    handover = new Handover(
+      s,
+      {
+        drain: (reason) => lc.drained(reason),
+        successorFailed: (reason) => {
+          // A changed script its successor could not load: the code already loaded serves on until the
+          // script changes again. Other reasons: ask again (the parent waits a growing delay).
+          const giveUp = reason === 'script-reload'
+          log.report(
+            E.successorFailed,
+            c.group,
+            reason,
+            giveUp ? 'this process serves on with the code already loaded until the script changes again' : 'this process serves on and asks again',
+          )
+          if (giveUp) {
+            bridge.acceptScriptChanges?.(reloadVersions)
+            lc.successorFailed(true)
+            server.releaseParked()
+          }
+        },
+      },
+      () => bridge.loadedScripts?.() ?? [],
+    )
+    lc.attachHandover(handover)
+    lc.onStopBegin(() => {
+      s.state = SlotState.DRAINING
+    })
+  }
 
   preloading = bridge
   for (const s of c.python.importScripts) {
@@ -198,6 +261,21 @@ async function main(): Promise<void> {
     } catch (e) {
       // As mod_wsgi: the failure is logged (with the traceback, by the addon) and the daemon serves on.
       log.report(E.importScript, s.script, s.applicationGroup, errText(e))
+    }
+  }
+  // A successor imports what its predecessor serves before it says it is ready; if it cannot, it exits
+  // and the predecessor serves on (docs/restarts.md).
+  const preloaded = new Set(c.python.importScripts.map((s) => `${s.applicationGroup}\0${s.script}`))
+  for (const s of c.succession?.scripts ?? []) {
+    if (initSignal !== null || lc.finishing) break
+    if (preloaded.has(`${s.applicationGroup}\0${s.script}`)) continue
+    try {
+      await bridge.preload(s.script, s.applicationGroup)
+    } catch (e) {
+      log.report(E.successorScript, c.group, s.script, errText(e))
+      preloading = null
+      lc.abandonStartup(Exit.STARTUP, bridge)
+      return
     }
   }
   preloading = null
@@ -222,8 +300,37 @@ async function main(): Promise<void> {
     onSignal(sig)
     return
   }
+  if (startupTimer !== null) clearTimeout(startupTimer)
   log.report(E.ready, c.group, Math.round(process.uptime() * 1000))
+  if (slot !== null) {
+    slot.ready(Date.now() * 1000)
+    slot.ring()
+  }
+  handover?.start()
   releaseStartupPages('ready')
+
+  // What the process reports on the board (status, metrics, memory-recycle), once a second.
+  const reporter = new Reporter(server, slot, {
+    memoryRecycle: o.memoryRecycle,
+    overMemory: (rss) => {
+      if (lc.retiring !== null || lc.stopping) return
+      log.report(E.memoryRecycle, c.group, rss, o.memoryRecycle)
+      lc.retire('memory-recycle')
+    },
+  })
+  reporter.start()
+  lc.onStopBegin(() => reporter.stop())
+  if (o.restartInterval > 0) {
+    // The first processes of a group start together: each is given its share of the interval more, so
+    // that they are not all replaced at once. Replacements start at different times already.
+    const share = c.succession === null ? ((c.processIndex - 1) / o.processes) * o.restartInterval : 0
+    const t = setTimeout(() => {
+      log.report(E.restartInterval, c.group, o.restartInterval)
+      lc.retire('restart-interval')
+    }, (o.restartInterval + share) * 1000)
+    t.unref()
+    lc.onStopBegin(() => clearTimeout(t))
+  }
 
   const wd = new Watchdog(
     {
@@ -247,7 +354,7 @@ async function main(): Promise<void> {
             /* diagnostics only */
           }
         }
-        lc.stop(kind)
+        lc.retire(kind)
       },
     },
   )

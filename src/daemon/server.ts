@@ -36,9 +36,13 @@ export interface ServerHooks {
   touch(): void
   /** A request was handed to the bridge (maximum-requests). */
   admitted(): void
-  /** The addon answered a request with GOAWAY: its WSGI script changed and this process must restart
-   *  (WSGIScriptReloading in a daemon process group, as mod_wsgi does). */
+  /** A request found its WSGI script changed (WSGIScriptReloading in a daemon process group): this
+   *  process is to be replaced, as mod_wsgi restarts it. The request was not run (GOAWAY), or, when its
+   *  body could not be sent again, ran with the code already loaded. */
   restartRequested?(): void
+  /** Whether a request refused because its script changed waits (its GOAWAY held back) until this
+   *  process stops taking requests: its successor, which loads the new script, then takes it. */
+  holdRetries?(): boolean
   /** Requests have ended in MemoryError (`count` so far in this process): under memory-limit or
    *  virtual-memory-limit the process restarts to free what it leaked. */
   memoryExhausted?(count: number): void
@@ -51,10 +55,14 @@ const FRESH_MS = 1000
 export class DaemonServer implements ConnectionHost {
   readonly dispatcher: Dispatcher<RequestJob>
   readonly connections = new Set<Connection>()
+  /** Connections whose refused request waits for this process to stop taking requests (park()). */
+  private readonly parked = new Set<Connection>()
   readonly group: string
   readonly socketTimeoutMs: number
   readonly sendWithFd: SendWithFd | null
   stopping = false
+  /** Requests (not hooks) whose last event came: served, well or not. */
+  completed = 0
   /** Stopped by force (request-timeout, deadlock-timeout, shutdown-timeout expired): nothing more runs. */
   private forced = false
   private gate: AcceptGate | null = null
@@ -104,8 +112,8 @@ export class DaemonServer implements ConnectionHost {
         }
         let pause = false
         if (final) {
-          // Stop first, so that no retry of this request can reach this process's listener.
-          if ((info & OutputInfo.GOAWAY) !== 0) this.hooks.restartRequested?.()
+          // First, so that the retry of this request is held, or cannot reach this process's listener.
+          if ((info & (OutputInfo.GOAWAY | OutputInfo.RELOAD)) !== 0) this.hooks.restartRequested?.()
           // A request that failed may have run out of memory: then the process restarts.
           else if ((info & OutputInfo.FAILED) !== 0 || (info & OutputInfo.ENDS) === 0) this.checkMemory()
         }
@@ -116,6 +124,7 @@ export class DaemonServer implements ConnectionHost {
           job.owner.drop()
         }
         if (final) {
+          if (job.kind === 'request') this.completed++
           this.dispatcher.finish(id)
           if (this.balancing) this.loadChanged()
         }
@@ -150,7 +159,23 @@ export class DaemonServer implements ConnectionHost {
 
   released(conn: Connection): void {
     this.connections.delete(conn)
+    this.parked.delete(conn)
     if (this.balancing) this.loadChanged()
+  }
+
+  /** A connection whose request was refused (its script changed) keeps its GOAWAY until this process
+   *  stops taking requests (beginStop) or its successor failed (releaseParked): true when it waits. */
+  park(conn: Connection): boolean {
+    if (this.stopping || this.hooks.holdRetries?.() !== true) return false
+    this.parked.add(conn)
+    return true
+  }
+
+  /** The requests held back are sent back now (GOAWAY): they come again, to whoever accepts. */
+  releaseParked(): void {
+    const parked = [...this.parked]
+    this.parked.clear()
+    for (const c of parked) c.goAwayIfIdle()
   }
 
   /** Stopping, but still letting running requests finish: a request that cannot be sent again (its

@@ -29,6 +29,7 @@ interface Binding {
   setLocale(name: string): string | null
   dupFd(fd: number): number
   releaseStartupPages(): number
+  mapShared(fd: number): Buffer
 }
 
 /** lib/native/index.js and src/native/index.ts both sit two levels below the package root. */
@@ -198,5 +199,8 @@ export const processControl: Required<ProcessControl> = {
   },
   releaseStartupPages() {
     return load().releaseStartupPages()
+  },
+  mapShared(fd) {
+    return load().mapShared(fd)
   },
 }

@@ -154,6 +154,14 @@ export interface Bridge {
    *  provided by the addon; optional so that test doubles need not. */
   memoryErrors?(): number
 
+  /** The scripts loaded so far in this process (what a successor imports before it is ready). Always
+   *  provided by the addon; optional so that test doubles need not. */
+  loadedScripts?(): Array<{ script: string; applicationGroup: string }>
+
+  /** Takes these versions of scripts (modification time in µs) as current (a successor could not load
+   *  them): such a change no longer makes requests restart the process, until the script changes again. */
+  acceptScriptChanges?(versions: Array<{ script: string; mtimeUs: number }>): void
+
   /** Ends Python: lets workers finish for at most `timeoutMs`, then finalises. Returns false when it had
    *  to give up (the caller exits anyway). Safe to call twice. */
   shutdown(timeoutMs: number): boolean
@@ -187,6 +195,9 @@ export interface ProcessControl {
    *  Node's start-up code and data leave the process's resident set (they stay in the page cache and
    *  whatever is used again faults back in). Returns the bytes that were resident there. */
   releaseStartupPages?(): number
+  /** The whole file `fd` refers to (a memfd: the board segment, fd 4) mapped shared and read-write, as
+   *  a Buffer over that memory: what the daemon writes there other processes see at once. */
+  mapShared?(fd: number): Buffer
 }
 
 export type RlimitResource = 'cpu' | 'data' | 'as' | 'stack' | 'nofile'

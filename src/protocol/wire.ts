@@ -73,6 +73,9 @@ export const OutputInfo = {
   LOOKUP: 0x08,
   /** Holds a response frame (anything but VAR_LOOKUP). */
   STARTS: 0x10,
+  /** Not from the frames (the addon adds it): the request ran a script that changed on disk with the
+   *  code already loaded, since its body could not be sent again; the process is to be replaced. */
+  RELOAD: 0x20,
 } as const
 
 /** END outcomes. */

@@ -1,6 +1,7 @@
 // How the Apache parent starts and supervises daemon processes (docs/daemon-config.md), observed with a
-// stand-in daemon: a small Python program that records its argv, descriptors and environment, then
-// answers every request on fd 3 per docs/protocol.md. MOD_WSGI_NODE / MOD_WSGI_DAEMON_MAIN of the
+// stand-in daemon: a small Python program that records its argv, descriptors and environment, says it is
+// ready on its board slot (docs/board.md) and answers every request on fd 3 per docs/protocol.md; it
+// exits when the board tells it to drain. MOD_WSGI_NODE / MOD_WSGI_DAEMON_MAIN of the
 // Apache parent point at it. Covers the start contract, graceful restart, stop and restart back-off.
 import t from 'tap'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -8,7 +9,7 @@ import { join } from 'node:path'
 import { childPids, fixture, makeTempDir, PYTHON, sleep, startApache, waitFor } from '../helpers/apache'
 
 const STAND_IN = `
-import json, os, signal, socket, struct, sys, threading, time
+import json, mmap, os, signal, socket, struct, sys, threading, time
 
 def fds():
     out = {}
@@ -67,6 +68,20 @@ def serve(c):
             c.sendall(frame(0x11, head) + frame(0x12, body) + frame(0x13, b'\\0\\0\\0\\0'))
     except (EOFError, OSError):
         c.close()
+
+# The board (fd 4): READY on this process's slot; DRAIN (a newer generation is ready) ends it.
+board = mmap.mmap(4, 0)
+slot = 256 + record['config']['board']['slot'] * 4096
+board[slot:slot + 4] = struct.pack('<I', 2)
+
+def watch_board():
+    while True:
+        if struct.unpack('<I', board[slot + 12:slot + 16])[0] & 0x200:
+            time.sleep(0.3)
+            os._exit(0)
+        time.sleep(0.05)
+
+threading.Thread(target=watch_board, daemon=True).start()
 
 def on_term(*a):
     if not os.environ.get('STAND_IN_IGNORE_TERM'):
@@ -158,12 +173,16 @@ WSGIScriptAlias /g ${app} process-group=g
     t.equal(r.argv[0], standIn, 'then the daemon main')
     t.equal(r.argv[1], '-'.repeat(64), 'then 64 characters of padding')
     t.equal(r.argv.length, 2, 'and nothing else')
-    t.same(Object.keys(r.fds).map(Number).sort((a, b) => a - b), [0, 1, 2, 3], 'only descriptors 0-3')
+    t.same(Object.keys(r.fds).map(Number).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5], 'only descriptors 0-5')
     t.equal(r.fds['0'], '/dev/null')
     t.equal(r.fds['1'], apache.errorLog, 'stdout is the error log')
     t.equal(r.fds['2'], apache.errorLog, 'stderr is the error log')
     t.match(r.fds['3'], /^socket:/)
     t.equal(r.listening, 1, 'fd 3 is a listening socket')
+    t.match(r.fds['4'], /^\/memfd:mod_wsgi-board/, 'fd 4 is the board segment')
+    t.match(r.fds['5'], /^pipe:/, 'fd 5 is the doorbell')
+    t.match(r.config.board, { slots: 5, doorbell: true }, 'its slot on the board (2 x processes + 1 slots)')
+    t.equal(r.config.succession, null, 'not a successor')
     t.equal(r.env.USER, 'www-data')
     t.equal(r.env.LOGNAME, 'www-data')
     t.equal(r.env.HOME, '/var/www', "the target user's home")
@@ -191,13 +210,13 @@ WSGIScriptAlias /g ${app} process-group=g
   t.match(r.text, /^\d+ \d+$/, 'answered by a stand-in daemon')
 })
 
-t.test('graceful restart: a new generation on the same socket, no request lost, old daemons reaped', async (t) => {
+t.test('graceful restart: a changed group gets new daemons on the same socket, no request lost, old ones reaped', async (t) => {
   const dir = recordDir('graceful')
-  const config = `
-WSGIDaemonProcess g processes=2 threads=2
+  const config = (threads: number) => `
+WSGIDaemonProcess g processes=2 threads=${threads}
 WSGIScriptAlias /g ${app} process-group=g
 `
-  const apache = await startApache(t, { config })
+  const apache = await startApache(t, { config: config(2) })
   const first = await until(() => (records(dir).length === 2 ? records(dir) : null), 'two daemons')
   const socketsBefore = readdirSync(apache.socketDir).filter((f) => f.endsWith('.sock'))
 
@@ -212,7 +231,7 @@ WSGIScriptAlias /g ${app} process-group=g
     }
   })()
   await sleep(300)
-  await apache.graceful()
+  await apache.graceful(config(3))
   await waitFor(() => records(dir).length === 4, 10000, 50, 'the new generation')
   await sleep(800)
   stop = true
@@ -227,7 +246,17 @@ WSGIScriptAlias /g ${app} process-group=g
   await waitFor(() => first.every((r) => !alive(r.pid)), 10000, 50, 'old daemons to exit')
   t.same(readdirSync(apache.socketDir).filter((f) => f.endsWith('.sock')), socketsBefore, 'the socket path did not change')
   t.notMatch(apache.log(), /long lost child/, 'Apache knew the old daemons when it reaped them')
+  t.match(apache.log(), /WSGI01117: process group 'g': the daemon processes of the new configuration are ready and take over/)
   t.match(apache.log(), /WSGI01103: daemon process \d of process group 'g' \(pid \d+\) stopped with exit status 0/)
+
+  // Unchanged configuration: the daemons are kept.
+  const now = records(dir).map((r) => r.pid).filter(alive)
+  await apache.graceful(config(3))
+  await apache.waitForLog(/WSGI01119: process group 'g': configuration unchanged, its daemon processes are kept/)
+  await sleep(500)
+  t.same(records(dir).length, 4, 'no daemon started')
+  t.ok(now.every(alive), 'the same daemons serve on')
+  t.equal((await apache.request('/g')).status, 200)
 })
 
 t.test('stop: a daemon that ignores SIGTERM is killed after shutdown-timeout + 1 s', async (t) => {

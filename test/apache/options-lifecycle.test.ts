@@ -1,10 +1,12 @@
 // Restart triggers of WSGIDaemonProcess through a real Apache, as mod_wsgi 4.1.0: maximum-requests (with
 // and without graceful-timeout, New Features 2), inactivity-timeout (only when idle, never interrupting a
-// request: Features Changed 4), cpu-time-limit (SIGXCPU, graceful-timeout). Every restart is seen by the
-// client as a new daemon pid, and in the log with its reason and exit status 4.
+// request: Features Changed 4), cpu-time-limit (SIGXCPU, graceful-timeout). Every restart is start-first
+// (docs/restarts.md): the successor is ready before the old process stops taking requests; then what
+// runs gets graceful-timeout, then shutdown-timeout. Each is seen by the client as a new daemon pid, and in
+// the log with its reason and exit status 4.
 import t from 'tap'
 import { ALLOW_FIXTURES, type Apache, fixture, startApache, waitFor } from '../helpers/apache'
-import { daemonOf, exited, pidOf, timed } from '../helpers/daemons'
+import { daemonOf, exited, pidOf, replacedLogged, timed } from '../helpers/daemons'
 
 function start(t: Parameters<typeof startApache>[0], options: string): Promise<Apache> {
   return startApache(t, {
@@ -19,9 +21,9 @@ ${ALLOW_FIXTURES}
   })
 }
 
-/** Waits for Apache to log the exit of `pid` with status 4 (stopped itself to be restarted). */
+/** Waits for Apache to log that `pid` stopped (status 4) to be replaced. */
 function restartLogged(apache: Apache, pid: number): Promise<string> {
-  return apache.waitForLog(new RegExp(`WSGI01104: daemon process 1 of process group 'g' \\(pid ${pid}\\) exited with code 4 `), 10000)
+  return replacedLogged(apache, 'g', pid)
 }
 
 t.test('maximum-requests: the daemon restarts after that many requests', async (t) => {
@@ -34,11 +36,12 @@ t.test('maximum-requests: the daemon restarts after that many requests', async (
   }
   await restartLogged(apache, first)
   t.match(apache.log(), /WSGI02022: Maximum requests reached, triggering immediate shutdown 'g'\./)
+  t.match(apache.log(), /WSGI01116: started daemon process 1 of process group 'g' \(pid \d+\) to replace pid \d+ \(maximum-requests\)/, 'its successor first')
   const r = await apache.request('/hello')
   t.not(pidOf(r), first, 'request 4 by a new daemon')
 })
 
-t.test('maximum-requests + graceful-timeout: serves on while busy, restarts once idle', async (t) => {
+t.test('maximum-requests + graceful-timeout: the request running at the maximum finishes, beyond shutdown-timeout', async (t) => {
   const apache = await start(t, 'threads=2 maximum-requests=2 graceful-timeout=5 shutdown-timeout=1')
   const first = await daemonOf(apache, 'g')
   t.equal(pidOf(await apache.request('/hello')), first)
@@ -46,7 +49,7 @@ t.test('maximum-requests + graceful-timeout: serves on while busy, restarts once
   await apache.waitForLog(/sleep-logged: second started/)
   t.match(apache.log(), /WSGI02022: Maximum requests reached, attempt graceful shutdown 'g'\./)
   const third = await apache.request('/hello')
-  t.equal(pidOf(third), first, 'a request past the maximum is still served during the graceful period')
+  t.equal(third.status, 200, 'a request past the maximum is served (by the old process until its successor is ready)')
   const r = await long
   t.equal(r.status, 200, 'the request running at the maximum completes, beyond shutdown-timeout')
   await restartLogged(apache, first)

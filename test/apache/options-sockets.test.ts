@@ -20,9 +20,9 @@ ${ALLOW_FIXTURES}
 `,
   })
   const listening = spawnSync('ss', ['-xlnH'], { encoding: 'latin1' }).stdout.split('\n')
-  // ss shows the name the socket was bound to: the parent binds it as NAME.new and renames it.
+  // ss shows the name the socket was bound to: the parent binds it as NAME.GENERATION.new and renames it.
   const backlog = (group: string) => {
-    const line = listening.find((l) => l.includes(apache.socketDir) && new RegExp(`\\.${group}-[0-9a-f]{8}\\.sock(\\.new)? `).test(l))
+    const line = listening.find((l) => l.includes(apache.socketDir) && new RegExp(`\\.${group}-[0-9a-f]{8}\\.sock(\\.\\d+\\.new)? `).test(l))
     return line ? Number(line.trim().split(/\s+/)[3]) : NaN
   }
   t.equal(backlog('buf'), 7, 'listen-backlog=7 is the daemon socket backlog (ss Send-Q)')

@@ -5,7 +5,7 @@
 // restarts a process whose GIL cannot be obtained (an extension holding it) and gives 503.
 import t from 'tap'
 import { ALLOW_FIXTURES, type Apache, assertRefused, fixture, startApache } from '../helpers/apache'
-import { daemonOf, pidOf, timed } from '../helpers/daemons'
+import { daemonOf, pidOf, replacedLogged, timed } from '../helpers/daemons'
 
 function start(t: Parameters<typeof startApache>[0], options: string): Promise<Apache> {
   return startApache(t, {
@@ -32,7 +32,7 @@ t.test('request-timeout, threads=1: the request\'s age; 504, stacks logged, rest
   t.match(log, /WSGI02024: Daemon process request time limit exceeded, stopping process 'g': the active request has run for \d+ ms \(request-timeout 1000 ms\)\./)
   t.match(log, /WSGI03040: Dump of Python stacks requested: request-timeout expired/)
   t.match(log, /File "[^"]*sleep-logged\/app\.wsgi", line \d+ in wait_for_backend/, "the stack shows where the request is blocked")
-  await apache.waitForLog(new RegExp(`\\(pid ${first}\\) exited with code 4 `))
+  await replacedLogged(apache, 'g', first)
   t.not(pidOf(await apache.request('/hello')), first, 'a new daemon serves')
 })
 
@@ -51,7 +51,7 @@ t.test('request-timeout, threads=4: one long request is within capacity; four ar
   const log = apache.log()
   t.match(log, /WSGI02024: .*4 active requests have run \d+ ms in total, \d+ ms per thread over 4 threads \(request-timeout 2000 ms\)\./)
   t.ok(count(log, /line \d+ in wait_for_backend/) >= 4, 'the stack of every active thread is logged')
-  await apache.waitForLog(new RegExp(`\\(pid ${first}\\) exited with code 4 `))
+  await replacedLogged(apache, 'g', first)
 })
 
 t.test('deadlock-timeout: a GIL held for good restarts the daemon (503), stacks logged', async (t) => {
@@ -65,7 +65,7 @@ t.test('deadlock-timeout: a GIL held for good restarts the daemon (503), stacks 
   t.match(log, /WSGI02025: Daemon process deadlock timer expired, stopping process 'g' \(Python's GIL not acquired for 2 seconds\)\./)
   t.match(log, /WSGI03040: Dump of Python stacks requested: deadlock-timeout expired/)
   t.match(log, /hold-gil\/app\.wsgi", line \d+ in application/, 'the stack shows the thread holding the GIL')
-  await apache.waitForLog(new RegExp(`\\(pid ${first}\\) (exited with code 4 |exited with code 14 )`))
+  await replacedLogged(apache, 'g', first, 10000, '4|14')
   const second = await daemonOf(apache, 'g', [first])
   t.equal(pidOf(await apache.request('/hello')), second, 'a new daemon serves')
 })

@@ -41,6 +41,20 @@ export function exited(pid: number): boolean {
   }
 }
 
+/**
+ * Waits for Apache to log that `pid` of `group` stopped to be replaced (status 4): after its successor
+ * was ready (start-first, docs/restarts.md: "... pid N replaces it"), or exited and was replaced after.
+ */
+export function replacedLogged(apache: Apache, group: string, pid: number, timeoutMs = 10000, codes = '4'): Promise<string> {
+  return apache.waitForLog(
+    new RegExp(
+      `(WSGI01103: daemon process \\d+ of process group '${group}' \\(pid ${pid}\\) stopped with code (${codes}) [^\\n]*replaces it|` +
+        `WSGI01104: daemon process \\d+ of process group '${group}' \\(pid ${pid}\\) exited with code (${codes}) )`,
+    ),
+    timeoutMs,
+  )
+}
+
 /** Stops a daemon with SIGSTOP; it is continued at teardown whatever happens. Returns `resume`. */
 export function pause(t: { teardown: (fn: () => unknown) => void }, pid: number): () => void {
   let stopped = true

@@ -80,12 +80,17 @@ function cMacros(): string[] {
 }
 
 function cValues(names: string[]): Map<string, bigint> {
+  return cValuesOf(HEADER, names)
+}
+
+/** The values of the macros `names` of `header`, as a C program compiled against it prints them. */
+function cValuesOf(header: string, names: string[]): Map<string, bigint> {
   const dir = mkdtempSync(join(tmpdir(), 'wire-agreement-'))
   try {
     const prog = [
       '#include <stdio.h>',
       '#include <stdint.h>',
-      '#include "wsgi_wire.h"',
+      `#include "${header.split('/').pop()}"`,
       'int main(void) {',
       ...names.map((n) => `    printf("%s %llu\\n", "${n}", (unsigned long long)(${n}));`),
       '    return 0;',
@@ -123,4 +128,50 @@ t.test('every constant of wire.ts has the value of its wsgi_wire.h twin', async 
     if (c.has(twin)) t.equal(c.get(twin), value, `${name} = ${twin}`)
   }
   for (const m of macros) if (!twinned.has(m)) t.fail(`wsgi_wire.h defines ${m} with no twin in wire.ts`)
+})
+
+// The board (docs/board.md): native/common/wsgi_board.h and src/protocol/board-layout.ts.
+import * as board from '../../src/protocol/board-layout'
+
+const BOARD_HEADER = join(ROOT, 'native', 'common', 'wsgi_board.h')
+
+/** The C macro of a board-layout.ts constant: `BOARD_X` is WSGI_BOARD_X, `BoardHeader.X` is
+ *  WSGI_BOARD_H_X, `Slot.X` WSGI_SLOT_X, `SlotState.X` WSGI_STATE_X, `SlotFlag.X` WSGI_SLOT_F_X. */
+function boardTwin(ts: string): string {
+  const [obj, key] = ts.split('.')
+  if (key === undefined) return `WSGI_${obj}`
+  return { BoardHeader: 'WSGI_BOARD_H_', Slot: 'WSGI_SLOT_', SlotState: 'WSGI_STATE_', SlotFlag: 'WSGI_SLOT_F_' }[obj] + key
+}
+
+function boardConstants(): Map<string, bigint> {
+  const out = new Map<string, bigint>()
+  for (const [name, v] of Object.entries(board)) {
+    if (typeof v === 'number') out.set(name, BigInt(v))
+    else if (v !== null && typeof v === 'object' && !Array.isArray(v))
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (typeof x === 'number') out.set(`${name}.${k}`, BigInt(x))
+  }
+  return out
+}
+
+t.test('every constant of board-layout.ts has the value of its wsgi_board.h twin, and the reason words agree', async (t) => {
+  const src = readFileSync(BOARD_HEADER, 'utf8')
+  const macros = [...src.matchAll(/^#define\s+(WSGI_[A-Z0-9_]+)\s+\S/gm)].map((m) => m[1]).filter((n) => n !== 'WSGI_BOARD_H')
+  const c = cValuesOf(BOARD_HEADER, macros)
+  const twinned = new Set<string>()
+  for (const [name, value] of boardConstants()) {
+    const twin = boardTwin(name)
+    twinned.add(twin)
+    t.ok(c.has(twin), `${twin} (twin of ${name}) is defined in wsgi_board.h`)
+    if (c.has(twin)) t.equal(c.get(twin), value, `${name} = ${twin}`)
+  }
+  // Reasons: WSGI_REASON_<WORD> numbered as REASONS lists the words, and wsgi_reason_name() agrees.
+  board.REASONS.forEach((word, i) => {
+    const macro = `WSGI_REASON_${word.toUpperCase().replace(/-/g, '_')}`
+    twinned.add(macro)
+    t.equal(c.get(macro), BigInt(i), `${word} is reason ${i}`)
+    t.match(src, new RegExp(`"${word}"`), `wsgi_reason_name knows "${word}"`)
+  })
+  twinned.add('WSGI_REASON_COUNT')
+  t.equal(c.get('WSGI_REASON_COUNT'), BigInt(board.REASONS.length))
+  for (const m of macros) if (!twinned.has(m)) t.fail(`wsgi_board.h defines ${m} with no twin in board-layout.ts`)
 })

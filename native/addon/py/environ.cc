@@ -84,6 +84,7 @@ PyObject *build_environ(Call &call) {
     wsgi_reader r;
     wsgi_reader_init(&r, payload.data(), payload.size());
     uint32_t flags = wsgi_read_u32(&r);  // BODY_FOLLOWS is passed to submit() separately
+    call.streamed = (flags & WSGI_REQUEST_STREAMED) != 0;
     call.request_start = wsgi_read_u64(&r);
     uint32_t count = wsgi_read_u32(&r);
     if (!r.ok || count > payload.size() / 8) {

@@ -83,6 +83,11 @@ public:
     virtual void dump_stacks(const std::string &reason) = 0;
     // Stops workers and finalises Python within timeout_ms; false when it had to give up.
     virtual bool shutdown(int timeout_ms) = 0;
+    // The scripts loaded so far: (script, application group) pairs (what a successor imports first).
+    virtual std::vector<std::pair<std::string, std::string>> loaded_scripts() = 0;
+    // Takes these versions of scripts (path, modification time in µs) as current: such a change no longer
+    // asks for a restart, until the script changes again.
+    virtual void accept_script_changes(const std::vector<std::pair<std::string, int64_t>> &versions) = 0;
 };
 
 // Starts Python (once per process). On failure returns null and sets *error.

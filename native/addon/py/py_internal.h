@@ -72,6 +72,9 @@ struct ScriptEntry {
     PyObject *module_name = nullptr;  // "_mod_wsgi_<md5 of the path>", owned
     int64_t mtime_us = 0;             // what mod_wsgi stores as the module's __mtime__
     uint64_t loads = 0;               // how many times it was (re)loaded
+    bool served = false;              // a request ran it since it was (re)loaded: until then (a preload,
+                                      // a successor's import) reload_required() is not asked, as in a
+                                      // process that loads the script for its first request
 };
 
 // The environ keys the addon adds itself, interned once per interpreter.
@@ -159,6 +162,8 @@ struct Call {
     bool client_gone = false;
     bool expired = false;  // the request is over: start_response/write refuse
     bool restart = false;  // not run: its script changed and this daemon process restarts (GOAWAY)
+    bool streamed = false; // REQUEST flag STREAMED: the child cannot send it again
+    bool reload_wanted = false;  // run with a changed script's old code (streamed): the process restarts
     std::string pending;   // frames not yet posted
     std::string error_text;
     PyRef errors;  // wsgi.errors as created (the app may replace it in environ)
@@ -251,6 +256,9 @@ bool install_signal_restriction(InterpState &st);
 
 // Accessors the Python objects need from the runtime (runtime.cc).
 const Logger &runtime_logger(Runtime &rt);
+// The scripts this process loaded, across interpreters (script.cc records them, runtime.cc keeps them).
+class ScriptRegistry;
+ScriptRegistry &runtime_scripts(Runtime &rt);
 const HostOptions &runtime_options(Runtime &rt);
 // An application or hook ran out of memory (counted for Host::memory_errors()).
 void runtime_note_memory_error(Runtime &rt);

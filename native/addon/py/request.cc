@@ -152,6 +152,8 @@ bool Request::post_output(std::string &&frames, bool final, int fd) {
     ev.final = final;
     ev.fd = fd;
     ev.info = wsgi_output_info(reinterpret_cast<const unsigned char *>(ev.data.data()), ev.data.size());
+    if (final)
+        ev.info |= extra_info_;
     if (sink_->post(std::move(ev)))
         return true;
     // The bridge is closed: nobody will ever see this output, so nothing may wait for it.

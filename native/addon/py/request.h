@@ -56,6 +56,8 @@ public:
     bool aborted();
     // Posts frames to JavaScript (fd >= 0: a FILE frame's descriptor, passed on or closed).
     bool post_output(std::string &&frames, bool final, int fd);
+    // WSGI_OUT_* bits that are not in the frames, added to the request's final output event.
+    void note_info(unsigned bits) { extra_info_ |= bits; }
     // The worker is done with the request: wsgi.input reads fail from now on.
     void finish();
 
@@ -92,6 +94,7 @@ private:
     bool lookup_done_ = false;
     bool lookup_present_ = false;
     std::string lookup_value_;
+    unsigned extra_info_ = 0;  // worker thread only, read when it posts its final event
 };
 
 }  // namespace modwsgi

@@ -103,6 +103,7 @@ std::unique_ptr<Host> start_host(const HostOptions &options, std::shared_ptr<Eve
 const Logger &runtime_logger(Runtime &rt) { return rt.log(); }
 const HostOptions &runtime_options(Runtime &rt) { return rt.options(); }
 void runtime_note_memory_error(Runtime &rt) { rt.note_memory_error(); }
+ScriptRegistry &runtime_scripts(Runtime &rt) { return rt.scripts(); }
 
 Runtime::Runtime(const HostOptions &options, std::shared_ptr<EventSink> sink)
     : options_(options), sink_(std::move(sink)), log_(options.log_level, options.verbose) {}

@@ -4,6 +4,7 @@
 #define MODWSGI_ADDON_RUNTIME_H
 
 #include "py_internal.h"
+#include "script_registry.h"
 
 #include <atomic>
 #include <chrono>
@@ -30,6 +31,11 @@ public:
     double memory_errors() override { return static_cast<double>(memory_errors_.load()); }
     void dump_stacks(const std::string &reason) override;
     bool shutdown(int timeout_ms) override;
+    std::vector<std::pair<std::string, std::string>> loaded_scripts() override { return scripts_.list(); }
+    void accept_script_changes(const std::vector<std::pair<std::string, int64_t>> &versions) override {
+        scripts_.accept(versions);
+    }
+    ScriptRegistry &scripts() { return scripts_; }
 
     // A request ended in MemoryError (any thread): the daemon restarts under a memory limit.
     void note_memory_error() { memory_errors_.fetch_add(1); }
@@ -58,6 +64,7 @@ private:
     std::mutex groups_mu_;
     std::map<std::string, std::unique_ptr<Group>> groups_;
 
+    ScriptRegistry scripts_;
     std::atomic<double> last_gil_ms_{0};
     std::atomic<uint64_t> memory_errors_{0};
 

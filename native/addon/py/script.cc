@@ -14,6 +14,7 @@
 #include <cerrno>
 
 #include "runtime.h"
+#include "script_registry.h"
 
 namespace modwsgi {
 
@@ -146,11 +147,18 @@ Freshness check_module(InterpState &st, const std::string &path, bool reloading,
     }
     if (reloading) {
         int64_t mtime;
-        if (!file_mtime_us(path, &mtime) || mtime != it->second.mtime_us)
+        if (!file_mtime_us(path, &mtime))
             return Freshness::kOutOfDate;
+        if (mtime != it->second.mtime_us) {
+            // A change a successor could not load is taken as it is (runtime_scripts): the old code
+            // serves on until the script changes again.
+            if (!runtime_scripts(*st.rt).accepted(path, mtime))
+                return Freshness::kOutOfDate;
+            it->second.mtime_us = mtime;
+        }
         Py_INCREF(m);
         PyRef keep(m);
-        if (!resource.empty() && reload_hook_says_reload(st, m, resource, client))
+        if (!resource.empty() && it->second.served && reload_hook_says_reload(st, m, resource, client))
             return Freshness::kOutOfDate;
         *module = keep.release();
         return Freshness::kCurrent;
@@ -160,11 +168,23 @@ Freshness check_module(InterpState &st, const std::string &path, bool reloading,
     return Freshness::kCurrent;
 }
 
+// The module loaded for `path`, as it is (new reference), or null.
+PyObject *loaded_module(InterpState &st, const std::string &path) {
+    auto it = st.scripts.find(path);
+    PyObject *m = it == st.scripts.end() ? nullptr : PyDict_GetItemWithError(PyImport_GetModuleDict(), it->second.module_name);
+    if (!m)
+        PyErr_Clear();
+    Py_XINCREF(m);
+    return m;
+}
+
 // Loads or reloads the script under the interpreter's load lock. New reference, or null with the
 // failure logged and described in *error — or null with *restart set when the script is out of date
-// in a named process group (the caller answers GOAWAY and the process restarts).
+// in a named process group (the caller answers GOAWAY and the process is replaced). A request that
+// cannot be sent again (`keep_old` not null: its body is streaming) runs with the code already loaded
+// instead, and *keep_old is set: the process is replaced all the same.
 PyObject *load_module(InterpState &st, const std::string &path, bool reloading, std::string_view resource,
-                      std::string_view client, std::string *error, bool *restart) {
+                      std::string_view client, std::string *error, bool *restart, bool *keep_old = nullptr) {
     const Logger &log = runtime_logger(*st.rt);
     const HostOptions &o = runtime_options(*st.rt);
     PyObject *module;
@@ -174,6 +194,18 @@ PyObject *load_module(InterpState &st, const std::string &path, bool reloading, 
     if (fresh == Freshness::kCurrent)
         return module;
     if (fresh == Freshness::kOutOfDate && !o.process_group.empty() && restart) {
+        if (keep_old) {
+            PyObject *old = loaded_module(st, path);
+            if (old) {
+                log.write(LogLevel::kInfo, kLogRestartForScript,
+                          "WSGI script '" + path + "' has changed: daemon process '" + o.process_group +
+                              "' is replaced to load it afresh; this request, whose body cannot be sent again, "
+                              "runs with the code already loaded.",
+                          client);
+                *keep_old = true;
+                return old;
+            }
+        }
         log.write(LogLevel::kInfo, kLogRestartForScript,
                   "WSGI script '" + path + "' has changed: daemon process '" + o.process_group +
                       "' restarts to load it afresh (WSGIScriptReloading).",
@@ -221,7 +253,9 @@ PyObject *load_module(InterpState &st, const std::string &path, bool reloading, 
         entry.module_name = name.release();
     }
     entry.mtime_us = mtime;
+    entry.served = false;
     ++entry.loads;
+    runtime_scripts(*st.rt).loaded(path, st.group);
     return module;
 }
 
@@ -236,9 +270,13 @@ PyObject *load_application(Call &call) {
         return nullptr;
     }
     std::string path(call.script);
-    PyRef module(load_module(st, path, call.reloading, call.resource, call.client, &call.error_text, &call.restart));
+    PyRef module(load_module(st, path, call.reloading, call.resource, call.client, &call.error_text, &call.restart,
+                             call.streamed ? &call.reload_wanted : nullptr));
     if (!module)
         return nullptr;
+    auto entry = st.scripts.find(path);
+    if (entry != st.scripts.end())
+        entry->second.served = true;
     PyRef name(PyUnicode_DecodeLatin1(call.callable.data(), static_cast<Py_ssize_t>(call.callable.size()), nullptr));
     PyObject *app = name ? PyObject_GetAttr(module.get(), name.get()) : nullptr;
     if (!app) {

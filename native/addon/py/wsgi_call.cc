@@ -163,6 +163,8 @@ std::string run_request(InterpState &st, Request &req) {
         frames = out_of_memory_frames(call);
     }
     call.expired = true;
+    if (call.reload_wanted)
+        req.note_info(WSGI_OUT_RELOAD);
     ssl_vars_expire(call.ssl.get());
     if (adapter) {
         adapter_expire(adapter);  // the app may keep start_response; it must not reach this Call
