@@ -11,6 +11,9 @@ export interface ExpressOptions {
   maxClients: number | null
   limitRequestBody: number
   maximumRequests: number
+  restartInterval: number
+  startupTimeout: number
+  memoryRecycle: string
   shutdownTimeout: number
   gracefulTimeout: number
   deadlockTimeout: number
@@ -70,6 +73,9 @@ export const OPTION_SPECS: OptionSpec[] = [
   { flag: 'max-clients', key: 'maxClients', kind: 'number', default: null, describe: 'Maximum number of simultaneous client connections Apache accepts (default: 1.5 times processes * threads).' },
   { flag: 'limit-request-body', key: 'limitRequestBody', kind: 'number', default: 10485760, describe: 'Largest request body accepted, in bytes.' },
   { flag: 'maximum-requests', key: 'maximumRequests', kind: 'number', default: 0, describe: 'Requests a daemon process handles before it is restarted; 0 for no limit.' },
+  { flag: 'restart-interval', key: 'restartInterval', kind: 'number', default: 0, describe: 'Seconds after which a daemon process is replaced (its successor is started and ready first); 0 for never.' },
+  { flag: 'startup-timeout', key: 'startupTimeout', kind: 'number', default: 15, describe: 'Seconds a daemon process may take to load the application before it is replaced; 0 for no limit.' },
+  { flag: 'memory-recycle', key: 'memoryRecycle', kind: 'string', default: '0', describe: 'Resident memory (bytes, or with a K, M or G suffix) above which a daemon process is replaced, start-first; 0 for never.' },
   { flag: 'shutdown-timeout', key: 'shutdownTimeout', kind: 'number', default: 5, describe: 'Seconds to wait for active requests when a daemon process shuts down.' },
   { flag: 'graceful-timeout', key: 'gracefulTimeout', kind: 'number', default: 15, describe: 'Seconds to wait for active requests on a graceful restart before forcing it.' },
   { flag: 'deadlock-timeout', key: 'deadlockTimeout', kind: 'number', default: 60, describe: 'Seconds the Python GIL may stay unobtainable before the daemon process restarts.' },

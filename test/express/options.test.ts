@@ -30,6 +30,9 @@ t.test("the defaults are mod_wsgi 4.1.0's", async (t) => {
     maxClients: null,
     limitRequestBody: 10485760,
     maximumRequests: 0,
+    restartInterval: 0,
+    startupTimeout: 15,
+    memoryRecycle: '0',
     shutdownTimeout: 5,
     gracefulTimeout: 15,
     deadlockTimeout: 60,
@@ -132,4 +135,21 @@ t.test('--access-log and --startup-log into files in --log-directory', async (t)
   t.ok(existsSync(join(logs, 'error_log')), 'error_log in the log directory')
   t.ok(existsSync(join(logs, 'startup_log')), 'startup_log in the log directory')
   t.match(s.stdout(), `Access Log File    : ${join(logs, 'access_log')}`)
+})
+
+t.test('--restart-interval, --startup-timeout and --memory-recycle reach WSGIDaemonProcess and pass apache2 -t', async (t) => {
+  const root = join(tempDir(t, 'mod_wsgi-express-restart-'), 'server')
+  const r = spawnSync(process.execPath, [EXPRESS, 'setup-server', fixture('hello-world'), '--server-root', root, '--restart-interval', '3600', '--startup-timeout', '30', '--memory-recycle', '512M'], { encoding: 'utf8' })
+  t.equal(r.status, 0, r.stderr)
+  const conf = readFileSync(join(root, 'httpd.conf'), 'utf8')
+  t.match(conf, /restart-interval=3600/)
+  t.match(conf, /startup-timeout=30/)
+  t.match(conf, /memory-recycle='?512M'?/)
+  const test = spawnSync(join(root, 'apachectl'), ['configtest'], { encoding: 'utf8' })
+  t.equal(test.status, 0, test.stderr)
+  const bad = spawnSync(process.execPath, [EXPRESS, 'setup-server', fixture('hello-world'), '--server-root', `${root}2`, '--memory-recycle', '10M'], { encoding: 'utf8' })
+  const badTest = spawnSync(join(`${root}2`, 'apachectl'), ['configtest'], { encoding: 'utf8' })
+  t.equal(bad.status, 0)
+  t.not(badTest.status, 0, 'a memory-recycle below 64M is refused by apache2 -t')
+  t.match(badTest.stderr + badTest.stdout, /option 'memory-recycle' must be 0 \(the default\) or a size of at least 64M/)
 })
