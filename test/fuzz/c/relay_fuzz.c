@@ -285,7 +285,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pool->group = g;
     pool->max_idle = 0;    /* a released connection is closed (and freed) at once */
     apr_thread_mutex_create(&pool->mutex, APR_THREAD_MUTEX_DEFAULT, p);
-    g->conns = pool;
+    g->rt = apr_pcalloc(p, sizeof(*g->rt));
+    g->rt->conns = pool;
 
     fd = daemon_stream(data + 2, size - 2, (mode & 0x10) != 0);
     if (fd < 0) {
