@@ -62,6 +62,12 @@ void wsgi_daemons_child_init(apr_pool_t *pchild, server_rec *s);
 /* monitor hook (Apache parent, about every 10 s): backstop for daemons that do not stop. */
 int wsgi_daemons_monitor(apr_pool_t *p, server_rec *s);
 
+/* Apache's graceful stop has begun: tell the daemons (SIGUSR2) to serve on until it ends (wsgi_stop.c). */
+void wsgi_daemons_apache_stopping(server_rec *s);
+
+/* register_hooks: noticing Apache's graceful stop (wsgi_stop.c). */
+void wsgi_stop_register_hooks(apr_pool_t *p);
+
 /*
  * Forks and executes one daemon process of group g with index `index`; the child first waits
  * `delay` seconds (restart back-off). Returns APR_SUCCESS and fills *proc, or an error (logged).

@@ -1,6 +1,8 @@
 // How a daemon process ends. Every way of stopping goes through stop(reason):
 //   signal (SIGTERM, SIGINT, SIGHUP)   normal shutdown: wait up to shutdown-timeout, exit 0
 //   graceful-signal (SIGUSR1)          graceful-timeout first if set (release notes New Features 3), exit 0
+//   apache-stopping (SIGUSR2)          Apache's graceful stop: serve on, idle or not, until a stop signal
+//                                      (Apache's children are gone) or graceful-timeout if set; exit 0
 //   maximum-requests, cpu-time-limit   graceful-timeout first if set (New Features 2), then normal; exit 4
 //   memory-limit                       a request ended in MemoryError under a memory limit: as cpu-time-limit
 //   parent-died                        the Apache parent is gone: normal shutdown, exit 0
@@ -42,6 +44,7 @@ export type StopReason =
   | 'request-timeout'
   | 'deadlock-timeout'
   | 'script-reload'
+  | 'apache-stopping'
 
 export interface LifecycleOptions {
   group: string
@@ -62,6 +65,8 @@ export class Lifecycle {
   private deadline = 0
   private timer: NodeJS.Timeout | null = null
   private admittedCount = 0
+  /** Apache's graceful stop: the graceful period does not end when idle, only at its deadline or a stop. */
+  private holding = false
   private bridge: Bridge | null = null
   private server: DaemonServer | null = null
   /** Stop hooks run when stopping begins (e.g. stop the watchdog). */
@@ -117,7 +122,10 @@ export class Lifecycle {
     if (this.phase === 'finishing') return
     const first = this.phase === 'running'
     if (first) {
-      this.code = reason === 'signal' || reason === 'graceful-signal' || reason === 'parent-died' ? Exit.OK : Exit.RESTART
+      this.code =
+        reason === 'signal' || reason === 'graceful-signal' || reason === 'parent-died' || reason === 'apache-stopping'
+          ? Exit.OK
+          : Exit.RESTART
       for (const fn of this.onBegin) {
         try {
           fn()
@@ -134,10 +142,16 @@ export class Lifecycle {
     const graceful =
       (reason === 'graceful-signal' || reason === 'maximum-requests' || reason === 'cpu-time-limit' || reason === 'memory-limit') &&
       this.opts.gracefulTimeoutMs > 0
-    if (first && graceful) {
+    if (first && reason === 'apache-stopping') {
+      // Apache's children may still forward requests: serve them until told to stop, at most
+      // graceful-timeout when set (without one, Apache's own GracefulShutdownTimeout bounds the wait).
+      this.phase = 'graceful'
+      this.holding = true
+      this.deadline = this.opts.gracefulTimeoutMs > 0 ? this.now() + this.opts.gracefulTimeoutMs : Number.POSITIVE_INFINITY
+    } else if (first && graceful) {
       this.phase = 'graceful'
       this.deadline = this.now() + this.opts.gracefulTimeoutMs
-    } else if (first || (this.phase === 'graceful' && !graceful)) {
+    } else if (first || (this.phase === 'graceful' && !graceful && reason !== 'apache-stopping')) {
       this.beginNormal()
     }
     if (this.timer === null) {
@@ -179,7 +193,7 @@ export class Lifecycle {
     const server = this.server
     if (this.phase === 'graceful') {
       const busy = server === null ? 0 : server.dispatcher.activeCount + server.dispatcher.queuedCount
-      if (busy === 0) this.beginNormal()
+      if (busy === 0 && !this.holding) this.beginNormal()
       else if (this.now() >= this.deadline) {
         log.report(E.gracefulExpired, this.opts.group, server?.dispatcher.activeCount ?? 0)
         this.beginNormal()

@@ -41,6 +41,8 @@ const SIGNALS: Record<string, StopReason> = {
   SIGINT: 'signal',
   SIGHUP: 'signal',
   SIGUSR1: 'graceful-signal',
+  // Sent by the Apache parent when its graceful stop begins (native/apache/wsgi_stop.c).
+  SIGUSR2: 'apache-stopping',
   SIGXCPU: 'cpu-time-limit',
 }
 
@@ -73,7 +75,8 @@ async function main(): Promise<void> {
       if (reason === 'graceful-signal') {
         const o = config.options
         log.report(E.gracefulRequested, group, sig, o.gracefulTimeout > 0 ? o.gracefulTimeout : o.shutdownTimeout)
-      } else if (reason === 'cpu-time-limit') log.report(E.cpuTimeLimit, group)
+      } else if (reason === 'apache-stopping') log.report(E.apacheStopping, group, config.options.gracefulTimeout)
+      else if (reason === 'cpu-time-limit') log.report(E.cpuTimeLimit, group)
       else if (reason !== 'parent-died') log.report(E.shutdownRequested, group, sig)
     }
     lifecycle.stop(reason)
