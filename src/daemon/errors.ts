@@ -71,6 +71,7 @@ export const E = {
   apacheStopping: m(2150, 'info', (group: string, seconds: number) =>
     `Apache is stopping gracefully: process '${group}' serves the requests its children still forward ` +
       (seconds > 0 ? `for at most ${seconds} seconds (graceful-timeout), then stops.` : 'until they are gone, then stops.')),
+  nodeWarning: m(2151, 'warn', (group: string, name: string, message: string) => `Node.js ${name} in daemon process '${group}': ${message}`),
 
   // Requests and connections ----------------------------------------------------------------------------
   malformed: m(2040, 'error', (detail: string) => `Malformed data received from Apache child, connection closed: ${detail}.`),

@@ -82,6 +82,10 @@ async function main(): Promise<void> {
     lifecycle.stop(reason)
   }
   for (const sig of Object.keys(SIGNALS)) process.on(sig as NodeJS.Signals, (s: NodeJS.Signals) => onSignal(s))
+  // Node prints its own warnings (deprecations, experimental features) on stderr as two bare lines; the
+  // error log gets one line with a level instead, like everything else the daemon writes.
+  process.removeAllListeners('warning')
+  process.on('warning', (w: Error) => log.report(E.nodeWarning, config?.group ?? '?', w.name, w.message))
   // A SIGUSR1 that arrived before the handler above existed made Node open its debugger on a local
   // port: close it, nobody may attach to a daemon.
   if (inspector.url() !== undefined) inspector.close()
