@@ -13,7 +13,7 @@
 // Skipped, with the reason, only where network namespaces cannot be created (or HAProxy or wrk are
 // missing); bounded in time; the namespaces and every process in them are removed even on failure.
 import { spawnSync } from 'node:child_process'
-import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { Apache, APACHE_BIN, fixture, makeTempDir, PYTHON, sleep, waitFor } from '../helpers/apache'
@@ -59,11 +59,10 @@ function deploy(h: { name: string; dir: string }, db: string, version: string): 
   mkdirSync(app, { recursive: true, mode: 0o755 })
   writeFileSync(join(app, 'deploy.json'), JSON.stringify({ host: h.name, database: db }))
   const code = readFileSync(APP, 'utf8').replace(/^VERSION = 'v1'$/m, `VERSION = '${version}'`)
-  writeFileSync(join(app, 'app.wsgi.new'), code)
   // Replaced in one step, as a deploy tool would.
-  copyFileSync(join(app, 'app.wsgi.new'), join(app, 'app.wsgi.tmp'))
-  spawnSync('mv', ['-f', join(app, 'app.wsgi.tmp'), join(app, 'app.wsgi')])
-  for (const f of ['deploy.json', 'app.wsgi']) chmodSync(join(app, f), 0o644)
+  writeFileSync(join(app, 'app.wsgi.tmp'), code, { mode: 0o644 })
+  renameSync(join(app, 'app.wsgi.tmp'), join(app, 'app.wsgi'))
+  chmodSync(join(app, 'deploy.json'), 0o644)
 }
 
 function apacheFor(h: { dir: string; address: string }): Apache {
@@ -137,7 +136,7 @@ t.test('three hosts behind HAProxy: shared state, a rolling deploy and a SIGKILL
     await haproxy?.stop()
     for (const h of hosts) await h.apache.cleanup(!t.passing()).catch(() => undefined)
     lab.destroy()
-    if (t.passing()) spawnSync('rm', ['-rf', base])
+    if (t.passing()) rmSync(base, { recursive: true, force: true })
   })
 
   // The shared database: a directory www-data (Apache's children and the daemons) can write to.
@@ -231,6 +230,8 @@ c.commit()`, db], { encoding: 'utf8' })
   const inFlight = (await hp.stats())[victim.name].scur
   process.kill(-pgid, 'SIGKILL')
   const killedAt = Date.now()
+  // Its pid file now names a dead process (whose pid may be reused): the teardown must not signal it.
+  rmSync(victim.apache.pidFile, { force: true })
   await waitFor(async () => (await hp.stats())[victim.name]?.status.startsWith('DOWN'), 10000, 50, `${victim.name} DOWN in HAProxy`)
   const detectMs = Date.now() - killedAt
   await sleep(3000)
