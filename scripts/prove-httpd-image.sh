@@ -1,7 +1,8 @@
 #!/bin/sh
 # Proves apache-conf/docker/Dockerfile as far as a machine without a Docker engine can: the image's steps
 # are replayed in a debootstrapped Debian 12 root, and the result serves the sample app as a container
-# would run it. Not part of CI: it takes minutes (about 11 on a 2-core machine; timings are printed).
+# would run it. Not part of CI: it takes minutes (5.5 on a busy 2-core machine, most of it building
+# httpd; timings are printed).
 #
 #   1. Apache's release tarball from Debian's source archive (apt-get source --download-only, with a
 #      private apt configuration: the machine's own sources, lists and cache are not touched), checked
