@@ -103,9 +103,10 @@ export class Lab {
 
   constructor(prefix: string) {
     this.prefix = `${prefix}-${process.pid}`
-    // A test process killed outright (tap's timeout) cannot run its teardown: remove its namespaces at
-    // exit at least, and those of dead earlier runs now.
+    // A test that times out may not reach its teardown: tap sends the process SIGALRM, then SIGKILL half
+    // a second later. Remove the namespaces then, or at exit; and those of dead earlier runs now.
     process.once('exit', () => this.destroy())
+    process.once('SIGALRM', () => this.destroy())
     sweepStale(prefix)
   }
 
