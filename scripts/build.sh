@@ -8,8 +8,17 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 what=${1:-all}
 
-# Debian's CPython is embedded, never the python3 first on PATH (it may be a pyenv build).
-PYTHON_CONFIG=${PYTHON_CONFIG:-/usr/bin/python3.11-config}
+# Debian's CPython is embedded, never the python3 first on PATH (it may be a pyenv build). Its
+# python3.11-config comes with python3.11-dev; libpython3.11-dev alone (what setup.sh and the Docker
+# image install) has the same script under its multiarch name only.
+if [ -z "${PYTHON_CONFIG:-}" ]; then
+    PYTHON_CONFIG=/usr/bin/python3.11-config
+    if ! [ -x "$PYTHON_CONFIG" ]; then
+        for c in /usr/bin/*-linux-gnu*-python3.11-config; do
+            if [ -x "$c" ]; then PYTHON_CONFIG=$c; break; fi
+        done
+    fi
+fi
 APXS=${APXS:-$(command -v apxs || command -v apxs2 || true)}
 NODE=${MOD_WSGI_NODE:-$(command -v node)}
 

@@ -4,6 +4,7 @@
  * This file holds the module declaration, the command table and the hooks; the work is done by
  *   wsgi_config.c, wsgi_options.c, wsgi_check.c   directives and their validation
  *   wsgi_daemon.c, wsgi_spawn.c, wsgi_json.c       daemon sockets, processes and supervision
+ *   wsgi_stop.c                                    Apache's graceful stop, for the daemons
  *   wsgi_forward.c, wsgi_request.c, wsgi_response.c, wsgi_conn.c   forwarding requests to daemons
  *   wsgi_auth.c, wsgi_auth_call.c, wsgi_lookup.c   access/auth/group hooks, mod_ssl variable lookups
  * No Python runs in Apache's processes: every WSGI application lives in a daemon process group.
@@ -178,6 +179,7 @@ static void wsgi_register_hooks(apr_pool_t *p)
     ap_hook_translate_name(wsgi_translate_name, after_alias, before, APR_HOOK_MIDDLE);
     ap_hook_handler(wsgi_handler, NULL, NULL, APR_HOOK_MIDDLE);
     wsgi_auth_register_hooks(p);
+    wsgi_stop_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(wsgi) = {

@@ -727,6 +727,30 @@ void wsgi_daemons_child_init(apr_pool_t *pchild, server_rec *s)
         close(sup->bell.write_fd);
 }
 
+/*
+ * Apache's graceful stop has begun (wsgi_stop.c): every daemon goes on serving what Apache's children
+ * still forward, for at most its group's graceful-timeout, until the SIGTERM that the end of the
+ * children brings (maintenance, APR_OC_REASON_RESTART, then stop_all). Daemons already stopping are
+ * left as they are.
+ */
+void wsgi_daemons_apache_stopping(server_rec *s)
+{
+    wsgi_supervisor *sup = supervisor_get(s->process->pool);
+    wsgi_daemon *d;
+    int n = 0;
+
+    for (d = sup->daemons; d; d = d->next) {
+        unsigned char *slot = slot_of(d);
+        if (d->stop_sent)
+            continue;
+        wsgi_slot_set_u32(slot, WSGI_SLOT_FLAGS, wsgi_slot_u32(slot, WSGI_SLOT_FLAGS) | WSGI_SLOT_F_APACHE_STOPPING);
+        ++n;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, WSGILOGNO(01600)
+                 "graceful stop: %d daemon process(es) serve on until Apache's children are gone, "
+                 "each for at most its graceful-timeout (if set), then stop", n);
+}
+
 int wsgi_daemons_monitor(apr_pool_t *p, server_rec *s)
 {
     wsgi_supervisor *sup = supervisor_get(s->process->pool);

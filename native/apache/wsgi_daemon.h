@@ -98,6 +98,13 @@ void wsgi_daemons_child_init(apr_pool_t *pchild, server_rec *s);
 /* monitor hook (Apache parent, about every 10 s): backstop for daemons that do not stop. */
 int wsgi_daemons_monitor(apr_pool_t *p, server_rec *s);
 
+/* Apache's graceful stop has begun: tell the daemons (the APACHE_STOPPING flag on their board slots) to
+ * serve on until it ends (wsgi_stop.c). */
+void wsgi_daemons_apache_stopping(server_rec *s);
+
+/* register_hooks: noticing Apache's graceful stop (wsgi_stop.c). */
+void wsgi_stop_register_hooks(apr_pool_t *p);
+
 /* wsgi_pool.c: sockets and pools. */
 
 /* The stable socket path of a group. */

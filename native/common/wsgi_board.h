@@ -77,6 +77,7 @@
 #define WSGI_SLOT_F_WANT_SUCCESSOR  0x01u   /* D: start my successor; I serve until it is ready */
 #define WSGI_SLOT_F_SUCCESSOR_FAILED 0x100u /* P: the successor died before it was ready */
 #define WSGI_SLOT_F_DRAIN           0x200u  /* P: stop now (a newer generation of the group is ready) */
+#define WSGI_SLOT_F_APACHE_STOPPING 0x400u  /* P: Apache's graceful stop began: serve on until told to stop */
 
 /* Reasons: why a process wants a successor or stops, the same words everywhere (log lines, status,
  * history, metric labels): wsgi_reason_name(). */

@@ -85,6 +85,10 @@ export const E = {
     `Apache parent process (pid ${parent}) of daemon process '${group}' has gone away (parent is now pid ${now}): shutting down.`),
   memoryLimit: m(2033, 'error', (group: string, count: number) =>
     `Memory limit reached in daemon process '${group}' (${count} request(s) ended in MemoryError): restarting process.`),
+  apacheStopping: m(2150, 'info', (group: string, seconds: number) =>
+    `Apache is stopping gracefully: process '${group}' serves the requests its children still forward ` +
+      (seconds > 0 ? `for at most ${seconds} seconds (graceful-timeout), then stops.` : 'until they are gone, then stops.')),
+  nodeWarning: m(2151, 'warn', (group: string, name: string, message: string) => `Node.js ${name} in daemon process '${group}': ${message}`),
 
   // Requests and connections ----------------------------------------------------------------------------
   malformed: m(2040, 'error', (detail: string) => `Malformed data received from Apache child, connection closed: ${detail}.`),

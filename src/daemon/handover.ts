@@ -32,6 +32,8 @@ export interface HandoverHooks {
   drain(reason: Reason): void
   /** The successor died before it was ready (each time one does): this process goes on serving. */
   successorFailed(reason: Reason): void
+  /** Apache's graceful stop began (the parent's flag): serve on until told to stop. Called once. */
+  apacheStopping(): void
 }
 
 export class Handover {
@@ -40,6 +42,7 @@ export class Handover {
   private done = false
   private timer: NodeJS.Timeout | null = null
   private rangAt = 0
+  private apacheStopSeen = false
 
   constructor(
     private readonly slot: BoardSlot,
@@ -92,6 +95,10 @@ export class Handover {
   poll(): void {
     if (this.done) return
     const flags = this.slot.flags
+    if ((flags & SlotFlag.APACHE_STOPPING) !== 0 && !this.apacheStopSeen) {
+      this.apacheStopSeen = true
+      this.hooks.apacheStopping()
+    }
     if ((flags & SlotFlag.DRAIN) !== 0) return this.finish(this.wanted ?? 'graceful-restart')
     const wanted = this.wanted
     if (wanted === null) return

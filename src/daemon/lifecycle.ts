@@ -5,6 +5,8 @@
 // of stopping goes through stop(reason):
 //   signal (SIGTERM, SIGINT, SIGHUP)   normal shutdown: wait up to shutdown-timeout, exit 0
 //   graceful-signal (SIGUSR1)          graceful-timeout first if set (release notes New Features 3), exit 0
+//   apache-stopping (board flag)       Apache's graceful stop: serve on, idle or not, until a stop signal
+//                                      (Apache's children are gone) or graceful-timeout if set; exit 0
 //   maximum-requests, cpu-time-limit   graceful-timeout first if set (New Features 2), then normal; exit 4
 //   memory-limit                       a request ended in MemoryError under a memory limit: as cpu-time-limit
 //   parent-died                        the Apache parent is gone: normal shutdown, exit 0
@@ -52,11 +54,12 @@ export type StopReason =
   | 'memory-recycle'
   | 'startup-timeout'
   | 'graceful-restart'
+  | 'apache-stopping'
 
 /** The board's word for a stop reason (the same in logs, status and metrics). */
 export function reasonWord(r: StopReason): Reason {
   if (r === 'graceful-signal') return 'signal'
-  if (r === 'signal' || r === 'parent-died') return 'stop'
+  if (r === 'signal' || r === 'parent-died' || r === 'apache-stopping') return 'stop'
   return r
 }
 
@@ -95,6 +98,8 @@ export class Lifecycle {
   private deadline = 0
   private timer: NodeJS.Timeout | null = null
   private admittedCount = 0
+  /** Apache's graceful stop: the graceful period does not end when idle, only at its deadline or a stop. */
+  private holding = false
   private bridge: Bridge | null = null
   private server: DaemonServer | null = null
   /** Stop hooks run when stopping begins (e.g. stop the watchdog). */
@@ -207,7 +212,7 @@ export class Lifecycle {
     this.handover?.stop()
     if (first) {
       this.code =
-        reason === 'signal' || reason === 'graceful-signal' || reason === 'parent-died' || reason === 'graceful-restart'
+        reason === 'signal' || reason === 'graceful-signal' || reason === 'parent-died' || reason === 'graceful-restart' || reason === 'apache-stopping'
           ? Exit.OK
           : Exit.RESTART
       for (const fn of this.onBegin) {
@@ -236,10 +241,16 @@ export class Lifecycle {
       return
     }
     const graceful = GRACEFUL.has(reason) && this.opts.gracefulTimeoutMs > 0
-    if (first && graceful) {
+    if (first && reason === 'apache-stopping') {
+      // Apache's children may still forward requests: serve them until told to stop, at most
+      // graceful-timeout when set (without one, Apache's own GracefulShutdownTimeout bounds the wait).
+      this.phase = 'graceful'
+      this.holding = true
+      this.deadline = this.opts.gracefulTimeoutMs > 0 ? this.now() + this.opts.gracefulTimeoutMs : Number.POSITIVE_INFINITY
+    } else if (first && graceful) {
       this.phase = 'graceful'
       this.deadline = this.now() + this.opts.gracefulTimeoutMs
-    } else if (first || (this.phase === 'graceful' && !graceful)) {
+    } else if (first || (this.phase === 'graceful' && !graceful && reason !== 'apache-stopping')) {
       this.beginNormal()
     }
     if (this.timer === null) {
@@ -281,7 +292,7 @@ export class Lifecycle {
     const server = this.server
     if (this.phase === 'graceful') {
       const busy = server === null ? 0 : server.dispatcher.activeCount + server.dispatcher.queuedCount
-      if (busy === 0) this.beginNormal()
+      if (busy === 0 && !this.holding) this.beginNormal()
       else if (this.now() >= this.deadline) {
         log.report(E.gracefulExpired, this.opts.group, server?.dispatcher.activeCount ?? 0)
         this.beginNormal()

@@ -86,6 +86,10 @@ async function main(): Promise<void> {
     else lifecycle.stop(reason)
   }
   for (const sig of Object.keys(SIGNALS)) process.on(sig as NodeJS.Signals, (s: NodeJS.Signals) => onSignal(s))
+  // Node prints its own warnings (deprecations, experimental features) on stderr as two bare lines; the
+  // error log gets one line with a level instead, like everything else the daemon writes.
+  process.removeAllListeners('warning')
+  process.on('warning', (w: Error) => log.report(E.nodeWarning, config?.group ?? '?', w.name, w.message))
   // A SIGUSR1 that arrived before the handler above existed made Node open its debugger on a local
   // port: close it, nobody may attach to a daemon.
   if (inspector.url() !== undefined) inspector.close()
@@ -228,6 +232,12 @@ async function main(): Promise<void> {
       s,
       {
         drain: (reason) => lc.drained(reason),
+        // Apache's graceful stop (native/apache/wsgi_stop.c): serve what its children still forward.
+        apacheStopping: () => {
+          if (lc.stopping) return
+          log.report(E.apacheStopping, c.group, o.gracefulTimeout)
+          lc.stop('apache-stopping')
+        },
         successorFailed: (reason) => {
           // A changed script its successor could not load: the code already loaded serves on until the
           // script changes again. Other reasons: ask again (the parent waits a growing delay).

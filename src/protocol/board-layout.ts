@@ -59,6 +59,7 @@ export const SlotFlag = {
   WANT_SUCCESSOR: 0x01,
   SUCCESSOR_FAILED: 0x100,
   DRAIN: 0x200,
+  APACHE_STOPPING: 0x400,
 } as const
 
 /** Why a process wants a successor or stops: the same words in logs, status, history and metrics. */
