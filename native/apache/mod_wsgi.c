@@ -3,7 +3,8 @@
  *
  * This file holds the module declaration, the command table and the hooks; the work is done by
  *   wsgi_config.c, wsgi_options.c, wsgi_check.c   directives and their validation
- *   wsgi_daemon.c, wsgi_spawn.c, wsgi_json.c       daemon sockets, processes and supervision
+ *   wsgi_daemon.c, wsgi_supervise.c, wsgi_pool.c, wsgi_segment.c, wsgi_doorbell.c, wsgi_spawn.c,
+ *   wsgi_json.c                                    daemon sockets, the board, processes and supervision
  *   wsgi_stop.c                                    Apache's graceful stop, for the daemons
  *   wsgi_forward.c, wsgi_request.c, wsgi_response.c, wsgi_conn.c   forwarding requests to daemons
  *   wsgi_auth.c, wsgi_auth_call.c, wsgi_lookup.c   access/auth/group hooks, mod_ssl variable lookups

@@ -105,6 +105,39 @@ void wsgi_daemons_apache_stopping(server_rec *s);
 /* register_hooks: noticing Apache's graceful stop (wsgi_stop.c). */
 void wsgi_stop_register_hooks(apr_pool_t *p);
 
+/* wsgi_supervise.c: the daemons of a running generation. */
+
+/* The process pool's supervisor (made on first use). */
+wsgi_supervisor *wsgi_supervisor_get(apr_pool_t *process_pool);
+
+/* Starts a daemon in `slot` of the pool: the first of its index, a replacement of a process that died
+ * (`quick_exits` in a row soon after starting: it waits a growing delay first), or the successor of
+ * `predecessor`. NULL on failure (logged). */
+wsgi_daemon *wsgi_start_daemon(wsgi_supervisor *sup, wsgi_pool *pool, wsgi_group *g, uint32_t slot, int index,
+                               int quick_exits, wsgi_daemon *predecessor);
+
+/* apr_proc_other_child callback of every daemon (the parent's main loop). */
+void wsgi_daemon_maintenance(int reason, void *data, int status);
+
+/* Its slot on its pool's board. */
+unsigned char *wsgi_daemon_slot(const wsgi_daemon *d);
+
+/* Tells a daemon to stop with `sig` (SIGTERM), or through the board to drain (a newer pool is ready, its
+ * group is gone); the monitor kills one that does not stop in time. */
+void wsgi_send_stop(wsgi_daemon *d, int sig);
+void wsgi_send_drain(wsgi_daemon *d);
+
+/* Forgets a daemon that has been reaped. */
+void wsgi_unlink_daemon(wsgi_supervisor *sup, wsgi_daemon *d);
+
+/* Looks at the board and acts: successors to start, a pending pool to switch to; closes pools no daemon
+ * uses any more (wsgi_collect_pools). Called on the doorbell, on every death and by the monitor. */
+void wsgi_supervise(wsgi_supervisor *sup);
+void wsgi_collect_pools(wsgi_supervisor *sup);
+
+/* The doorbell's callback: wsgi_supervise, then listen again. */
+void wsgi_doorbell_rang(void *data);
+
 /* wsgi_pool.c: sockets and pools. */
 
 /* The stable socket path of a group. */
