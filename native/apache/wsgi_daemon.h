@@ -186,6 +186,10 @@ typedef struct wsgi_spawn_info {
     const unsigned char *scripts;
 } wsgi_spawn_info;
 
+/* In a process forked from the Apache parent: every signal back to its default, none blocked (Apache's
+ * parent blocks and catches signals; its helpers start from a clean slate). */
+void wsgi_reset_signals(void);
+
 /* Forks and executes one daemon process of group g. Returns APR_SUCCESS and fills *proc, or an error
  * (logged). */
 apr_status_t wsgi_spawn(wsgi_runtime *rt, wsgi_group *g, const wsgi_spawn_info *info, apr_proc_t *proc);

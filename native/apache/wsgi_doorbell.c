@@ -53,18 +53,10 @@ int wsgi_doorbell_init(wsgi_doorbell *bell, server_rec *s)
 /* The watcher, in the forked child: never returns. */
 static void watch(int fd)
 {
-    struct sigaction dfl;
     struct pollfd pfd;
-    sigset_t none;
     char buf[256];
-    int sig;
 
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (sig = 1; sig < NSIG; ++sig)
-        (void)sigaction(sig, &dfl, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    wsgi_reset_signals();
     /* It dies with the parent, and holds nothing of Apache's. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (fd != 3 && dup2(fd, 3) < 0)

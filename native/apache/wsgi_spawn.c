@@ -360,6 +360,20 @@ static void child_fail(const char *what, const char *path)
     _exit(127);
 }
 
+void wsgi_reset_signals(void)
+{
+    struct sigaction dfl;
+    sigset_t none;
+    int sig;
+
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (sig = 1; sig < NSIG; ++sig)
+        (void)sigaction(sig, &dfl, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* Puts `fd` (above 5) at `target` for the exec: dup2 clears close-on-exec there. -1 leaves it closed. */
 static void place_fd(int fd, int target)
 {
@@ -372,17 +386,9 @@ static void exec_daemon(const char *node, char **argv, char **envp, int listen_f
                         int delay)
 {
     int fds[3] = { listen_fd, board_fd, bell_fd };
-    struct sigaction dfl;
-    sigset_t none;
-    int sig, devnull, i;
+    int devnull, i;
 
-    /* Apache's parent blocks and catches signals; the daemon starts from a clean slate. */
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (sig = 1; sig < NSIG; ++sig)
-        (void)sigaction(sig, &dfl, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    wsgi_reset_signals();
 
     /* Restart back-off: waiting here keeps the parent's loop free; SIGTERM still ends us. */
     while (delay > 0)

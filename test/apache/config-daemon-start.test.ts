@@ -7,6 +7,7 @@ import t from 'tap'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { childPids, fixture, makeTempDir, PYTHON, sleep, startApache, waitFor } from '../helpers/apache'
+import { alive } from '../helpers/daemons'
 
 const STAND_IN = `
 import json, mmap, os, signal, socket, struct, sys, threading, time
@@ -140,15 +141,6 @@ function records(dir: string): Record[] {
 /** Waits until fn returns a value (not null/undefined) and returns it. */
 async function until<T>(fn: () => T | null | undefined, what: string, ms = 10000): Promise<T> {
   return (await waitFor(fn, ms, 50, what)) as T
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 const app = fixture('hello-world')

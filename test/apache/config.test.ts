@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Apache, APACHE_BIN, childPids, debianModule, cmdline, fixture, FIXTURES, freePort, makeTempDir, startApache, waitFor } from '../helpers/apache'
+import { alive } from '../helpers/daemons'
 
 const WWW_DATA_UID = 33
 
@@ -21,15 +22,6 @@ function configTest(config: string): { status: number; output: string } {
 /** Waits until fn returns a value (not null/undefined) and returns it. */
 async function until<T>(fn: () => T | null | undefined, what: string, ms = 10000): Promise<T> {
   return (await waitFor(fn, ms, 50, what)) as T
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 function sockets(dir: string): string[] {

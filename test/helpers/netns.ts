@@ -5,21 +5,13 @@
 // removes what a run killed before its teardown left behind (sweepStale).
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
+import { alive } from './daemons'
 
 export const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((p) => existsSync(p)) ?? 'ip'
 
 function ip(args: string[]): { ok: boolean; out: string } {
   const r = spawnSync(IP, args, { encoding: 'utf8' })
   return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** Null when network namespaces can be made here, else why not (for a test's skip reason). */

@@ -17,6 +17,7 @@ import { chmodSync, chownSync, mkdirSync, readFileSync, renameSync, rmSync, writ
 import { join } from 'node:path'
 import t from 'tap'
 import { Apache, APACHE_BIN, fixture, makeTempDir, PYTHON, sleep, waitFor } from '../helpers/apache'
+import { alive } from '../helpers/daemons'
 import { Haproxy, haproxyAvailable, type ServerStat } from '../helpers/haproxy'
 import { Lab, netnsUnavailable, type Netns } from '../helpers/netns'
 import { parseWrk, WRK, wrkAvailable, type WrkResult } from '../helpers/wrk'
@@ -96,15 +97,6 @@ async function gracefulStop(h: Host): Promise<void> {
   const pid = h.apache.pid
   process.kill(pid, 'SIGWINCH')
   await waitFor(() => !alive(pid), 30000, 50, `${h.name}'s Apache to stop`)
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** wrk in the balancer's namespace until stopped (SIGINT: it prints its report and exits). */
