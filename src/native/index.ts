@@ -1,6 +1,9 @@
-// The only module that loads the addon binary (build/Release/wsgi_bridge.node). It validates and
-// normalises every option before native code sees it, and exposes exactly src/native/types.ts.
+// The only module that loads the addon binary: build/Release/wsgi_bridge.node for Debian's CPython, or
+// the build for the process group's Python (python-select.ts, usePython()), after that Python's own
+// libpython has been made global by python_preload.node. It validates and normalises every option
+// before native code sees it, and exposes exactly src/native/types.ts.
 import { isAbsolute, join } from 'node:path'
+import type { PythonSelection } from './python-select'
 
 import type {
   Bridge,
@@ -14,6 +17,12 @@ import type {
 } from './types'
 
 export type * from './types'
+export { PythonSelectError, selectPython, type PythonSelection } from './python-select'
+
+/** What python_preload.node exports (native/addon/preload/python_preload.c). */
+interface Preload {
+  loadGlobal(library: string): void
+}
 
 /** What the binary exports (native/addon/addon.cc, process_control.cc). */
 interface Binding {
@@ -34,12 +43,33 @@ interface Binding {
 export const ADDON_PATH = join(__dirname, '..', '..', 'build', 'Release', 'wsgi_bridge.node')
 
 let binding: Binding | undefined
+let selected: PythonSelection | null = null
+
+/**
+ * Chooses the CPython this process embeds (selectPython's answer) before anything loads the addon:
+ * processControl and openBridge then use that Python's build. Without it, the default build is loaded.
+ * Throws if the addon is already loaded (one Python per process).
+ */
+export function usePython(selection: PythonSelection): void {
+  if (binding !== undefined && selected !== selection) throw new Error('the addon is already loaded: usePython() comes first')
+  selected = selection
+}
+
+/** The Python chosen with usePython(), or null for the default build. */
+export function selectedPython(): PythonSelection | null {
+  return selected
+}
 
 // Loaded on first use: importing this module must not start (or even load) Python.
 function load(): Binding {
   if (!binding) {
+    const sel = selected
+    if (sel !== null && sel.library !== null) {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      ;(require(sel.preload) as Preload).loadGlobal(sel.library)
+    }
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    binding = require(ADDON_PATH) as Binding
+    binding = require(sel?.addon ?? ADDON_PATH) as Binding
   }
   return binding
 }

@@ -6,6 +6,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "py_compat.h"
+
 #include <cstdint>
 #include <deque>
 #include <memory>

@@ -16,11 +16,8 @@
 #include <vector>
 
 #include "pool.h"
+#include "stacks.h"
 #include "wsgi_wire.h"
-
-// faulthandler's stack writer: async-signal-safe, needs no GIL (Include/internal/pycore_traceback.h).
-extern "C" const char *_Py_DumpTracebackThreads(int fd, PyInterpreterState *interp,
-                                                  PyThreadState *current_tstate);
 
 namespace modwsgi {
 
@@ -297,31 +294,19 @@ void Runtime::dump_stacks(const std::string &reason) {
         log_.write(LogLevel::kError, kLogStackDumpFailed, "Unable to dump Python stacks: no temporary file.");
         return;
     }
-    std::vector<std::pair<PyInterpreterState *, std::string>> names;
+    std::vector<StackTarget> targets;
     {
         std::lock_guard<std::mutex> lock(groups_mu_);
         for (auto &g : groups_) {
             PyInterpreterState *interp = g.first.empty() ? PyInterpreterState_Main() : g.second->interpreter();
             if (interp)
-                names.emplace_back(interp, g.first);
+                targets.push_back({interp, g.first});
         }
     }
-    // Walks the interpreters the way faulthandler does: no GIL, safe while a thread holds it forever.
-    for (PyInterpreterState *interp = PyInterpreterState_Head(); interp; interp = PyInterpreterState_Next(interp)) {
-        std::string title = "Interpreter '";
-        for (auto &n : names)
-            if (n.first == interp)
-                title += n.second.empty() ? std::string("%{GLOBAL}") : n.second;
-        title += "':\n";
-        if (write(fd, title.data(), title.size()) < 0)
-            break;
-        const char *err = _Py_DumpTracebackThreads(fd, interp, nullptr);
-        if (err) {
-            std::string e = std::string("  (") + err + ")\n";
-            if (write(fd, e.data(), e.size()) < 0)
-                break;
-        }
-    }
+    // The main interpreter has threads of ours (the watchdog) even when no request used it.
+    if (targets.empty() || targets.front().interp != PyInterpreterState_Main())
+        targets.insert(targets.begin(), StackTarget{PyInterpreterState_Main(), ""});
+    write_stacks(*this, fd, targets, 2000);
     std::string text;
     char buf[8192];
     lseek(fd, 0, SEEK_SET);
