@@ -20,6 +20,7 @@
         'py/environ.cc',
         'py/file_wrapper.cc',
         'py/input.cc',
+        'py/interrupt.cc',
         'py/interp.cc',
         'py/log.cc',
         'py/log_object.cc',
@@ -31,6 +32,8 @@
         'py/script.cc',
         'py/ssl_vars.cc',
         'py/stacks.cc',
+        'py/subinterp.cc',
+        'py/watchdog.cc',
         'py/wsgi_call.cc',
       ],
       'dependencies': [

@@ -58,6 +58,7 @@ private:
     Napi::Value LastGilAcquired(const Napi::CallbackInfo &info);
     Napi::Value MemoryErrors(const Napi::CallbackInfo &info);
     Napi::Value DumpStacks(const Napi::CallbackInfo &info);
+    Napi::Value Interrupt(const Napi::CallbackInfo &info);
     Napi::Value Shutdown(const Napi::CallbackInfo &info);
 
     static void CallJs(napi_env env, napi_value js_callback, void *context, void *data);

@@ -130,6 +130,16 @@ void wsgi_json_int(wsgi_json *j, apr_int64_t v)
     puts_(j, num);
 }
 
+void wsgi_json_double(wsgi_json *j, double v)
+{
+    char num[40];
+
+    separate(j);
+    /* %.17g round-trips; JSON has no NaN or infinity (callers pass only finite values). */
+    apr_snprintf(num, sizeof(num), "%.17g", v);
+    puts_(j, num);
+}
+
 void wsgi_json_bool(wsgi_json *j, int v)
 {
     separate(j);

@@ -97,6 +97,8 @@ export const DEFAULT_PYTHON_OPTIONS: Readonly<PythonOptions> = Object.freeze({
   runOnce: false,
   logLevel: 'warn',
   verbose: false,
+  perInterpreterGil: false,
+  switchInterval: null,
 })
 
 function fail(field: string, expected: string, value: unknown): never {
@@ -124,6 +126,11 @@ function integer(field: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     fail(field, `an integer from ${min} to ${max}`, v)
   }
+  return v
+}
+
+function positive(field: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) fail(field, `null or a number of seconds above 0, at most ${max}`, v)
   return v
 }
 
@@ -167,6 +174,8 @@ export function normalisePythonOptions(options: Partial<PythonOptions>): PythonO
     runOnce: bool('runOnce', o.runOnce),
     logLevel,
     verbose: bool('verbose', o.verbose),
+    perInterpreterGil: bool('perInterpreterGil', o.perInterpreterGil),
+    switchInterval: o.switchInterval === null ? null : positive('switchInterval', o.switchInterval, 60),
   }
 }
 

@@ -17,6 +17,7 @@
 
 #include "pool.h"
 #include "stacks.h"
+#include "subinterp.h"
 #include "wsgi_wire.h"
 
 namespace modwsgi {
@@ -162,6 +163,9 @@ bool Runtime::init(std::string *error) {
         log_.write(LogLevel::kError, kLogInitFailed, "Python initialisation failed: " + *error);
         return false;
     }
+    // switch-interval: the main GIL's (a sub-interpreter with its own GIL gets it when made).
+    if (options_.switch_interval > 0)
+        apply_switch_interval(log_, options_.switch_interval, "process '" + options_.process_group + "'");
     // The JavaScript thread never holds the GIL again: workers and the watchdog take it as needed.
     main_tstate_ = PyEval_SaveThread();
     last_gil_ms_.store(now_ms());
@@ -257,30 +261,6 @@ void Runtime::preload(double token, const std::string &script, const std::string
 }
 
 double Runtime::last_gil_acquired() { return last_gil_ms_.load(); }
-
-void *Runtime::watchdog_main(void *arg) {
-    static_cast<Runtime *>(arg)->watchdog();
-    return nullptr;
-}
-
-// Takes the GIL once a second and stamps the time: the daemon's deadlock-timeout reads the stamp.
-void Runtime::watchdog() {
-    PyThreadState *tstate = PyThreadState_New(PyInterpreterState_Main());
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_) {
-        lock.unlock();
-        PyEval_RestoreThread(tstate);
-        last_gil_ms_.store(now_ms());
-        PyEval_SaveThread();
-        lock.lock();
-        cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
-    }
-    lock.unlock();
-    PyEval_RestoreThread(tstate);
-    PyThreadState_Clear(tstate);
-    PyThreadState_DeleteCurrent();
-    thread_exited();
-}
 
 void Runtime::dump_stacks(const std::string &reason) {
     {
@@ -415,7 +395,7 @@ void Runtime::finalize() {
     }
     bool all_ended = true;
     for (Sub &sub : subs) {
-        PyThreadState_Swap(sub.keeper);
+        switch_to(sub.keeper);  // its GIL may be its own
         if (!only_thread(sub.interp, sub.keeper))
             call_if_imported("threading", "_shutdown");  // joins non-daemon threads, as Py_EndInterpreter would
         if (!only_thread(sub.interp, sub.keeper)) {
@@ -424,13 +404,11 @@ void Runtime::finalize() {
             log_.write(LogLevel::kWarn, kLogInterpNotEnded,
                        "Interpreter '" + sub.name + "' still has running threads: it is not destroyed.");
             all_ended = false;
-            PyThreadState_Swap(tstate);
+            switch_to(tstate);
             continue;
         }
         log_.step(kLogDestroyInterp, "Destroy interpreter '" + sub.name + "'.");
-        Py_EndInterpreter(sub.keeper);
-        // Py_EndInterpreter returns holding the GIL with no current thread state.
-        PyThreadState_Swap(tstate);
+        end_subinterpreter(sub.keeper, tstate);
     }
     bool ok = false;
     if (all_ended) {

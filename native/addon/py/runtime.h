@@ -8,9 +8,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
+#include <vector>
 
 namespace modwsgi {
 
@@ -29,7 +32,16 @@ public:
     double last_gil_acquired() override;
     double memory_errors() override { return static_cast<double>(memory_errors_.load()); }
     void dump_stacks(const std::string &reason) override;
+    bool interrupt(double id) override;
     bool shutdown(int timeout_ms) override;
+
+    // The registry interrupt() looks in (watchdog.cc): a worker runs request `id` in `st` from now on,
+    // or no longer. Both with that interpreter's GIL held; the second also drops a RequestTimeout that
+    // was raised too late to reach the application.
+    void running_begin(double id, InterpState &st);
+    void running_end(double id);
+    // A sub-interpreter was made with its own GIL (3.12+): the watchdog takes that GIL too.
+    void own_gil_added(PyInterpreterState *interp);
 
     // A request ended in MemoryError (any thread): the daemon restarts under a memory limit.
     void note_memory_error() { memory_errors_.fetch_add(1); }
@@ -47,6 +59,10 @@ private:
     Group &group(const std::string &name);
     static void *watchdog_main(void *arg);
     void watchdog();
+    // The watchdog's thread states, one per interpreter it entered (watchdog.cc).
+    using WatchStates = std::unordered_map<PyInterpreterState *, PyThreadState *>;
+    PyThreadState *watch_state(WatchStates &states, PyInterpreterState *interp);
+    void run_interrupts(WatchStates &states);
     static void *finalizer_main(void *arg);
     void finalize();
 
@@ -60,6 +76,17 @@ private:
 
     std::atomic<double> last_gil_ms_{0};
     std::atomic<uint64_t> memory_errors_{0};
+
+    // Requests running Python now, for interrupt(); and the sub-interpreters with their own GIL.
+    struct Running {
+        InterpState *st;
+        unsigned long thread;  // PyThread_get_thread_ident() of the worker
+        bool interrupted;
+    };
+    std::mutex running_mu_;
+    std::unordered_map<double, Running> running_;
+    std::vector<PyInterpreterState *> own_gils_;
+    std::deque<double> interrupts_;  // under mu_: asked for, not yet raised by the watchdog
 
     // Thread lifetimes and shutdown. Owned by this instance (never static: see embedding notes).
     std::mutex mu_;

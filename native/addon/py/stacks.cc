@@ -2,12 +2,15 @@
 // (request-timeout, deadlock-timeout). Preferably without the GIL, with faulthandler's own writer
 // (_Py_DumpTracebackThreads: async-signal-safe, safe while a thread holds a GIL forever). libpython
 // exports it in 3.8, 3.11 and 3.12 but not in 3.9, 3.10 or 3.13, so it is looked up at run time; where
-// it is missing, a helper thread takes each interpreter's GIL and calls faulthandler.dump_traceback()
-// (the same writer, the same text), and the caller waits for it a bounded time: a GIL held forever then
-// costs the stacks, never the caller.
+// it is missing, a helper thread takes each interpreter's GIL in turn and formats the frames of that
+// interpreter's threads itself, in faulthandler's layout (faulthandler cannot be imported into a 3.13
+// sub-interpreter with its own GIL, and sys._current_frames() would reach into other interpreters),
+// and the caller waits for it a bounded time: a GIL held forever then costs the stacks, never the
+// caller.
 #include "stacks.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -52,25 +55,59 @@ struct Job {
     Runtime *rt = nullptr;
 };
 
+#if PY_VERSION_HEX >= 0x03090000
+// One thread's frames, innermost first, as faulthandler writes them. Holding the interpreter's GIL: its
+// other threads are not running Python, so their frames hold still.
+void format_thread(std::string &out, PyThreadState *ts, PyThreadState *self, PyObject *extract) {
+    char head[96];
+    snprintf(head, sizeof head, "%s 0x%016lx (most recent call first):\n", ts == self ? "Current thread" : "Thread",
+             static_cast<unsigned long>(ts->thread_id));
+    out += head;
+    PyObject *frame = reinterpret_cast<PyObject *>(PyThreadState_GetFrame(ts));
+    PyRef entries(frame && extract ? PyObject_CallOneArg(extract, frame) : nullptr);
+    Py_XDECREF(frame);
+    Py_ssize_t n = entries && PyList_Check(entries.get()) ? PyList_GET_SIZE(entries.get()) : 0;
+    if (n == 0)
+        out += "  <no Python frame>\n";
+    for (Py_ssize_t i = n - 1; i >= 0; --i) {
+        PyObject *fs = PyList_GET_ITEM(entries.get(), i);
+        PyRef file(PyObject_GetAttrString(fs, "filename"));
+        PyRef line(PyObject_GetAttrString(fs, "lineno"));
+        PyRef name(PyObject_GetAttrString(fs, "name"));
+        const char *f = file && PyUnicode_Check(file.get()) ? PyUnicode_AsUTF8(file.get()) : nullptr;
+        const char *nm = name && PyUnicode_Check(name.get()) ? PyUnicode_AsUTF8(name.get()) : nullptr;
+        long l = line && PyLong_Check(line.get()) ? PyLong_AsLong(line.get()) : -1;
+        out += std::string("  File \"") + (f ? f : "???") + "\", line " + std::to_string(l) + " in " + (nm ? nm : "???") + "\n";
+    }
+    PyErr_Clear();
+    out += "\n";
+}
+#endif
+
 void *helper_main(void *arg) {
     auto job = *static_cast<std::shared_ptr<Job> *>(arg);
     delete static_cast<std::shared_ptr<Job> *>(arg);
     for (const StackTarget &t : job->targets) {
         write_all(job->fd, title(t));
-        PyThreadState *ts = PyThreadState_New(t.interp);
-        if (!ts)
+        PyThreadState *self = PyThreadState_New(t.interp);
+        if (!self)
             continue;
-        PyEval_RestoreThread(ts);
-        PyObject *fh = PyImport_ImportModule("faulthandler");
-        PyObject *r = fh ? PyObject_CallMethod(fh, "dump_traceback", "ii", job->fd, 1) : nullptr;
-        if (!r) {
+        PyEval_RestoreThread(self);
+        std::string out;
+#if PY_VERSION_HEX >= 0x03090000
+        {  // references released before the thread state goes
+            PyRef traceback(PyImport_ImportModule("traceback"));
+            PyRef extract(traceback ? PyObject_GetAttrString(traceback.get(), "extract_stack") : nullptr);
             PyErr_Clear();
-            write_all(job->fd, "  (faulthandler.dump_traceback failed)\n");
+            for (PyThreadState *ts = PyInterpreterState_ThreadHead(t.interp); ts; ts = PyThreadState_Next(ts))
+                format_thread(out, ts, self, extract.get());
         }
-        Py_XDECREF(r);
-        Py_XDECREF(fh);
-        PyThreadState_Clear(ts);
+#else
+        out = "  (unavailable)\n";  // 3.8 exports the GIL-free writer: not reached
+#endif
+        PyThreadState_Clear(self);
         PyThreadState_DeleteCurrent();
+        write_all(job->fd, out);
     }
     {
         std::lock_guard<std::mutex> lock(job->mu);

@@ -1,0 +1,32 @@
+// Sub-interpreters across CPython versions, with the shared GIL or their own (subinterp.cc).
+#ifndef MODWSGI_ADDON_SUBINTERP_H
+#define MODWSGI_ADDON_SUBINTERP_H
+
+#include "py_internal.h"
+
+#include <string>
+
+namespace modwsgi {
+
+// Whether this build can give a sub-interpreter its own GIL (PEP 684: CPython 3.12+).
+constexpr bool kOwnGilSupported = PY_VERSION_HEX >= 0x030C0000;
+
+// Makes a sub-interpreter. Called holding the main GIL with `borrowed` (a main-interpreter thread
+// state not bound to PyGILState) current; `borrowed` is deleted either way. On success the new
+// interpreter's thread state is current and holds its GIL (*own_gil: a GIL of its own); on failure
+// nothing is current, no GIL is held, and *error says why.
+PyThreadState *subinterp_create(PyThreadState *borrowed, bool want_own_gil, bool *own_gil, std::string *error);
+
+// sys.setswitchinterval(seconds) in the current interpreter (its GIL's interval); one log line.
+bool apply_switch_interval(const Logger &log, double seconds, const std::string &where);
+
+// From the current thread state to `to`, possibly of another interpreter with another GIL.
+void switch_to(PyThreadState *to);
+
+// Py_EndInterpreter(keeper) (current), then back to `main_ts` holding the main GIL, whatever the
+// version leaves held.
+void end_subinterpreter(PyThreadState *keeper, PyThreadState *main_ts);
+
+}  // namespace modwsgi
+
+#endif
