@@ -247,7 +247,7 @@ bool Group::create_interpreter(PyThreadState **tstate) {
             *tstate = nullptr;
         } else {
             interp_ = PyThreadState_GetInterpreter(ts);
-            keeper_ = _PyThreadState_Prealloc(interp_);  // not registered for PyGILState either
+            keeper_ = subinterp_keeper(interp_);  // not registered for PyGILState either
             if (own_gil) {
                 own_turnstile_ = std::make_unique<Turnstile>();
                 turnstile_ = own_turnstile_.get();

@@ -52,6 +52,18 @@ PyThreadState *subinterp_create(PyThreadState *borrowed, bool want_own_gil, bool
     return ts;
 }
 
+PyThreadState *subinterp_keeper(PyInterpreterState *interp) {
+    PyThreadState *keeper = _PyThreadState_Prealloc(interp);
+#if PY_VERSION_HEX < 0x030C0000
+    // Before 3.12 a thread state takes its thread's id when made (3.12+ when first used): the keeper
+    // would share the creating worker's, and PyThreadState_SetAsyncExc (interrupt-timeout), which
+    // stops at the newest thread state with that id, would raise RequestTimeout in the keeper instead.
+    if (keeper)
+        keeper->thread_id = 0;
+#endif
+    return keeper;
+}
+
 bool apply_switch_interval(const Logger &log, double seconds, const std::string &where) {
     PyRef sys(PyImport_ImportModule("sys"));
     PyRef r(sys ? PyObject_CallMethod(sys.get(), "setswitchinterval", "d", seconds) : nullptr);

@@ -17,6 +17,10 @@ constexpr bool kOwnGilSupported = PY_VERSION_HEX >= 0x030C0000;
 // nothing is current, no GIL is held, and *error says why.
 PyThreadState *subinterp_create(PyThreadState *borrowed, bool want_own_gil, bool *own_gil, std::string *error);
 
+// The spare thread state a sub-interpreter keeps until it is ended (Group::keeper), made on the thread
+// that created it, not bound to PyGILState, and not answering to that thread's id.
+PyThreadState *subinterp_keeper(PyInterpreterState *interp);
+
 // sys.setswitchinterval(seconds) in the current interpreter (its GIL's interval); one log line.
 bool apply_switch_interval(const Logger &log, double seconds, const std::string &where);
 
