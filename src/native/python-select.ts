@@ -25,7 +25,20 @@ export const SYSTEM_PYTHON = '/usr/bin/python3.11'
 const ROOT = join(__dirname, '..', '..')
 
 export class PythonSelectError extends Error {
-  override readonly name = 'PythonSelectError'
+  override readonly name: string = 'PythonSelectError'
+}
+
+/** The Python can be embedded, but the addon for its version is not built: run scripts/build.sh addon
+ *  --python `executable` (mod_wsgi-express does). */
+export class AddonNotBuiltError extends PythonSelectError {
+  override readonly name = 'AddonNotBuiltError'
+  constructor(
+    message: string,
+    readonly version: string,
+    readonly executable: string,
+  ) {
+    super(message)
+  }
 }
 
 export interface PythonSelection {
@@ -277,7 +290,12 @@ export function selectPython(req: PythonRequest): PythonSelection {
         `(Debian/Ubuntu or deadsnakes packages, uv python install)`,
     )
   const found = findAddon(base.version, root)
-  if (found === null) fail(`the addon for Python ${base.version} is not built (for ${what}): run ${buildCommand(base.executable, root)}`)
+  if (found === null)
+    throw new AddonNotBuiltError(
+      `the addon for Python ${base.version} is not built (for ${what}): run ${buildCommand(base.executable, root)}`,
+      base.version,
+      base.executable,
+    )
   return {
     version: base.version,
     minor,

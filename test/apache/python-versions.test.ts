@@ -1,5 +1,5 @@
 // Issue 18: a process group's CPython is the one its virtualenv was made from. One Apache runs groups
-// whose python-home virtualenvs are of Debian's 3.11 and of the machine's pyenv CPythons (3.8 to 3.13,
+// whose python-home virtualenvs are of Debian's 3.11 and of the machine's pyenv CPythons (3.9 to 3.13,
 // each present one), plus one group naming a bare pyenv Python with python-executable=; each reports
 // its sys.version and passes the WSGI validator apps. A Python that cannot be embedded fails
 // `apache2 -t` with one line naming it and what to install or run. A version absent from this machine
@@ -14,7 +14,7 @@ import { DEBIAN_PYTHON, readyPython, staticPython, testVenv, type TestPython } f
 const work = makeTempDir('mod_wsgi-pyversions-')
 t.teardown(() => rmSync(work, { recursive: true, force: true }))
 
-const OTHER_VERSIONS = ['3.8', '3.9', '3.10', '3.12', '3.13']
+const OTHER_VERSIONS = ['3.9', '3.10', '3.12', '3.13']
 const ready = new Map<string, TestPython>([['3.11', DEBIAN_PYTHON]])
 const absent = new Map<string, string>()
 for (const v of OTHER_VERSIONS) {
