@@ -11,7 +11,6 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import t from 'tap'
 import { ROOT } from './apache'
 
 export const PYENV_VERSIONS = join(process.env.PYENV_ROOT ?? join(process.env.HOME ?? '/root', '.pyenv'), 'versions')
@@ -138,19 +137,3 @@ export function readyPython(version: string): TestPython | string {
   return py
 }
 
-/**
- * Runs a test file of the default Python again under CPython `version` (the wrappers under
- * test/apache/python-3.N/): every Apache it starts gets `WSGIPythonHome` a virtualenv of that Python
- * (test/helpers/apache.ts reads MOD_WSGI_TEST_PYTHON_HOME), so that each of its groups without a
- * python-home of its own embeds it. Skipped, with the reason, when that Python is absent.
- */
-export function onPython(version: string, load: () => Promise<unknown>): void {
-  const py = readyPython(version)
-  if (typeof py === 'string') {
-    t.plan(0, py)
-    return
-  }
-  process.env.MOD_WSGI_TEST_PYTHON_HOME = testVenv(py)
-  t.comment(`under CPython ${version}: WSGIPythonHome ${process.env.MOD_WSGI_TEST_PYTHON_HOME}`)
-  load().catch((e: unknown) => t.fail(`loading the test file: ${String(e)}`))
-}
