@@ -18,7 +18,7 @@ function arg(name: string, dflt: string): string {
 
 function pickPython(): TestPython {
   const given = arg('python', '')
-  if (given) return { version: given.replace(/.*python(3\.\d+)$/, '$1'), prefix: '', executable: given }
+  if (given) return { version: given.replace(/.*python(3\.\d+)$/, '$1'), release: '', prefix: '', executable: given }
   for (const v of ['3.13', '3.12']) {
     const p = readyPython(v)
     if (typeof p !== 'string') return p

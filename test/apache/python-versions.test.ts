@@ -47,7 +47,7 @@ ${ALLOW_FIXTURES}
   for (const [v, py] of ready) {
     await t.test(`Python ${v}${v === '3.11' ? " (Debian's, a virtualenv of /usr/bin/python3)" : ` (${py.prefix})`}`, async (t) => {
       const r = await apache.request(`/${group(v)}/info`)
-      t.equal(r.status, 200, r.text)
+      t.equal(r.status, 200, r.status === 200 ? `${group(v)} answers` : r.text)
       const info = JSON.parse(r.text)
       t.match(info.version, new RegExp(`^${v.replace('.', '\\.')}\\.`), `sys.version is ${v}: ${info.version.split('\n')[0]}`)
       t.equal(info.prefix, venvs.get(v), 'sys.prefix: the virtualenv')

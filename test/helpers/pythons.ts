@@ -20,6 +20,8 @@ const VENVS = join(ROOT, 'build', 'test-venvs')
 export interface TestPython {
   /** "3.12" */
   version: string
+  /** "3.12.1" */
+  release: string
   /** The installation as the daemons see it (a readable copy when the original is not). */
   prefix: string
   /** Its bin/python3.N. */
@@ -27,7 +29,7 @@ export interface TestPython {
 }
 
 /** Debian's own Python, the default build's. */
-export const DEBIAN_PYTHON: TestPython = { version: '3.11', prefix: '/usr', executable: '/usr/bin/python3.11' }
+export const DEBIAN_PYTHON: TestPython = { version: '3.11', release: '3.11.2', prefix: '/usr', executable: '/usr/bin/python3.11' }
 
 /** Can a user other than root reach and read `path` (o+x on every directory above it, o+r on it)? */
 function worldReadable(path: string): boolean {
@@ -66,8 +68,8 @@ export function pyenvPython(version: string): TestPython | null {
   if (found === undefined) return null
   const original = join(PYENV_VERSIONS, found)
   const exe = (prefix: string) => join(prefix, 'bin', `python${version}`)
-  if (worldReadable(exe(original))) return { version, prefix: original, executable: exe(original) }
-  return { version, prefix: readableCopy(original, found), executable: exe(join(COPIES, found)) }
+  if (worldReadable(exe(original))) return { version, release: found, prefix: original, executable: exe(original) }
+  return { version, release: found, prefix: readableCopy(original, found), executable: exe(join(COPIES, found)) }
 }
 
 /** A copy of `original` made of hard links under build/test-pythons/NAME (made once). */
@@ -95,7 +97,7 @@ export function staticPython(version: string): TestPython | null {
   const name = `${py.prefix.split('/').pop()}-no-libpython`
   const original = py.prefix.startsWith(COPIES) ? join(PYENV_VERSIONS, py.prefix.split('/').pop() as string) : py.prefix
   const prefix = readableCopy(original, name, 'libpython3*.so*')
-  return { version, prefix, executable: join(prefix, 'bin', `python${version}`) }
+  return { version, release: py.release, prefix, executable: join(prefix, 'bin', `python${version}`) }
 }
 
 /** A virtualenv (python -m venv --without-pip) of `py`, made once under build/test-venvs/NAME. */

@@ -47,6 +47,7 @@ enum LogCode : int {
     kLogOwnGilFailed = 3102,        // Py_NewInterpreterFromConfig with its own GIL failed
     kLogSwitchInterval = 3103,      // sys.setswitchinterval() applied (info)
     kLogSwitchIntervalFailed = 3104,  // sys.setswitchinterval() refused
+    kLogOwnGilUnsafe = 3105,        // WSGIPerInterpreterGIL ignored: this CPython release is unsafe
 };
 
 class Logger {

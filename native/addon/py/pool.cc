@@ -239,9 +239,9 @@ bool Group::create_interpreter(PyThreadState **tstate) {
         log.step(kLogCreateInterp, "Create interpreter '" + name_ + "'.");
         const HostOptions &o = rt_.options();
         bool own_gil = false;
-        PyThreadState *ts = subinterp_create(borrowed, o.per_interpreter_gil && kOwnGilSupported, &own_gil, &error);
+        PyThreadState *ts = subinterp_create(borrowed, rt_.own_gil(), &own_gil, &error);
         if (!ts) {
-            if (o.per_interpreter_gil && kOwnGilSupported)
+            if (rt_.own_gil())
                 log.write(LogLevel::kError, kLogOwnGilFailed,
                           "Unable to create interpreter '" + name_ + "' with its own GIL: " + error);
             *tstate = nullptr;

@@ -163,6 +163,13 @@ bool Runtime::init(std::string *error) {
         log_.write(LogLevel::kError, kLogInitFailed, "Python initialisation failed: " + *error);
         return false;
     }
+    if (options_.per_interpreter_gil && kOwnGilSupported) {
+        const std::string why = own_gil_unsafe();
+        own_gil_ = why.empty();
+        if (!own_gil_)
+            log_.write(LogLevel::kWarn, kLogOwnGilUnsafe,
+                       "WSGIPerInterpreterGIL On is ignored: " + why + "; sub-interpreters share the GIL.");
+    }
     // switch-interval: the main GIL's (a sub-interpreter with its own GIL gets it when made).
     if (options_.switch_interval > 0)
         apply_switch_interval(log_, options_.switch_interval, "process '" + options_.process_group + "'");

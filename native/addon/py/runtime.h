@@ -47,6 +47,8 @@ public:
     void note_memory_error() { memory_errors_.fetch_add(1); }
 
     const HostOptions &options() const { return options_; }
+    // WSGIPerInterpreterGIL asked for and safe with this CPython: sub-interpreters get their own GIL.
+    bool own_gil() const { return own_gil_; }
     const Logger &log() const { return log_; }
     EventSink &sink() { return *sink_; }
 
@@ -71,6 +73,7 @@ private:
     const Logger log_;
 
     PyThreadState *main_tstate_ = nullptr;  // the JavaScript thread's, saved after initialisation
+    bool own_gil_ = false;                  // set by init(), read-only afterwards
     std::mutex groups_mu_;
     std::map<std::string, std::unique_ptr<Group>> groups_;
 

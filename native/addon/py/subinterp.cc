@@ -52,6 +52,18 @@ PyThreadState *subinterp_create(PyThreadState *borrowed, bool want_own_gil, bool
     return ts;
 }
 
+std::string own_gil_unsafe() {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (Py_Version >= 0x030C0000 && Py_Version < 0x030C0400)
+        return "Python 3.12." + std::to_string((Py_Version >> 8) & 0xff) +
+               " shares objects between interpreters that have their own GIL (CPython issue gh-119213, fixed "
+               "in 3.12.4)";
+    return "";
+#else
+    return "a GIL per interpreter needs CPython 3.12 or later";
+#endif
+}
+
 PyThreadState *subinterp_keeper(PyInterpreterState *interp) {
     PyThreadState *keeper = _PyThreadState_Prealloc(interp);
 #if PY_VERSION_HEX < 0x030C0000

@@ -11,6 +11,12 @@ namespace modwsgi {
 // Whether this build can give a sub-interpreter its own GIL (PEP 684: CPython 3.12+).
 constexpr bool kOwnGilSupported = PY_VERSION_HEX >= 0x030C0000;
 
+// Whether the CPython this process runs (its exact release, which the build does not fix) gives a
+// sub-interpreter its own GIL safely: "", or why not. 3.12.0 to 3.12.3 shared objects of argument
+// parsers between such interpreters (CPython gh-119213, fixed in 3.12.4): memory corruption, and a
+// crash when the process finalises.
+std::string own_gil_unsafe();
+
 // Makes a sub-interpreter. Called holding the main GIL with `borrowed` (a main-interpreter thread
 // state not bound to PyGILState) current; `borrowed` is deleted either way. On success the new
 // interpreter's thread state is current and holds its GIL (*own_gil: a GIL of its own); on failure
