@@ -83,7 +83,8 @@ v = sysconfig.get_config_var
 soname = v("INSTSONAME") or ""
 libdir = os.path.join(sys.base_prefix, "lib")
 lib = ""
-for d in (libdir, os.path.join(libdir, v("MULTIARCH") or ""), v("LIBDIR") or ""):
+# Under the installation itself, where the daemon looks for it too (src/native/python-select.ts).
+for d in (libdir, os.path.join(libdir, v("MULTIARCH") or ""), os.path.join(sys.base_prefix, "lib64")):
     if soname and ".so" in soname and os.path.isfile(os.path.join(d, soname)):
         lib, libdir = os.path.join(d, soname), d
         break
