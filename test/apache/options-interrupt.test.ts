@@ -41,6 +41,24 @@ ${ALLOW_FIXTURES}
   t.notMatch(log, /Traceback/, 'no traceback: the exception is the server\'s own')
 })
 
+t.test('interrupt-timeout: a request computing in Python (never blocking) is interrupted too', async (t) => {
+  const apache = await startApache(t, {
+    config: `
+WSGIDaemonProcess g threads=1 request-timeout=1 interrupt-timeout=10 shutdown-timeout=1
+WSGIProcessGroup g
+WSGIScriptAlias /hello ${fixture('hello-world')}
+WSGIScriptAlias /burn ${fixture('cpu-burn')}
+${ALLOW_FIXTURES}
+`,
+  })
+  const pid = await daemonOf(apache, 'g')
+  const [r, took] = await timed(apache.request('/burn?cpu=60&max=60'))
+  t.equal(r.status, 504)
+  t.ok(took >= 900 && took < 8000, `soon after request-timeout (${took} ms)`)
+  t.match(apache.log(), /interrupted by mod_wsgi\.RequestTimeout \(request-timeout, interrupt-timeout\) at [^ ]*cpu-burn\/app\.wsgi:\d+ in application\./)
+  t.equal(pidOf(await apache.request('/hello')), pid, 'the process was not restarted')
+})
+
 t.test('interrupt-timeout: a request that does not unwind in time restarts the process', async (t) => {
   const apache = await startApache(t, {
     config: `

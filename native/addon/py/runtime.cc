@@ -178,6 +178,7 @@ bool Runtime::init(std::string *error) {
     last_gil_ms_.store(now_ms());
     if (!start_thread(watchdog_main, this))
         log_.write(LogLevel::kError, kLogThreadFailed, "Unable to start the GIL watchdog thread.");
+
     return true;
 }
 

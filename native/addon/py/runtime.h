@@ -61,10 +61,13 @@ private:
     Group &group(const std::string &name);
     static void *watchdog_main(void *arg);
     void watchdog();
+    static void *interrupter_main(void *arg);
+    void interrupter();
     // The watchdog's thread states, one per interpreter it entered (watchdog.cc).
     using WatchStates = std::unordered_map<PyInterpreterState *, PyThreadState *>;
     PyThreadState *watch_state(WatchStates &states, PyInterpreterState *interp);
     void run_interrupts(WatchStates &states);
+    void drop_states(WatchStates &states);
     static void *finalizer_main(void *arg);
     void finalize();
 
@@ -89,7 +92,8 @@ private:
     std::mutex running_mu_;
     std::unordered_map<double, Running> running_;
     std::vector<PyInterpreterState *> own_gils_;
-    std::deque<double> interrupts_;  // under mu_: asked for, not yet raised by the watchdog
+    std::deque<double> interrupts_;  // under mu_: asked for, not yet raised by the interrupter
+    bool interrupter_started_ = false;  // under mu_
 
     // Thread lifetimes and shutdown. Owned by this instance (never static: see embedding notes).
     std::mutex mu_;

@@ -1,16 +1,19 @@
-// The watchdog thread of the runtime, and interrupt-timeout.
+// The watchdog thread of the runtime, and the interrupter thread of interrupt-timeout.
 //
-// Once a second it takes every GIL of the process in turn (the main one, and each sub-interpreter's own
-// with WSGIPerInterpreterGIL) and stamps the time: the daemon's deadlock-timeout reads the stamp, so a
-// GIL held forever, whichever it is, stops the stamps.
+// The watchdog takes every GIL of the process in turn once a second (the main one, and each
+// sub-interpreter's own with WSGIPerInterpreterGIL) and stamps the time: the daemon's deadlock-timeout
+// reads the stamp, so a GIL held forever, whichever it is, stops the stamps.
 //
-// It also raises mod_wsgi.RequestTimeout in the thread of a request the daemon asked to interrupt
-// (Host::interrupt, from the JavaScript thread, which never waits for a GIL): it enters the request's
-// interpreter with a thread state of its own, takes that interpreter's GIL and calls
-// PyThreadState_SetAsyncExc on the worker. Workers register the request they run (running_begin) and
-// unregister it (running_end) holding that same GIL, so the watchdog sees either a request still in
-// its worker or none: a RequestTimeout can never reach the next request of the same thread (one that
-// arrived too late is dropped by running_end).
+// The interrupter raises mod_wsgi.RequestTimeout in the thread of a request the daemon asked to
+// interrupt (Host::interrupt, from the JavaScript thread, which never waits for a GIL): it enters the
+// request's interpreter with a thread state of its own, takes that interpreter's GIL and calls
+// PyThreadState_SetAsyncExc on the worker. It is a thread of its own so that it never waits behind the
+// watchdog: on CPython 3.12 a thread waiting for the shared GIL with a thread state of one interpreter
+// is not heard by a thread computing in another (the GIL's drop request is per interpreter there), and
+// only a waiter in the request's own interpreter gets the GIL from a request that computes. Workers
+// register the request they run (running_begin) and unregister it (running_end) holding that same GIL,
+// so the interrupter sees either a request still in its worker or none: a RequestTimeout can never
+// reach the next request of the same thread (one that arrived too late is dropped by running_end).
 #include "runtime.h"
 
 #include <time.h>
@@ -31,6 +34,11 @@ double now_ms() {
 
 void *Runtime::watchdog_main(void *arg) {
     static_cast<Runtime *>(arg)->watchdog();
+    return nullptr;
+}
+
+void *Runtime::interrupter_main(void *arg) {
+    static_cast<Runtime *>(arg)->interrupter();
     return nullptr;
 }
 
@@ -66,18 +74,38 @@ void Runtime::watchdog() {
             }
         }
         last_gil_ms_.store(now_ms());
-        run_interrupts(states);
         lock.lock();
-        cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || !interrupts_.empty(); });
+        cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
     }
     lock.unlock();
-    // Before any interpreter is ended: finalisation waits for this thread to be gone.
+    drop_states(states);
+    thread_exited();
+}
+
+void Runtime::interrupter() {
+    WatchStates states;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+        cv_.wait(lock, [this] { return stopping_ || !interrupts_.empty(); });
+        if (stopping_)
+            break;
+        lock.unlock();
+        run_interrupts(states);
+        lock.lock();
+    }
+    lock.unlock();
+    drop_states(states);
+    thread_exited();
+}
+
+// Before any interpreter is ended: finalisation waits for these threads to be gone.
+void Runtime::drop_states(WatchStates &states) {
     for (auto &s : states) {
         PyEval_RestoreThread(s.second);
         PyThreadState_Clear(s.second);
         PyThreadState_DeleteCurrent();
     }
-    thread_exited();
+    states.clear();
 }
 
 bool Runtime::interrupt(double id) {
@@ -86,11 +114,25 @@ bool Runtime::interrupt(double id) {
         if (running_.find(id) == running_.end())
             return false;
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_)
+    bool start = false;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_)
+            return false;
+        interrupts_.push_back(id);
+        cv_.notify_all();
+        // Started on first use (JavaScript thread only): most daemons never interrupt a request, and a
+        // thread costs a stack.
+        start = !interrupter_started_;
+        interrupter_started_ = true;
+    }
+    if (start && !start_thread(interrupter_main, this)) {
+        log_.write(LogLevel::kError, kLogThreadFailed, "Unable to start the interrupt-timeout thread.");
+        std::lock_guard<std::mutex> lock(mu_);
+        interrupter_started_ = false;
+        interrupts_.clear();
         return false;
-    interrupts_.push_back(id);
-    cv_.notify_all();
+    }
     return true;
 }
 
