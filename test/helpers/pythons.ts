@@ -80,7 +80,9 @@ function readableCopy(original: string, name: string, exclude: string | null = n
   const r = locked(
     `${copy}.lock`,
     `[ -f ${sh(join(copy, '.complete'))} ] && exit 0; tmp=${sh(copy)}.tmp; rm -rf "$tmp" ${sh(copy)} && ` +
-      `cp -al ${sh(original)} "$tmp" && ${drop}chmod -R a+rX "$tmp" && touch "$tmp/.complete" && mv "$tmp" ${sh(copy)}`,
+      // Only the new directories are made searchable: the files are the originals' (hard links share
+      // their inode, and so their mode).
+      `cp -al ${sh(original)} "$tmp" && ${drop}find "$tmp" -type d -exec chmod a+rx {} + && touch "$tmp/.complete" && mv "$tmp" ${sh(copy)}`,
   )
   if (r.status !== 0) throw new Error(`cannot copy ${original} to ${copy}: ${r.output}`)
   return copy
