@@ -47,3 +47,24 @@ export npm_config_nodedir=${npm_config_nodedir:-/usr}
 npm ci --no-audit --no-fund --loglevel=error
 sh scripts/build.sh all
 echo "mod_wsgi setup: built build/mod_wsgi.so, lib/ and the CPython addon"
+
+# The addon for other CPythons (build/py3.N/): those listed in MOD_WSGI_PYTHONS (their bin/python3.N,
+# space separated), else pyenv's newest 3.9, 3.10, 3.12 and 3.13 with a shared libpython when this
+# machine has them, which the tests embed besides Debian's 3.11 (test/helpers/pythons.ts; 3.8 is left
+# to the test that builds one on first use). MOD_WSGI_PYTHONS="" builds none. A Python whose build
+# fails is reported and skipped: its tests then build it themselves or report it skipped.
+if [ -z "${MOD_WSGI_PYTHONS+set}" ]; then
+    versions_dir=${PYENV_ROOT:-${HOME:-/root}/.pyenv}/versions
+    MOD_WSGI_PYTHONS=""
+    for v in 3.9 3.10 3.12 3.13; do
+        newest=$(ls -d "$versions_dir/$v".* 2>/dev/null | grep -E "/$v\.[0-9]+\$" | sort -t. -k3 -n | tail -n 1)
+        if [ -n "$newest" ] && [ -x "$newest/bin/python$v" ] && [ -f "$newest/lib/libpython$v.so.1.0" ]; then
+            MOD_WSGI_PYTHONS="$MOD_WSGI_PYTHONS $newest/bin/python$v"
+        fi
+    done
+fi
+for py in $MOD_WSGI_PYTHONS; do
+    sh scripts/build.sh addon --python "$py" >/dev/null 2>build/setup-python.log ||
+        { cat build/setup-python.log >&2; echo "mod_wsgi setup: could not build the addon for $py (see above); skipped" >&2; }
+done
+rm -f build/setup-python.log

@@ -88,6 +88,7 @@ Napi::Function Bridge::Define(Napi::Env env) {
                            InstanceMethod<&Bridge::LastGilAcquired>("lastGilAcquired"),
                            InstanceMethod<&Bridge::MemoryErrors>("memoryErrors"),
                            InstanceMethod<&Bridge::DumpStacks>("dumpStacks"),
+                           InstanceMethod<&Bridge::Interrupt>("interrupt"),
                            InstanceMethod<&Bridge::Shutdown>("shutdown"),
                            InstanceMethod<&Bridge::LoadedScripts>("loadedScripts"),
                            InstanceMethod<&Bridge::AcceptScriptChanges>("acceptScriptChanges"),
@@ -303,6 +304,15 @@ Napi::Value Bridge::DumpStacks(const Napi::CallbackInfo &info) {
     if (!closed_)
         host_->dump_stacks(reason);
     return info.Env().Undefined();
+}
+
+// interrupt(id): mod_wsgi.RequestTimeout for the request (interrupt-timeout); false when not running.
+Napi::Value Bridge::Interrupt(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber())
+        throw Napi::TypeError::New(env, "interrupt(id) takes a request id");
+    bool done = !closed_ && host_ && host_->interrupt(info[0].As<Napi::Number>().DoubleValue());
+    return Napi::Boolean::New(env, done);
 }
 
 Napi::Value Bridge::MemoryErrors(const Napi::CallbackInfo &info) {

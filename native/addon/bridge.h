@@ -58,6 +58,7 @@ private:
     Napi::Value LastGilAcquired(const Napi::CallbackInfo &info);
     Napi::Value MemoryErrors(const Napi::CallbackInfo &info);
     Napi::Value DumpStacks(const Napi::CallbackInfo &info);
+    Napi::Value Interrupt(const Napi::CallbackInfo &info);
     Napi::Value Shutdown(const Napi::CallbackInfo &info);
     Napi::Value LoadedScripts(const Napi::CallbackInfo &info);
     Napi::Value AcceptScriptChanges(const Napi::CallbackInfo &info);

@@ -101,6 +101,14 @@ HostOptions ParseOptions(Napi::Env env, Napi::Value value) {
     h.run_once = Bool(env, o, "runOnce");
     h.log_level = Level(env, String(env, o, "logLevel"));
     h.verbose = Bool(env, o, "verbose");
+    h.per_interpreter_gil = Bool(env, o, "perInterpreterGil");
+    Napi::Value interval = Get(o, "switchInterval");
+    if (!interval.IsNull() && !interval.IsUndefined()) {
+        double d = interval.IsNumber() ? interval.As<Napi::Number>().DoubleValue() : NAN;
+        if (!(d > 0 && d <= 60))
+            Fail(env, "switchInterval", "null or a number of seconds above 0, at most 60");
+        h.switch_interval = d;
+    }
     return h;
 }
 

@@ -3,6 +3,7 @@
  *
  * This file holds the module declaration, the command table and the hooks; the work is done by
  *   wsgi_config.c, wsgi_options.c, wsgi_check.c   directives and their validation
+ *   wsgi_python.c                                  each group's CPython, the GIL directives
  *   wsgi_daemon.c, wsgi_supervise.c, wsgi_pool.c, wsgi_segment.c, wsgi_doorbell.c, wsgi_spawn.c,
  *   wsgi_json.c                                    daemon sockets, the board, processes and supervision
  *   wsgi_stop.c                                    Apache's graceful stop, for the daemons
@@ -34,6 +35,7 @@
 #include "wsgi_daemon.h"
 #include "wsgi_forward.h"
 #include "wsgi_log.h"
+#include "wsgi_python.h"
 
 #define MOD_WSGI_VERSION_STRING "4.1.0"
 
@@ -45,7 +47,8 @@ module AP_MODULE_DECLARE_DATA wsgi_module;
 static int wsgi_hook_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                   server_rec *s)
 {
-    return wsgi_config_check(pconf, s);
+    int rv = wsgi_config_check(pconf, s);
+    return rv != OK ? rv : wsgi_python_check(pconf, s);
 }
 
 static int wsgi_hook_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -124,6 +127,12 @@ static const command_rec wsgi_commands[] = {
                "On|Off: restrict use of sys.stdout by applications (global)"),
     STATE_FLAG("WSGIRestrictSignal", restrict_signal,
                "On|Off: stop applications registering signal handlers (global)"),
+    STATE_FLAG("WSGIPerInterpreterGIL", per_interpreter_gil,
+               "On|Off: each sub-interpreter (application group) has its own GIL, CPython 3.12+ "
+               "(global, mod_wsgi 6)"),
+    AP_INIT_TAKE1("WSGISwitchInterval", wsgi_cmd_switch_interval, NULL, RSRC_CONF,
+                  "seconds: sys.setswitchinterval() of the default process group (global, mod_wsgi 6; "
+                  "process groups have switch-interval=)"),
     AP_INIT_TAKE1("WSGIAcceptMutex", wsgi_cmd_ignored, NULL, RSRC_CONF,
                   "accepted for compatibility, no effect: daemons share one listening socket"),
     AP_INIT_TAKE1("WSGIPassApacheRequest", wsgi_cmd_ignored, NULL, ACCESS_CONF | RSRC_CONF,

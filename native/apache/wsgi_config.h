@@ -84,6 +84,7 @@ typedef struct wsgi_group {
     int cpu_priority;
     apr_array_header_t *python_path;            /* const char * */
     const char *python_home;
+    const char *python_executable;  /* python-executable=: a Python without a virtualenv */
     const char *python_eggs;
     apr_int64_t stack_size;
     int maximum_requests;
@@ -91,6 +92,8 @@ typedef struct wsgi_group {
     int deadlock_timeout;
     int inactivity_timeout;
     int request_timeout;
+    int interrupt_timeout;          /* mod_wsgi 6: RequestTimeout raised first, this long to unwind */
+    double switch_interval;         /* mod_wsgi 6: sys.setswitchinterval(); 0: not set */
     int graceful_timeout;
     int cpu_time_limit;
     apr_int64_t memory_limit;
@@ -160,6 +163,8 @@ typedef struct wsgi_state {
     int restrict_signal;
     int verbose_debugging;
     int lazy_initialization;
+    int per_interpreter_gil;            /* WSGIPerInterpreterGIL (mod_wsgi 6): 1 On */
+    double switch_interval;             /* WSGISwitchInterval (mod_wsgi 6): the default group's; 0 unset */
     apr_array_header_t *auth_refs;      /* hook scripts without process-group= (wsgi_auth.c) */
 } wsgi_state;
 

@@ -6,6 +6,7 @@
 
 #include "apr_strings.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void put(wsgi_json *j, const char *s, apr_size_t n)
@@ -127,6 +128,21 @@ void wsgi_json_int(wsgi_json *j, apr_int64_t v)
 
     separate(j);
     apr_snprintf(num, sizeof(num), "%" APR_INT64_T_FMT, v);
+    puts_(j, num);
+}
+
+void wsgi_json_double(wsgi_json *j, double v)
+{
+    char num[40];
+
+    char *comma;
+
+    separate(j);
+    /* The C library's %.17g round-trips (apr_snprintf's %g writes ".5", which JSON refuses); a locale's
+     * decimal comma becomes a point. JSON has no NaN or infinity: callers pass only finite values. */
+    snprintf(num, sizeof(num), "%.17g", v);
+    if ((comma = strchr(num, ',')) != NULL)
+        *comma = '.';
     puts_(j, num);
 }
 

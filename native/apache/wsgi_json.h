@@ -28,6 +28,7 @@ void wsgi_json_key(wsgi_json *j, const char *key);
 /* Values; a NULL string is written as null. */
 void wsgi_json_string(wsgi_json *j, const char *s);
 void wsgi_json_int(wsgi_json *j, apr_int64_t v);
+void wsgi_json_double(wsgi_json *j, double v);
 void wsgi_json_bool(wsgi_json *j, int v);
 void wsgi_json_null(wsgi_json *j);
 

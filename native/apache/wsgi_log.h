@@ -6,6 +6,7 @@
  *   01100-01199 daemon supervision (wsgi_daemon.c, wsgi_spawn.c)
  *   01200-01299 forwarding (wsgi_forward.c, wsgi_request.c, wsgi_response.c, wsgi_conn.c)
  *   01300-01399 hooks and variable lookups (wsgi_auth.c, wsgi_auth_call.c, wsgi_lookup.c)
+ *   01400-01449 the CPython of each group, and the GIL directives (wsgi_python.c)
  *   01600-01649 containers and scaling out (wsgi_daemon.c: Apache's graceful stop)
  */
 #ifndef WSGI_LOG_H

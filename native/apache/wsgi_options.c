@@ -4,6 +4,7 @@
  * the daemon receives only normalised values (docs/daemon-config.md).
  */
 #include "wsgi_options.h"
+#include "wsgi_python.h"
 
 #include "http_log.h"
 #include "apr_strings.h"
@@ -37,6 +38,7 @@ static const wsgi_int_option int_options[] = {
     { "deadlock-timeout",   GROUP_INT(deadlock_timeout),   0,   INT_MAX },
     { "inactivity-timeout", GROUP_INT(inactivity_timeout), 0,   INT_MAX },
     { "request-timeout",    GROUP_INT(request_timeout),    0,   INT_MAX },
+    { "interrupt-timeout",  GROUP_INT(interrupt_timeout),  0,   INT_MAX },
     { "graceful-timeout",   GROUP_INT(graceful_timeout),   0,   INT_MAX },
     { "cpu-time-limit",     GROUP_INT(cpu_time_limit),     0,   INT_MAX },
     { "connect-timeout",    GROUP_INT(connect_timeout),    0,   INT_MAX },
@@ -382,6 +384,18 @@ static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, 
         g->python_home = value;
         return NULL;
     }
+    if (!strcmp(option, "python-executable")) {
+        if (*value != '/')
+            return bad_value(cmd, g, option, value, "the absolute path of a Python's bin/python3.N");
+        g->python_executable = value;
+        return NULL;
+    }
+    if (!strcmp(option, "switch-interval")) {
+        const char *allowed = wsgi_parse_switch_interval(cmd->pool, value, &g->switch_interval);
+        return allowed ? apr_psprintf(cmd->pool, "%s '%s': option 'switch-interval' must be %s",
+                                      cmd->cmd->name, g->name, allowed)
+                       : NULL;
+    }
     if (!strcmp(option, "python-eggs")) {
         g->python_eggs = value;
         return NULL;
@@ -489,6 +503,10 @@ const char *wsgi_parse_daemon_options(cmd_parms *cmd, wsgi_group *g, const char 
         while (*args && apr_isspace(*args))
             ++args;
     }
+    if (g->python_home && g->python_executable)
+        return apr_psprintf(cmd->pool, "%s '%s': options 'python-home' and 'python-executable' cannot "
+                            "both be given (python-home for a virtualenv or prefix, python-executable for "
+                            "a Python without one)", cmd->cmd->name, g->name);
     if (g->script_user && g->script_group)
         return apr_psprintf(cmd->pool, "%s '%s': options 'script-user' and 'script-group' "
                             "cannot both be given", cmd->cmd->name, g->name);

@@ -134,6 +134,8 @@ static void json_python(wsgi_json *j, apr_pool_t *p, wsgi_state *st, wsgi_group 
     wsgi_json_bool(j, st->restrict_stdout == 1);
     wsgi_json_key(j, "verbose_debugging");
     wsgi_json_bool(j, st->verbose_debugging == 1);
+    wsgi_json_key(j, "per_interpreter_gil");
+    wsgi_json_bool(j, st->per_interpreter_gil == 1);
     wsgi_json_key(j, "import_scripts");
     wsgi_json_array_open(j);
     for (i = 0; i < st->imports->nelts; ++i) {
@@ -153,8 +155,10 @@ static void json_python(wsgi_json *j, apr_pool_t *p, wsgi_state *st, wsgi_group 
 #define JSON_INT(name, value) do { wsgi_json_key(j, name); wsgi_json_int(j, value); } while (0)
 #define JSON_STR(name, value) do { wsgi_json_key(j, name); wsgi_json_string(j, value); } while (0)
 
-static void json_options(wsgi_json *j, wsgi_group *g)
+static void json_options(wsgi_json *j, wsgi_state *st, wsgi_group *g)
 {
+    /* WSGISwitchInterval is the default group's (mod_wsgi 6: embedded mode's). */
+    double switch_interval = g->switch_interval > 0 ? g->switch_interval : !*g->name ? st->switch_interval : 0;
     int i;
 
     wsgi_json_key(j, "options");
@@ -192,6 +196,7 @@ static void json_options(wsgi_json *j, wsgi_group *g)
     wsgi_json_key(j, "python_path");
     json_strings(j, g->python_path);
     JSON_STR("python_home", g->python_home);
+    JSON_STR("python_executable", g->python_executable);
     JSON_STR("python_eggs", g->python_eggs);
     JSON_INT("stack_size", g->stack_size);
     JSON_INT("maximum_requests", g->maximum_requests);
@@ -199,6 +204,12 @@ static void json_options(wsgi_json *j, wsgi_group *g)
     JSON_INT("deadlock_timeout", g->deadlock_timeout);
     JSON_INT("inactivity_timeout", g->inactivity_timeout);
     JSON_INT("request_timeout", g->request_timeout);
+    JSON_INT("interrupt_timeout", g->interrupt_timeout);
+    wsgi_json_key(j, "switch_interval");
+    if (switch_interval > 0)
+        wsgi_json_double(j, switch_interval);
+    else
+        wsgi_json_null(j);
     JSON_INT("graceful_timeout", g->graceful_timeout);
     JSON_INT("cpu_time_limit", g->cpu_time_limit);
     JSON_INT("memory_limit", g->memory_limit);
@@ -305,7 +316,7 @@ static const char *daemon_config_json(apr_pool_t *p, wsgi_runtime *rt, wsgi_grou
     }
     json_server(&j, rt, info != NULL);
     json_python(&j, p, rt->state, g);
-    json_options(&j, g);
+    json_options(&j, rt->state, g);
     wsgi_json_object_close(&j);
     return wsgi_json_text(&j);
 }

@@ -45,6 +45,9 @@ export interface PythonConfig {
   restrictStdout: boolean
   verboseDebugging: boolean
   importScripts: ImportScript[]
+  /** WSGIPerInterpreterGIL (mod_wsgi 6): each sub-interpreter gets its own GIL (CPython 3.12+).
+   *  Optional in the JSON (false). */
+  perInterpreterGil: boolean
 }
 
 /** WSGIDaemonProcess options. Times in seconds, sizes in bytes, 0 = not set / no limit. */
@@ -65,6 +68,8 @@ export interface DaemonOptions {
   cpuPriority: number
   pythonPath: string[]
   pythonHome: string | null
+  /** python-executable: a Python's bin/python3.N when there is no virtualenv (optional in the JSON). */
+  pythonExecutable: string | null
   pythonEggs: string | null
   stackSize: number
   maximumRequests: number
@@ -72,6 +77,12 @@ export interface DaemonOptions {
   deadlockTimeout: number
   inactivityTimeout: number
   requestTimeout: number
+  /** interrupt-timeout (mod_wsgi 6): with request-timeout, the overdue request first gets
+   *  mod_wsgi.RequestTimeout and this long to unwind before the process restarts. Optional (0). */
+  interruptTimeout: number
+  /** switch-interval (or WSGISwitchInterval for the default group): sys.setswitchinterval() in
+   *  seconds; null leaves Python's default. Optional in the JSON (null). */
+  switchInterval: number | null
   gracefulTimeout: number
   cpuTimeLimit: number
   memoryLimit: number
@@ -174,6 +185,14 @@ class Fields {
     return this.get(key) === null ? null : this.int(key, min, max)
   }
 
+  /** A number (not only integers) in [min, max], or null. */
+  numberOrNull(key: string, min: number, max: number): number | null {
+    const v = this.get(key)
+    if (v === null) return null
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) this.fail(key, `null or a number in ${min}..${max}`, v)
+    return v
+  }
+
   strings(key: string): string[] {
     const v = this.get(key)
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) this.fail(key, 'an array of strings', v)
@@ -218,6 +237,9 @@ class Fields {
 }
 
 const U32_MAX = 4294967295
+/** sys.setswitchinterval() bounds accepted here (seconds): 1 µs to 60 s; the Apache module checks the same. */
+export const SWITCH_INTERVAL_MIN = 0.000001
+export const SWITCH_INTERVAL_MAX = 60
 const TIME_MAX = 100 * 365 * 24 * 3600 // seconds: keeps ms arithmetic exact and setTimeout-safe where used
 
 function parseHashSeed(f: Fields): number | 'random' | null {
@@ -269,6 +291,7 @@ export function parseDaemonConfig(text: string | undefined): DaemonConfig {
     restrictStdout: p.bool('restrict_stdout'),
     verboseDebugging: p.bool('verbose_debugging'),
     importScripts: p.list('import_scripts').map((i) => ({ script: i.str('script'), applicationGroup: i.str('application_group') })),
+    perInterpreterGil: p.has('per_interpreter_gil') ? p.bool('per_interpreter_gil') : false,
   }
 
   const o = root.obj('options')
@@ -289,6 +312,7 @@ export function parseDaemonConfig(text: string | undefined): DaemonConfig {
     cpuPriority: o.int('cpu_priority', -20, 20),
     pythonPath: o.strings('python_path'),
     pythonHome: o.strOrNull('python_home'),
+    pythonExecutable: o.has('python_executable') ? o.strOrNull('python_executable') : null,
     pythonEggs: o.strOrNull('python_eggs'),
     stackSize: o.int('stack_size', 0),
     maximumRequests: o.int('maximum_requests', 0),
@@ -296,6 +320,8 @@ export function parseDaemonConfig(text: string | undefined): DaemonConfig {
     deadlockTimeout: o.int('deadlock_timeout', 0, TIME_MAX),
     inactivityTimeout: o.int('inactivity_timeout', 0, TIME_MAX),
     requestTimeout: o.int('request_timeout', 0, TIME_MAX),
+    interruptTimeout: o.has('interrupt_timeout') ? o.int('interrupt_timeout', 0, TIME_MAX) : 0,
+    switchInterval: o.has('switch_interval') ? o.numberOrNull('switch_interval', SWITCH_INTERVAL_MIN, SWITCH_INTERVAL_MAX) : null,
     gracefulTimeout: o.int('graceful_timeout', 0, TIME_MAX),
     cpuTimeLimit: o.int('cpu_time_limit', 0, TIME_MAX),
     memoryLimit: o.int('memory_limit', 0),

@@ -103,6 +103,15 @@ export const E = {
   unknownOutput: m(2047, 'warn', (id: number) => `Output for unknown request ${id} discarded.`),
   requestInterrupted: m(2048, 'error', (uri: string) => `Request interrupted by daemon restart: ${uri}.`),
   socketBuffers: m(2049, 'warn', (err: string) => `Unable to set send-buffer-size / receive-buffer-size on a connection: ${err}.`),
+
+  // Python versions and interrupt-timeout (2100-2119) -------------------------------------------------
+  pythonSelect: m(2100, 'crit', (group: string, reason: string) => `Unable to embed Python in daemon process '${group}': ${reason}.`),
+  pythonUnreadable: m(2101, 'crit', (group: string, what: string, user: string, uid: number, detail: string) =>
+    `${what} of daemon process '${group}' is not readable by its user '${user}' (uid ${uid}): ${detail}; make that Python and its directories readable by that user (chmod -R a+rX), or install it where they are.`),
+  pythonSelected: m(2102, 'info', (group: string, version: string, program: string, library: string) =>
+    `Daemon process '${group}' embeds Python ${version} (${program}, ${library}).`),
+  requestInterrupting: m(2103, 'error', (group: string, uri: string, ageMs: number, interruptTimeout: number) =>
+    `Request exceeded request-timeout in daemon process '${group}' after ${ageMs} ms: raising mod_wsgi.RequestTimeout in its thread, ${interruptTimeout} seconds to unwind (interrupt-timeout): ${uri}.`),
 } as const
 
 /** The text of a thrown value, for a message's argument. */

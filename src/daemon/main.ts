@@ -3,7 +3,8 @@
 // (docs/daemon-config.md). Order matters and each step is checked:
 //   signal handlers (so a signal during initialisation stops cleanly: release notes, Bugs Fixed 1),
 //   configuration (removed from the environment before any application code runs), process title,
-//   limits and priority (still privileged), identity drop, umask / cwd / environment, Python, the
+//   which CPython (python-select.ts: the addon build for the group's Python), limits and priority
+//   (still privileged), identity drop, umask / cwd / environment, Python, the
 //   WSGIImportScript preloads, and only then the listener and the watchdog.
 // From the configuration on, the daemon also watches its Apache parent: when that is gone it stops.
 import * as inspector from 'node:inspector'
@@ -13,6 +14,7 @@ import { BoardSlot } from './board'
 import { Handover, scriptVersions } from './handover'
 import { Reporter } from './reporter'
 import * as native from '../native/index'
+import { unreadableBy, type PythonSelection } from '../native/python-select'
 import type { Bridge, BridgeHandlers, ProcessControl, PythonOptions } from '../native/types'
 import { E, errText } from './errors'
 import { setAlarm } from './hard-exit'
@@ -22,7 +24,8 @@ import { debug, log } from './log'
 import { watchParent } from './parent-watch'
 import { applyLimits, applyProcessEnvironment } from './process-setup'
 import { processTitle } from './process-title'
-import { pythonOptions } from './python-options'
+import { pythonOptions, pythonRequest } from './python-options'
+import { payloadUri, RequestInterrupter } from './request-interrupt'
 import { DaemonServer } from './server'
 import { Watchdog } from './timeouts'
 
@@ -124,6 +127,16 @@ async function main(): Promise<void> {
     onSignal('SIGTERM', 'parent-died')
   })
 
+  // Which CPython: the addon build for the group's Python, checked before anything loads it.
+  let python: PythonSelection
+  try {
+    python = native.selectPython(pythonRequest(c))
+    native.usePython(python)
+  } catch (e) {
+    log.report(E.pythonSelect, c.group, errText(e))
+    process.exit(Exit.STARTUP)
+  }
+
   // Process: limits, identity, environment -----------------------------------------------------------
   let addon: NativeModule
   try {
@@ -150,6 +163,15 @@ async function main(): Promise<void> {
   let startupTimer: NodeJS.Timeout | null = null
   let reloadVersions: Array<{ script: string; mtimeUs: number }> = []
   log.report(E.starting, c.group, process.geteuid?.() ?? o.uid, process.getegid?.() ?? o.gid, o.threads)
+  // A Python under a directory the daemon's user cannot read (a pyenv under /root, say) would fail
+  // deep in its start-up with "No module named 'encodings'": say so plainly instead.
+  const unreadable = python.library !== null ? unreadableBy(python) : null
+  if (unreadable !== null) {
+    const what = python.venv !== null ? `Python ${python.version} (virtualenv ${python.venv})` : `Python ${python.version} under ${python.prefix}`
+    log.report(E.pythonUnreadable, c.group, what, o.user, process.geteuid?.() ?? o.uid, unreadable)
+    process.exit(Exit.STARTUP)
+  }
+  log.report(E.pythonSelected, c.group, python.version, python.programName, python.library ?? 'the default build')
 
   // Node's start-up code and data (bootstrap, snapshot, the compilers) need not stay resident: they
   // leave the resident set when the daemon is ready, and once more when the first WARM_REQUESTS
@@ -211,7 +233,7 @@ async function main(): Promise<void> {
   )
   let bridge: Bridge
   try {
-    bridge = addon.openBridge(pythonOptions(c), server.handlers())
+    bridge = addon.openBridge(pythonOptions(c, python), server.handlers())
   } catch (e) {
     log.report(E.pythonStart, c.group, errText(e))
     process.exit(Exit.STARTUP)
@@ -342,12 +364,28 @@ async function main(): Promise<void> {
     lc.onStopBegin(() => clearTimeout(t))
   }
 
+  // interrupt-timeout: request-timeout first raises mod_wsgi.RequestTimeout in the overdue requests.
+  const interrupter =
+    o.requestTimeout > 0 && o.interruptTimeout > 0 && bridge.interrupt
+      ? new RequestInterrupter(
+          { requestTimeoutMs: o.requestTimeout * 1000, interruptTimeoutMs: o.interruptTimeout * 1000 },
+          {
+            active: (now) =>
+              [...server.dispatcher.active.values()]
+                .filter((j) => j.holdsThread)
+                .map((j) => ({ id: j.id, ageMs: now - j.startedAt, uri: payloadUri(j.id, j.kind, j.payload) })),
+            interrupt: (id) => bridge.interrupt?.(id) ?? false,
+            raised: (r) => log.report(E.requestInterrupting, c.group, r.uri, Math.round(r.ageMs), o.interruptTimeout),
+          },
+        )
+      : null
   const wd = new Watchdog(
     {
       threads: o.threads,
       requestTimeoutMs: o.requestTimeout * 1000,
       inactivityTimeoutMs: o.inactivityTimeout * 1000,
       deadlockTimeoutMs: o.deadlockTimeout * 1000,
+      interrupter,
     },
     {
       activeCount: () => server.dispatcher.activeCount,

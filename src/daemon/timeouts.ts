@@ -7,6 +7,10 @@
 //   inactivity-timeout (Features Changed 4): no active request and no I/O for that long; never interrupts
 //     a request.
 //   deadlock-timeout: the addon's watchdog thread has not obtained Python's GIL for that long.
+//   interrupt-timeout (mod_wsgi 6), with request-timeout: instead of restarting, the overdue requests get
+//     mod_wsgi.RequestTimeout in their own threads (request-interrupt.ts); the restart follows only for
+//     one that is still running interrupt-timeout later.
+import type { RequestInterrupter } from './request-interrupt'
 
 /** request-timeout's measure in ms: the active request's age (threads 1) or the mean load per thread. */
 export function requestLoadMs(threads: number, ageSumMs: number): number {
@@ -27,6 +31,8 @@ export interface WatchdogOptions {
   inactivityTimeoutMs: number
   deadlockTimeoutMs: number
   tickMs?: number
+  /** interrupt-timeout set: what request-timeout does first. */
+  interrupter?: RequestInterrupter | null
 }
 
 export interface WatchdogProbes {
@@ -88,9 +94,22 @@ export class Watchdog {
       const last = this.probes.lastGilAcquired()
       if (last > 0 && now - last > deadlockTimeoutMs) return this.fire('deadlock-timeout', `GIL last acquired ${now - last} ms ago`)
     }
+    const interrupter = this.opts.interrupter ?? null
+    if (interrupter !== null) {
+      const late = interrupter.expired(now)
+      if (late !== null)
+        return this.fire(
+          'request-timeout',
+          `${late.uri} is still running ${late.sinceMs} ms after it was interrupted with mod_wsgi.RequestTimeout (interrupt-timeout ${interrupter.interruptTimeoutMs} ms)`,
+        )
+    }
     if (requestTimeoutMs > 0 && active > 0) {
       const sum = this.probes.activeAgeSum(now)
       if (requestTimeoutExceeded(threads, sum, requestTimeoutMs)) {
+        if (interrupter !== null) {
+          interrupter.overdue(now)
+          return null
+        }
         const load = Math.round(requestLoadMs(threads, sum))
         const detail =
           threads <= 1

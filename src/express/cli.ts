@@ -6,7 +6,9 @@ import yargs from 'yargs'
 import type { Argv } from 'yargs'
 import { ApacheNotFoundError, locateApache } from './apache-locate'
 import { InstallError, installModule } from './install-module'
+import { PythonSelectError } from '../native/python-select'
 import { defaultOptions, OPTION_SPECS, validateOptions, type ExpressOptions } from './options'
+import { ensurePythonAddon, withActiveVirtualenv } from './python-addon'
 import { quote } from './render-config'
 import { describeServer, runForeground } from './run-apache'
 import { MODULE_SO, ServerRootError, setupServerRoot, type ServerRoot } from './server-root'
@@ -62,12 +64,18 @@ function isFile(p: string): boolean {
 }
 
 function prepare(argv: Record<string, unknown>): { options: ExpressOptions; root: ServerRoot; httpd: string } {
-  const options = toOptions(argv)
+  const options = withActiveVirtualenv(toOptions(argv))
   if (options.script !== null && !isFile(options.script)) throw new UsageError(`the WSGI script ${resolve(options.script)} does not exist`)
   if (options.documentRoot !== null && !(existsSync(options.documentRoot) && statSync(options.documentRoot).isDirectory()))
     throw new UsageError(`--document-root ${resolve(options.documentRoot)} is not a directory`)
   for (const f of options.includeFile) if (!isFile(f)) throw new UsageError(`--include-file ${resolve(f)} does not exist`)
   if (!existsSync(MODULE_SO)) throw new UsageError(`${MODULE_SO} is missing: build it first (npm run build)`)
+  try {
+    ensurePythonAddon(options)
+  } catch (e) {
+    if (e instanceof PythonSelectError) throw new UsageError(`cannot embed the Python: ${e.message}`)
+    throw e
+  }
   const apache = locateApache(options)
   const root = setupServerRoot(options, apache)
   return { options, root, httpd: apache.httpd }

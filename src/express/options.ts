@@ -48,6 +48,11 @@ export interface ExpressOptions {
   mimeTypes: string | null
   pythonPath: string[]
   pythonHome: string | null
+  pythonExecutable: string | null
+  interruptTimeout: number
+  /** Seconds, as given (a decimal number); null for Python's default. */
+  switchInterval: string | null
+  perInterpreterGil: boolean
 }
 
 type Kind = 'string' | 'number' | 'boolean' | 'pair' | 'list'
@@ -109,7 +114,11 @@ export const OPTION_SPECS: OptionSpec[] = [
   { flag: 'modules-directory', key: 'modulesDirectory', kind: 'string', default: null, describe: "Directory of Apache's modules (default: from apxs)." },
   { flag: 'mime-types', key: 'mimeTypes', kind: 'string', default: null, describe: 'The mime.types file (default: /etc/mime.types).' },
   { flag: 'python-path', key: 'pythonPath', kind: 'list', default: [], describe: 'A directory to add to sys.path (repeatable).' },
-  { flag: 'python-home', key: 'pythonHome', kind: 'string', default: null, describe: 'A virtualenv (or Python prefix) the daemon processes use instead of the system Python.' },
+  { flag: 'python-home', key: 'pythonHome', kind: 'string', default: null, describe: "The virtualenv (or Python prefix) whose CPython (3.8 to 3.13) the daemon processes embed (default: $VIRTUAL_ENV when set, else Debian's Python)." },
+  { flag: 'python-executable', key: 'pythonExecutable', kind: 'string', default: null, describe: "A Python's bin/python3.N the daemon processes embed when it has no virtualenv (instead of --python-home)." },
+  { flag: 'interrupt-timeout', key: 'interruptTimeout', kind: 'number', default: 0, describe: 'With --request-timeout: raise mod_wsgi.RequestTimeout in an overdue request first, and restart the process only if it has not unwound (a 504 for its client) within this many seconds; 0 restarts at once (mod_wsgi 6).' },
+  { flag: 'switch-interval', key: 'switchInterval', kind: 'string', default: null, describe: "Python's GIL switch interval in seconds (sys.setswitchinterval), e.g. 0.002 (default: Python's 0.005)." },
+  { flag: 'per-interpreter-gil', key: 'perInterpreterGil', kind: 'boolean', default: false, describe: 'Give each sub-interpreter (application group) its own GIL, CPython 3.12 or later (WSGIPerInterpreterGIL On).' },
 ]
 
 /** The options with every default applied. */
@@ -135,6 +144,12 @@ export function validateOptions(o: ExpressOptions): string | null {
   if (!LOG_LEVELS.includes(o.logLevel)) return `--log-level must be one of ${LOG_LEVELS.join(', ')}`
   for (const [status] of o.errorDocument) if (!/^[1-5]\d\d$/.test(status)) return `--error-document status '${status}' is not an HTTP status`
   for (const [url] of o.urlAlias) if (!url.startsWith('/')) return `--url-alias URL '${url}' must start with /`
+  if (o.switchInterval !== null) {
+    const v = Number(o.switchInterval)
+    if (!/^\d*\.?\d+(e-?\d+)?$/i.test(o.switchInterval) || !(v >= 0.000001 && v <= 60))
+      return `--switch-interval must be a number of seconds from 0.000001 to 60, not '${o.switchInterval}'`
+  }
+  if (o.pythonHome !== null && o.pythonExecutable !== null) return '--python-home and --python-executable cannot both be given'
   return null
 }
 

@@ -1,6 +1,9 @@
-// The only module that loads the addon binary (build/Release/wsgi_bridge.node). It validates and
-// normalises every option before native code sees it, and exposes exactly src/native/types.ts.
+// The only module that loads the addon binary: build/Release/wsgi_bridge.node for Debian's CPython, or
+// the build for the process group's Python (python-select.ts, usePython()), after that Python's own
+// libpython has been made global by python_preload.node. It validates and normalises every option
+// before native code sees it, and exposes exactly src/native/types.ts.
 import { isAbsolute, join } from 'node:path'
+import type { PythonSelection } from './python-select'
 
 import type {
   Bridge,
@@ -15,6 +18,12 @@ import type {
 
 export type * from './types'
 export { addonErrorCode } from './errors'
+export { PythonSelectError, selectPython, type PythonSelection } from './python-select'
+
+/** What python_preload.node exports (native/addon/preload/python_preload.c). */
+interface Preload {
+  loadGlobal(library: string): void
+}
 
 /** What the binary exports (native/addon/addon.cc, process_control.cc). */
 interface Binding {
@@ -36,12 +45,33 @@ interface Binding {
 export const ADDON_PATH = join(__dirname, '..', '..', 'build', 'Release', 'wsgi_bridge.node')
 
 let binding: Binding | undefined
+let selected: PythonSelection | null = null
+
+/**
+ * Chooses the CPython this process embeds (selectPython's answer) before anything loads the addon:
+ * processControl and openBridge then use that Python's build. Without it, the default build is loaded.
+ * Throws if the addon is already loaded (one Python per process).
+ */
+export function usePython(selection: PythonSelection): void {
+  if (binding !== undefined && selected !== selection) throw new Error('the addon is already loaded: usePython() comes first')
+  selected = selection
+}
+
+/** The Python chosen with usePython(), or null for the default build. */
+export function selectedPython(): PythonSelection | null {
+  return selected
+}
 
 // Loaded on first use: importing this module must not start (or even load) Python.
 function load(): Binding {
   if (!binding) {
+    const sel = selected
+    if (sel !== null && sel.library !== null) {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      ;(require(sel.preload) as Preload).loadGlobal(sel.library)
+    }
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    binding = require(ADDON_PATH) as Binding
+    binding = require(sel?.addon ?? ADDON_PATH) as Binding
   }
   return binding
 }
@@ -69,6 +99,8 @@ export const DEFAULT_PYTHON_OPTIONS: Readonly<PythonOptions> = Object.freeze({
   runOnce: false,
   logLevel: 'warn',
   verbose: false,
+  perInterpreterGil: false,
+  switchInterval: null,
 })
 
 function fail(field: string, expected: string, value: unknown): never {
@@ -96,6 +128,11 @@ function integer(field: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     fail(field, `an integer from ${min} to ${max}`, v)
   }
+  return v
+}
+
+function positive(field: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) fail(field, `null or a number of seconds above 0, at most ${max}`, v)
   return v
 }
 
@@ -139,6 +176,8 @@ export function normalisePythonOptions(options: Partial<PythonOptions>): PythonO
     runOnce: bool('runOnce', o.runOnce),
     logLevel,
     verbose: bool('verbose', o.verbose),
+    perInterpreterGil: bool('perInterpreterGil', o.perInterpreterGil),
+    switchInterval: o.switchInterval === null ? null : positive('switchInterval', o.switchInterval, 60),
   }
 }
 

@@ -40,6 +40,12 @@ export interface PythonOptions {
   logLevel: LogLevel
   /** Log each step of interpreter and script setup (WSGIVerboseDebugging). */
   verbose: boolean
+  /** WSGIPerInterpreterGIL: sub-interpreters (application groups) get their own GIL (PEP 684, CPython
+   *  3.12+; ignored, with a warning line, on older versions). */
+  perInterpreterGil: boolean
+  /** sys.setswitchinterval() in seconds for every GIL of the process (switch-interval); null: Python's
+   *  default (0.005). */
+  switchInterval: number | null
 }
 
 export type LogLevel = 'emerg' | 'alert' | 'crit' | 'error' | 'warn' | 'notice' | 'info' | 'debug'
@@ -148,6 +154,13 @@ export interface Bridge {
   /** Writes the Python stack of every thread of every interpreter to the error log (fd 2). Safe to call
    *  while a thread holds the GIL forever. */
   dumpStacks(reason: string): void
+
+  /** interrupt-timeout: raises mod_wsgi.RequestTimeout in the thread running request `id`, from a
+   *  thread of the addon (the JavaScript thread never waits for a GIL). If it unwinds before the
+   *  response began, the request ends with 504. Returns false when `id` is not running Python now
+   *  (queued, finished, or waiting for a worker); the caller may ask again. Optional so that test
+   *  doubles need not provide it. */
+  interrupt?(id: number): boolean
 
   /** How many requests have ended in MemoryError so far (raised by the app, or an allocation in native
    *  code that failed): under memory-limit / virtual-memory-limit the daemon then restarts. Always

@@ -218,6 +218,8 @@ export class Apache {
       `MaxSpareThreads 150`,
       `Timeout 30`,
       this.opts.noWsgi ? '' : `WSGISocketPrefix ${join(this.socketDir, 'wsgi')}`,
+      // Tests run again under another CPython (test/helpers/pythons.ts, onPython) get its virtualenv.
+      this.opts.noWsgi || !process.env.MOD_WSGI_TEST_PYTHON_HOME ? '' : `WSGIPythonHome ${process.env.MOD_WSGI_TEST_PYTHON_HOME}`,
       sub(this.opts.preamble ?? ''),
       sub(config),
       '',

@@ -4,6 +4,7 @@ import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { ROOT } from '../helpers/apache'
+import { pyenvPython, staticPython } from '../helpers/pythons'
 
 const build = (target: string, env: Record<string, string>) =>
   spawnSync('sh', [join(ROOT, 'scripts', 'build.sh'), target], { encoding: 'utf8', env: { ...process.env, ...env } })
@@ -55,4 +56,25 @@ t.test('the Apache module refuses to build against Apache 2.2 (or older) headers
   t.match(r.stderr, /#error "mod_wsgi needs Apache httpd 2\.4 or later/, 'saying why')
   const ok = spawnSync('gcc', args.filter((a, i) => a !== '-include' && args[i - 1] !== '-include'), { encoding: 'utf8' })
   t.equal(ok.status, 0, `with the real (2.4) headers it compiles: ${ok.stderr}`)
+})
+
+t.test('addon --python: a Python that cannot be embedded is one line saying why and what to do', async (t) => {
+  const addon = (python: string) =>
+    spawnSync('sh', [join(ROOT, 'scripts', 'build.sh'), 'addon', '--python', python], { encoding: 'utf8' })
+  const notPython = addon('/etc/passwd')
+  t.equal(notPython.status, 1)
+  t.match(notPython.stderr, /^mod_wsgi build: \/etc\/passwd is not a Python executable \(give bin\/python3\.N of the installation or virtualenv\)\n$/)
+  const old = pyenvPython('3.7')
+  if (old !== null) {
+    const r = addon(old.executable)
+    t.equal(r.status, 1)
+    t.match(r.stderr, /^mod_wsgi build: \S+ is Python 3\.7: this mod_wsgi embeds CPython 3\.8 to 3\.13\n$/)
+  }
+  const stat = staticPython('3.12') ?? staticPython('3.13')
+  if (stat !== null) {
+    const r = addon(stat.executable)
+    t.equal(r.status, 1)
+    t.match(r.stderr, new RegExp(`^mod_wsgi build: \\S+ \\(Python ${stat.version.replace('.', '\\.')} under \\S+\\) has no shared libpython${stat.version.replace('.', '\\.')}\\.so and cannot be embedded: rebuild it with --enable-shared`))
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line')
+  }
 })

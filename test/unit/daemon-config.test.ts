@@ -2,7 +2,7 @@
 // malformed input is refused with the field named.
 import t from 'tap'
 import { ConfigError, parseDaemonConfig } from '../../src/config/daemon-config'
-import { pythonOptions } from '../../src/daemon/python-options'
+import { pythonOptions, pythonRequest } from '../../src/daemon/python-options'
 import { processTitle } from '../../src/daemon/process-title'
 import { sampleConfig } from './sample-config'
 
@@ -111,4 +111,32 @@ t.test('process title', async (t) => {
   t.equal(processTitle(parse(sampleConfig({ group: '' }))), '(wsgi:)')
   t.equal(processTitle(parse(sampleConfig({ options: { display_name: '%{GROUP}' } }))), '(wsgi:myapp)')
   t.equal(processTitle(parse(sampleConfig({ options: { display_name: 'my-site' } }))), 'my-site')
+})
+
+t.test('mod_wsgi 6 fields (optional): per_interpreter_gil, interrupt_timeout, switch_interval, python_executable', async (t) => {
+  const none = parse(sampleConfig())
+  t.equal(none.python.perInterpreterGil, false, 'absent: off')
+  t.equal(none.options.interruptTimeout, 0)
+  t.equal(none.options.switchInterval, null)
+  t.equal(none.options.pythonExecutable, null)
+  const c = parse(
+    sampleConfig({
+      python: { per_interpreter_gil: true },
+      options: { interrupt_timeout: 10, switch_interval: 0.002, python_executable: '/opt/py/bin/python3.12' },
+    }),
+  )
+  t.equal(c.python.perInterpreterGil, true)
+  t.equal(c.options.interruptTimeout, 10)
+  t.equal(c.options.switchInterval, 0.002)
+  t.equal(c.options.pythonExecutable, '/opt/py/bin/python3.12')
+  const p = pythonOptions(c)
+  t.equal(p.perInterpreterGil, true)
+  t.equal(p.switchInterval, 0.002)
+  t.same(pythonRequest(c), { home: null, executable: '/opt/py/bin/python3.12' }, 'python-executable wins over WSGIPythonHome')
+  t.same(pythonRequest(parse(sampleConfig({ python: { home: '/g' }, options: { python_home: '/v' } }))), { home: '/v', executable: null })
+  t.same(pythonRequest(parse(sampleConfig({ python: { home: '/g' } }))), { home: '/g', executable: null })
+  refused(t, JSON.stringify(sampleConfig({ options: { switch_interval: 0 } })), /options\.switch_interval must be null or a number in/, 'switch_interval 0')
+  refused(t, JSON.stringify(sampleConfig({ options: { switch_interval: '0.1' } })), /options\.switch_interval/, 'switch_interval as string')
+  refused(t, JSON.stringify(sampleConfig({ options: { interrupt_timeout: -1 } })), /options\.interrupt_timeout/, 'interrupt_timeout -1')
+  refused(t, JSON.stringify(sampleConfig({ python: { per_interpreter_gil: 'yes' } })), /python\.per_interpreter_gil must be true or false/, 'per_interpreter_gil as string')
 })

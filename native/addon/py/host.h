@@ -41,6 +41,8 @@ struct HostOptions {
     bool run_once = false;
     LogLevel log_level = LogLevel::kWarn;
     bool verbose = false;
+    bool per_interpreter_gil = false;  // WSGIPerInterpreterGIL (3.12+)
+    double switch_interval = 0;        // seconds; 0: Python's default
 };
 
 // One thing for the JavaScript thread to do. Output events carry complete wire frames.
@@ -81,6 +83,9 @@ public:
     virtual double memory_errors() = 0;
     // Python stacks of every thread of every interpreter to the error log, without the GIL.
     virtual void dump_stacks(const std::string &reason) = 0;
+    // interrupt-timeout: raise mod_wsgi.RequestTimeout in the thread running request `id` (done by an
+    // addon thread; this returns at once). False when the request is not running Python now.
+    virtual bool interrupt(double id) = 0;
     // Stops workers and finalises Python within timeout_ms; false when it had to give up.
     virtual bool shutdown(int timeout_ms) = 0;
     // The scripts loaded so far: (script, application group) pairs (what a successor imports first).

@@ -42,6 +42,12 @@ enum LogCode : int {
     kLogAuthBadResult = 3081,     // a hook returned something it may not
     kLogAuthMalformed = 3082,     // an AUTH payload the daemon accepted does not parse (bug)
     kLogInternal = 3090,          // a native-side invariant failed (bug)
+    kLogRequestTimeoutLate = 3100,  // RequestTimeout after the response began: truncated
+    kLogOwnGil = 3101,              // an interpreter was made with its own GIL (info)
+    kLogOwnGilFailed = 3102,        // Py_NewInterpreterFromConfig with its own GIL failed
+    kLogSwitchInterval = 3103,      // sys.setswitchinterval() applied (info)
+    kLogSwitchIntervalFailed = 3104,  // sys.setswitchinterval() refused
+    kLogOwnGilUnsafe = 3105,        // WSGIPerInterpreterGIL ignored: this CPython release is unsafe
 };
 
 class Logger {

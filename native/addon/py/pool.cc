@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include "runtime.h"
+#include "subinterp.h"
 #include "wsgi_wire.h"
 
 namespace modwsgi {
@@ -22,16 +23,16 @@ std::string error_frame(uint32_t status, const std::string &text) {
 
 }  // namespace
 
-Group::Group(Runtime &rt, std::string name) : rt_(rt), name_(std::move(name)) {}
+namespace {
+Turnstile gil_turnstile;  // the shared GIL's
+}  // namespace
+
+Group::Group(Runtime &rt, std::string name) : rt_(rt), name_(std::move(name)), turnstile_(&gil_turnstile) {}
 
 InterpState *Group::state() {
     std::lock_guard<std::mutex> lock(mu_);
     return status_ == InterpStatus::kReady ? st_ : nullptr;
 }
-
-namespace {
-Turnstile gil_turnstile;
-}  // namespace
 
 void Turnstile::enter(Parker &self) {
     {
@@ -150,9 +151,9 @@ void Group::run() {
 
 void Group::run_job(InterpState &st, PyThreadState *tstate, Job &job, Parker &parker) {
     auto take_gil = [&] {
-        gil_turnstile.enter(parker);
+        turnstile_->enter(parker);
         PyEval_RestoreThread(tstate);
-        gil_turnstile.leave();
+        turnstile_->leave();
     };
     if (job.kind == Job::Kind::kPreload) {
         std::string error;
@@ -175,7 +176,9 @@ void Group::run_job(InterpState &st, PyThreadState *tstate, Job &job, Parker &pa
         return;
     }
     take_gil();
+    rt_.running_begin(job.req->id(), st);  // interrupt-timeout may raise RequestTimeout in it from now
     std::string frames = job.kind == Job::Kind::kAuth ? run_auth(st, *job.req) : run_request(st, *job.req);
+    rt_.running_end(job.req->id());
     PyEval_SaveThread();
     job.req->finish();
     // Not under the group lock: the next request may then start another worker (at most `threads`,
@@ -234,18 +237,27 @@ bool Group::create_interpreter(PyThreadState **tstate) {
         PyThreadState *borrowed = _PyThreadState_Prealloc(main_interp);
         PyEval_RestoreThread(borrowed);
         log.step(kLogCreateInterp, "Create interpreter '" + name_ + "'.");
-        PyThreadState *ts = Py_NewInterpreter();
+        const HostOptions &o = rt_.options();
+        bool own_gil = false;
+        PyThreadState *ts = subinterp_create(borrowed, rt_.own_gil(), &own_gil, &error);
         if (!ts) {
-            error = "Py_NewInterpreter() failed";
-            PyThreadState_Clear(borrowed);
-            PyThreadState_DeleteCurrent();
+            if (rt_.own_gil())
+                log.write(LogLevel::kError, kLogOwnGilFailed,
+                          "Unable to create interpreter '" + name_ + "' with its own GIL: " + error);
             *tstate = nullptr;
         } else {
-            interp_ = ts->interp;
-            keeper_ = _PyThreadState_Prealloc(interp_);  // not registered for PyGILState either
+            interp_ = PyThreadState_GetInterpreter(ts);
+            keeper_ = subinterp_keeper(interp_);  // not registered for PyGILState either
+            if (own_gil) {
+                own_turnstile_ = std::make_unique<Turnstile>();
+                turnstile_ = own_turnstile_.get();
+                rt_.own_gil_added(interp_);
+                log.write(LogLevel::kInfo, kLogOwnGil, "Interpreter '" + name_ + "' created with its own GIL.");
+                // The switch interval belongs to a GIL: this one's is its own.
+                if (o.switch_interval > 0)
+                    apply_switch_interval(log, o.switch_interval, "interpreter '" + name_ + "'");
+            }
             st_ = interp_setup(rt_, name_, &error);
-            PyThreadState_Clear(borrowed);
-            PyThreadState_Delete(borrowed);
             PyEval_SaveThread();
             *tstate = ts;
         }

@@ -55,8 +55,9 @@ private:
 // for the GIL itself and lets the next one in once it has it: p99 8 ms, for 10-15 % of that view's
 // throughput (the GIL now waits for a thread to wake instead of going to the one already running;
 // letting workers jump the line while the head had waited under 1 ms won the throughput back but
-// doubled p99). Mid-request waits (body, backpressure) do not queue here. The GIL is process-wide in
-// CPython 3.11, and so is this.
+// doubled p99). Mid-request waits (body, backpressure) do not queue here. There is one per GIL: the
+// process-wide one, shared by every interpreter, and one per sub-interpreter that has its own GIL
+// (WSGIPerInterpreterGIL, CPython 3.12+).
 class Turnstile {
 public:
     // Returns when it is this thread's turn to take the GIL; `self` is where it sleeps till then.
@@ -99,6 +100,10 @@ private:
 
     Runtime &rt_;
     const std::string name_;
+    // Where this group's workers queue for their GIL: the shared one's, or the group's own when its
+    // interpreter has its own GIL. Set before the interpreter is ready, read only after.
+    Turnstile *turnstile_;
+    std::unique_ptr<Turnstile> own_turnstile_;
 
     std::mutex mu_;
     std::condition_variable ready_cv_;  // interpreter creation finished

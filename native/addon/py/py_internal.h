@@ -6,6 +6,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "py_compat.h"
+
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -115,6 +117,7 @@ struct InterpState {
     PyObject *format_exception = nullptr;  // traceback.format_exception, imported on first use
     PyObject *stdout_obj = nullptr;        // what sys.stdout / sys.stderr were set to
     PyObject *stderr_obj = nullptr;
+    PyObject *request_timeout = nullptr;   // mod_wsgi.RequestTimeout of this interpreter (interrupt.cc)
 
     KeyCache keys;
     std::unordered_map<std::string, ScriptEntry> scripts;  // by SCRIPT_FILENAME
@@ -166,6 +169,7 @@ struct Call {
     bool reload_wanted = false;  // run with a changed script's old code (streamed): the process restarts
     std::string pending;   // frames not yet posted
     std::string error_text;
+    uint32_t error_status = 500;  // the ERROR frame's status (504: interrupted by RequestTimeout)
     PyRef errors;  // wsgi.errors as created (the app may replace it in environ)
     PyRef ssl;     // behind mod_ssl.is_https/var_lookup over SSL (expired when the call ends)
     SslPrefetch ssl_prefetch;
@@ -200,6 +204,13 @@ int response_flush(Call &call);
 int response_send_file(Call &call, PyObject *wrapper);
 // The last frames of the response (END, or ERROR when nothing was sent yet).
 std::string response_finish(Call &call);
+
+// --- interrupt.cc: mod_wsgi.RequestTimeout (interrupt-timeout) ---
+// Creates this interpreter's RequestTimeout class (st.request_timeout) and adds it to the module.
+bool request_timeout_install(InterpState &st, PyObject *module);
+// When the pending exception is RequestTimeout: clears it, makes the request end with 504 (or, once
+// its response began, truncated), logs one line and returns true. Otherwise false, exception kept.
+bool request_timeout_caught(Call &call);
 
 // --- wsgi_call.cc ---
 // Runs one request (GIL held); returns the final frames for the caller to post once it released it.

@@ -463,7 +463,7 @@ std::string response_finish(Call &call) {
         if (text.size() > WSGI_LIMIT_ERROR - 8)
             text.resize(WSGI_LIMIT_ERROR - 8);
         std::string payload;
-        append_u32(payload, 500);
+        append_u32(payload, call.error_status);
         append_string(payload, text);
         append_frame(out, WSGI_FRAME_ERROR, payload.data(), payload.size());
         return out;

@@ -16,11 +16,9 @@
 #include <vector>
 
 #include "pool.h"
+#include "stacks.h"
+#include "subinterp.h"
 #include "wsgi_wire.h"
-
-// faulthandler's stack writer: async-signal-safe, needs no GIL (Include/internal/pycore_traceback.h).
-extern "C" const char *_Py_DumpTracebackThreads(int fd, PyInterpreterState *interp,
-                                                  PyThreadState *current_tstate);
 
 namespace modwsgi {
 
@@ -166,11 +164,22 @@ bool Runtime::init(std::string *error) {
         log_.write(LogLevel::kError, kLogInitFailed, "Python initialisation failed: " + *error);
         return false;
     }
+    if (options_.per_interpreter_gil && kOwnGilSupported) {
+        const std::string why = own_gil_unsafe();
+        own_gil_ = why.empty();
+        if (!own_gil_)
+            log_.write(LogLevel::kWarn, kLogOwnGilUnsafe,
+                       "WSGIPerInterpreterGIL On is ignored: " + why + "; sub-interpreters share the GIL.");
+    }
+    // switch-interval: the main GIL's (a sub-interpreter with its own GIL gets it when made).
+    if (options_.switch_interval > 0)
+        apply_switch_interval(log_, options_.switch_interval, "process '" + options_.process_group + "'");
     // The JavaScript thread never holds the GIL again: workers and the watchdog take it as needed.
     main_tstate_ = PyEval_SaveThread();
     last_gil_ms_.store(now_ms());
     if (!start_thread(watchdog_main, this))
         log_.write(LogLevel::kError, kLogThreadFailed, "Unable to start the GIL watchdog thread.");
+
     return true;
 }
 
@@ -262,30 +271,6 @@ void Runtime::preload(double token, const std::string &script, const std::string
 
 double Runtime::last_gil_acquired() { return last_gil_ms_.load(); }
 
-void *Runtime::watchdog_main(void *arg) {
-    static_cast<Runtime *>(arg)->watchdog();
-    return nullptr;
-}
-
-// Takes the GIL once a second and stamps the time: the daemon's deadlock-timeout reads the stamp.
-void Runtime::watchdog() {
-    PyThreadState *tstate = PyThreadState_New(PyInterpreterState_Main());
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_) {
-        lock.unlock();
-        PyEval_RestoreThread(tstate);
-        last_gil_ms_.store(now_ms());
-        PyEval_SaveThread();
-        lock.lock();
-        cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
-    }
-    lock.unlock();
-    PyEval_RestoreThread(tstate);
-    PyThreadState_Clear(tstate);
-    PyThreadState_DeleteCurrent();
-    thread_exited();
-}
-
 void Runtime::dump_stacks(const std::string &reason) {
     {
         std::lock_guard<std::mutex> lock(mu_);
@@ -298,31 +283,19 @@ void Runtime::dump_stacks(const std::string &reason) {
         log_.write(LogLevel::kError, kLogStackDumpFailed, "Unable to dump Python stacks: no temporary file.");
         return;
     }
-    std::vector<std::pair<PyInterpreterState *, std::string>> names;
+    std::vector<StackTarget> targets;
     {
         std::lock_guard<std::mutex> lock(groups_mu_);
         for (auto &g : groups_) {
             PyInterpreterState *interp = g.first.empty() ? PyInterpreterState_Main() : g.second->interpreter();
             if (interp)
-                names.emplace_back(interp, g.first);
+                targets.push_back({interp, g.first});
         }
     }
-    // Walks the interpreters the way faulthandler does: no GIL, safe while a thread holds it forever.
-    for (PyInterpreterState *interp = PyInterpreterState_Head(); interp; interp = PyInterpreterState_Next(interp)) {
-        std::string title = "Interpreter '";
-        for (auto &n : names)
-            if (n.first == interp)
-                title += n.second.empty() ? std::string("%{GLOBAL}") : n.second;
-        title += "':\n";
-        if (write(fd, title.data(), title.size()) < 0)
-            break;
-        const char *err = _Py_DumpTracebackThreads(fd, interp, nullptr);
-        if (err) {
-            std::string e = std::string("  (") + err + ")\n";
-            if (write(fd, e.data(), e.size()) < 0)
-                break;
-        }
-    }
+    // The main interpreter has threads of ours (the watchdog) even when no request used it.
+    if (targets.empty() || targets.front().interp != PyInterpreterState_Main())
+        targets.insert(targets.begin(), StackTarget{PyInterpreterState_Main(), ""});
+    write_stacks(*this, fd, targets, 2000);
     std::string text;
     char buf[8192];
     lseek(fd, 0, SEEK_SET);
@@ -431,7 +404,7 @@ void Runtime::finalize() {
     }
     bool all_ended = true;
     for (Sub &sub : subs) {
-        PyThreadState_Swap(sub.keeper);
+        switch_to(sub.keeper);  // its GIL may be its own
         if (!only_thread(sub.interp, sub.keeper))
             call_if_imported("threading", "_shutdown");  // joins non-daemon threads, as Py_EndInterpreter would
         if (!only_thread(sub.interp, sub.keeper)) {
@@ -440,13 +413,11 @@ void Runtime::finalize() {
             log_.write(LogLevel::kWarn, kLogInterpNotEnded,
                        "Interpreter '" + sub.name + "' still has running threads: it is not destroyed.");
             all_ended = false;
-            PyThreadState_Swap(tstate);
+            switch_to(tstate);
             continue;
         }
         log_.step(kLogDestroyInterp, "Destroy interpreter '" + sub.name + "'.");
-        Py_EndInterpreter(sub.keeper);
-        // Py_EndInterpreter returns holding the GIL with no current thread state.
-        PyThreadState_Swap(tstate);
+        end_subinterpreter(sub.keeper, tstate);
     }
     bool ok = false;
     if (all_ended) {

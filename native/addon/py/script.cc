@@ -44,7 +44,11 @@ PyObject *module_name_for(const std::string &path) {
     if (!md5 || !data)
         return nullptr;
     PyRef args(PyTuple_Pack(1, data.get()));
+#if PY_VERSION_HEX >= 0x03090000
     PyRef kwargs(Py_BuildValue("{s:O}", "usedforsecurity", Py_False));
+#else
+    PyRef kwargs(PyDict_New());  // 3.8's md5() has no usedforsecurity
+#endif
     if (!args || !kwargs)
         return nullptr;
     PyRef digest(PyObject_Call(md5.get(), args.get(), kwargs.get()));

@@ -12,6 +12,8 @@ namespace modwsgi {
 namespace {
 
 void fail_with_exception(Call &call) {
+    if (request_timeout_caught(call))
+        return;
     log_exception(call.st, call.script, call.client);
     call.failed = true;
     if (call.error_text.empty())
@@ -88,7 +90,7 @@ void close_result(Call &call, PyObject *result) {
         return;
     }
     PyRef r(PyObject_CallNoArgs(close.get()));
-    if (!r)
+    if (!r && !request_timeout_caught(call))
         log_exception(call.st, call.script, call.client);
 }
 

@@ -11,6 +11,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 import mod_wsgi.server
 
+# What the daemons embed when told nothing (the default build of the addon).
+_DEFAULT_PYTHON = '/usr/bin/python3.11'
+
 
 def _django_arguments():
     """The start-server arguments this project implies: its WSGI script and callable, its directory,
@@ -35,9 +38,12 @@ def _django_arguments():
         url = static_url if static_url.startswith('/') else '/' + static_url
         args += ['--url-alias', url.rstrip('/') or '/', str(static_root)]
 
-    # A virtualenv's Python is the one the daemon must embed.
+    # The daemons embed the Python this command runs under: a virtualenv's (its base installation's
+    # CPython, whichever 3.8 to 3.13 it is), or any other installation's but Debian's own default.
     if sys.prefix != getattr(sys, 'base_prefix', sys.prefix):
         args += ['--python-home', sys.prefix]
+    elif os.path.realpath(sys.executable) != os.path.realpath(_DEFAULT_PYTHON):
+        args += ['--python-executable', sys.executable]
     return args
 
 

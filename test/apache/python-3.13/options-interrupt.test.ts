@@ -1,0 +1,4 @@
+// test/apache/options-interrupt.test.ts under CPython 3.13 (issue 18: what works on Debian's 3.11 works on the others).
+import { onPython } from '../../helpers/on-python'
+
+onPython('3.13', () => import('../options-interrupt.test'))
