@@ -99,6 +99,13 @@ HostOptions ParseOptions(Napi::Env env, Napi::Value value) {
     h.run_once = Bool(env, o, "runOnce");
     h.log_level = Level(env, String(env, o, "logLevel"));
     h.verbose = Bool(env, o, "verbose");
+    Napi::Value loop = Get(o, "asgiLoop");
+    if (!loop.IsUndefined()) {
+        std::string name = loop.IsString() ? loop.As<Napi::String>().Utf8Value() : std::string();
+        if (name != "asyncio" && name != "uvloop")
+            Fail(env, "asgiLoop", "'asyncio' or 'uvloop'");
+        h.asgi_uvloop = name == "uvloop";
+    }
     return h;
 }
 

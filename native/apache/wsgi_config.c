@@ -213,10 +213,19 @@ const char *wsgi_cmd_script_alias(cmd_parms *cmd, void *dconf, const char *args)
             if ((err = wsgi_parse_on_off(cmd, option, value, &a->pass_authorization)) != NULL)
                 return err;
         }
+        else if (!strcmp(option, "application-type")) {
+            /* ASGI or WSGI: recognised from the callable (auto), or said here for odd callables. */
+            if ((err = require_value(cmd, option, value)) != NULL)
+                return err;
+            if (strcmp(value, "auto") && strcmp(value, "asgi") && strcmp(value, "wsgi"))
+                return apr_psprintf(cmd->pool, "%s: option 'application-type' must be auto, asgi or "
+                                    "wsgi, not '%s'", cmd->cmd->name, value);
+            a->application_type = strcmp(value, "auto") ? value : NULL;
+        }
         else {
             return apr_psprintf(cmd->pool, "%s: unknown option '%s' (allowed: process-group, "
-                                "application-group, callable-object, pass-authorization)",
-                                cmd->cmd->name, option);
+                                "application-group, callable-object, pass-authorization, "
+                                "application-type)", cmd->cmd->name, option);
         }
         while (*args && apr_isspace(*args))
             ++args;

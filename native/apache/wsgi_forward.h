@@ -22,6 +22,7 @@ typedef struct wsgi_req {
     const char *process_group;
     const char *application_group;
     const char *callable_object;
+    const char *application_type;   /* NULL (auto), "asgi" or "wsgi": mod_wsgi.application_type */
     const char *handler_script;
     int pass_authorization;
     int script_reloading;

@@ -331,6 +331,13 @@ static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, 
             g->header_buffer_size = WSGI_DEFAULT_HEADER_BUFFER_SIZE;
         return err;
     }
+    if (!strcmp(option, "asgi-loop")) {
+        /* The event loop of the group's ASGI applications (docs/asgi.md). */
+        if (strcmp(value, "asyncio") && strcmp(value, "uvloop"))
+            return bad_value(cmd, g, option, value, "asyncio or uvloop");
+        g->asgi_loop = value;
+        return NULL;
+    }
     if (!strcmp(option, "script-user")) {
         struct passwd *pw = *value != '#' ? getpwnam(value)
                           : parse_int64(value + 1, 0, INT_MAX, &v) ? getpwuid((uid_t)v) : NULL;

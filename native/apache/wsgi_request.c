@@ -125,7 +125,7 @@ int wsgi_request_build(wsgi_req *q)
     apr_table_t *env = r->subprocess_env;
     const apr_array_header_t *arr;
     const apr_table_entry_t *e;
-    wsgi_var extra[20 + WSGI_LEARN_MAX];
+    wsgi_var extra[21 + WSGI_LEARN_MAX];
     const char *value, *scheme = "http";
     apr_off_t body_length = 0;
     apr_size_t size, body_got = 0, n;
@@ -161,6 +161,10 @@ int wsgi_request_build(wsgi_req *q)
     extra[nextra++].value = q->application_group;
     extra[nextra].name = "mod_wsgi.callable_object";
     extra[nextra++].value = q->callable_object;
+    if (q->application_type) {
+        extra[nextra].name = "mod_wsgi.application_type";
+        extra[nextra++].value = q->application_type;
+    }
     extra[nextra].name = "mod_wsgi.script_reloading";
     extra[nextra++].value = q->script_reloading ? "1" : "0";
     extra[nextra].name = "mod_wsgi.enable_sendfile";

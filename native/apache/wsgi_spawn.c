@@ -207,6 +207,8 @@ static void json_options(wsgi_json *j, wsgi_group *g)
     JSON_INT("socket_timeout", g->socket_timeout);
     JSON_INT("queue_timeout", g->queue_timeout);
     JSON_INT("header_buffer_size", g->header_buffer_size);
+    wsgi_json_key(j, "asgi_loop");
+    wsgi_json_string(j, g->asgi_loop ? g->asgi_loop : "asyncio");
     wsgi_json_object_close(j);
 }
 

@@ -83,6 +83,8 @@ export interface DaemonOptions {
   socketTimeout: number
   queueTimeout: number
   headerBufferSize: number
+  /** asgi-loop: the event loop of ASGI applications (docs/asgi.md). Optional in the JSON: 'asyncio'. */
+  asgiLoop: 'asyncio' | 'uvloop'
 }
 
 export interface DaemonConfig {
@@ -282,6 +284,7 @@ export function parseDaemonConfig(text: string | undefined): DaemonConfig {
     socketTimeout: o.int('socket_timeout', 0, TIME_MAX),
     queueTimeout: o.int('queue_timeout', 0, TIME_MAX),
     headerBufferSize: o.int('header_buffer_size', 0),
+    asgiLoop: o.has('asgi_loop') ? o.oneOf('asgi_loop', ['asyncio', 'uvloop'] as const) : 'asyncio',
   }
 
   return {

@@ -26,7 +26,7 @@ import { decodeVarValue, hookUri, readAuthFixed } from '../protocol/auth-frames'
 import { GOAWAY_FRAME, encodeError, findRequestVar, lastFrameType, readRequestFixed } from '../protocol/frames'
 import { isProtocolError } from '../protocol/protocol-error'
 import { FrameType, requestSideBounds } from '../protocol/wire'
-import type { Dispatcher } from './dispatcher'
+import type { Dispatcher, StartResult } from './dispatcher'
 import { E } from './errors'
 import { sendFrames, type SendWithFd } from './file-sender'
 import { debug, log } from './log'
@@ -401,15 +401,20 @@ export class Connection {
   // ----------------------------------------------------------------------------------------------------
   // Dispatch hooks (called by the server's dispatcher)
 
-  /** A thread is free for this job: hand it to the bridge with any body that already arrived. */
-  submit(job: RequestJob): void {
+  /** A thread is free for this job (or, `loopOnly`, an ASGI event loop may take it): hand it to the
+   *  bridge with any body that already arrived. Returns where it went (dispatcher.ts). */
+  submit(job: RequestJob, loopOnly = false): StartResult {
     const bridge = this.host.bridge
     // The bridge copies the payload; ours stays until the request ends, for the URI in log lines
     // (socket-timeout, a restart interrupting it).
     const payload = job.payload as Buffer
+    let where: StartResult = 'thread'
     try {
-      if (job.kind === 'auth') bridge.submitAuth(job.id, payload)
-      else bridge.submit(job.id, payload, job.hasBody)
+      if (job.kind === 'auth') {
+        if (loopOnly) return 'declined'
+        bridge.submitAuth(job.id, payload)
+      } else if (bridge.submit(job.id, payload, job.hasBody, loopOnly) === true) where = 'loop'
+      else if (loopOnly) return 'declined'
     } catch (e) {
       // Not accepted by the bridge. The addon checks the variables we do not parse: a TypeError saying
       // they are malformed is the child's fault (one line, the connection dropped, as for any malformed
@@ -422,12 +427,12 @@ export class Connection {
       }
       this.host.dispatcher.finish(job.id)
       if (malformed) this.fail()
-      return
+      return 'thread'
     }
     job.submitted = true
     if (this.gone) {
       bridge.abort(job.id)
-      return
+      return where
     }
     let buffered = 0
     if (job.pendingBody !== null) {
@@ -438,6 +443,7 @@ export class Connection {
     if (job.pendingEnd) bridge.endInput(job.id)
     this.inputPaused = buffered > INPUT_HIGH
     this.updateReading()
+    return where
   }
 
   /** queue-timeout expired before a thread was free: 503, never run. */

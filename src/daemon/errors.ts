@@ -82,6 +82,12 @@ export const E = {
   unknownOutput: m(2047, 'warn', (id: number) => `Output for unknown request ${id} discarded.`),
   requestInterrupted: m(2048, 'error', (uri: string) => `Request interrupted by daemon restart: ${uri}.`),
   socketBuffers: m(2049, 'warn', (err: string) => `Unable to set send-buffer-size / receive-buffer-size on a connection: ${err}.`),
+
+  // ASGI (docs/asgi.md) -----------------------------------------------------------------------------------
+  asgiRequestTimeout: m(2120, 'error', (group: string, seconds: number, uri: string) =>
+    `Request timeout expired for an ASGI request of daemon process '${group}' after ${seconds} seconds: its task is cancelled (504): ${uri}.`),
+  asgiStartupFailed: m(2121, 'crit', (group: string, script: string, err: string) =>
+    `ASGI lifespan startup of script '${script}' failed in daemon process '${group}': not serving (${err}).`),
 } as const
 
 /** The text of a thrown value, for a message's argument. */

@@ -16,6 +16,7 @@ import { dropIdentity } from './identity'
 import { Exit, Lifecycle, type StopReason } from './lifecycle'
 import { debug, log } from './log'
 import { watchParent } from './parent-watch'
+import { LoopRequestTimer } from './asgi/request-timeout'
 import { applyLimits, applyProcessEnvironment } from './process-setup'
 import { processTitle } from './process-title'
 import { pythonOptions } from './python-options'
@@ -196,6 +197,14 @@ async function main(): Promise<void> {
     try {
       await bridge.preload(s.script, s.applicationGroup)
     } catch (e) {
+      // An ASGI application's lifespan startup failed (asgiref: log it and exit): not serving; the
+      // Apache parent starts a new process (after a growing delay if it keeps failing).
+      if ((e as { code?: unknown })?.code === 'ASGI_STARTUP_FAILED') {
+        log.report(E.asgiStartupFailed, c.group, s.script, errText(e))
+        preloading = null
+        lc.abandonStartup(Exit.STARTUP, bridge)
+        return
+      }
       // As mod_wsgi: the failure is logged (with the traceback, by the addon) and the daemon serves on.
       log.report(E.importScript, s.script, s.applicationGroup, errText(e))
     }
@@ -223,6 +232,8 @@ async function main(): Promise<void> {
     return
   }
   releaseStartupPages('ready')
+  // ASGI requests: request-timeout cancels the one request (asgi/request-timeout.ts).
+  new LoopRequestTimer(c.group, o.requestTimeout * 1000, server.dispatcher, bridge).start()
 
   const wd = new Watchdog(
     {

@@ -33,5 +33,6 @@ export function pythonOptions(c: DaemonConfig): PythonOptions {
     runOnce: o.threads === 1 && o.maximumRequests === 1,
     logLevel: toAddonLevel(c.server.logLevel),
     verbose: c.python.verboseDebugging,
+    asgiLoop: o.asgiLoop,
   }
 }

@@ -6,6 +6,10 @@ import type { Connection } from './connection'
 export class RequestJob implements Job {
   startedAt = 0
   queued = false
+  /** Running on an ASGI event loop (dispatcher.ts), not holding a thread. */
+  onLoop = false
+  /** request-timeout cancelled it (asgi/request-timeout.ts): once only. */
+  cancelled = false
   /** Submitted to the bridge (so input/abort/resume may be called for it). */
   submitted = false
   /** Body chunks that arrived before submission, handed to the bridge on submit. */

@@ -79,10 +79,11 @@ export class DaemonServer implements ConnectionHost {
     this.threads = opts.threads
     this.balancing = (opts.processes ?? 1) > 1 && typeof opts.dupFd === 'function'
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
-      start: (job) => {
-        job.conn.submit(job)
+      start: (job, loopOnly) => {
+        const where = job.conn.submit(job, loopOnly)
         // Hooks are not requests of the application: maximum-requests does not count them.
-        if (job.kind === 'request') this.hooks.admitted()
+        if (job.kind === 'request' && where !== 'declined') this.hooks.admitted()
+        return where
       },
       expire: (job, waited) => job.conn.expire(job, waited),
     })
@@ -125,6 +126,11 @@ export class DaemonServer implements ConnectionHost {
       },
       inputResume: (id) => {
         this.dispatcher.active.get(id)?.conn.inputResumed()
+      },
+      // Its worker found an ASGI application: the request runs on the event loop, its thread is free.
+      detached: (id) => {
+        this.dispatcher.detached(id)
+        if (this.balancing) this.loadChanged()
       },
     }
   }
@@ -171,7 +177,7 @@ export class DaemonServer implements ConnectionHost {
     const gate = this.gate
     if (!this.balancing || gate === null || this.stopping) return
     const d = this.dispatcher
-    if (d.activeCount + d.queuedCount + this.fresh < this.threads) gate.open()
+    if (d.threadCount + d.queuedCount + this.fresh < this.threads) gate.open()
     else gate.close()
   }
 

@@ -5,6 +5,7 @@ import { isAbsolute, join } from 'node:path'
 import type {
   Bridge,
   BridgeHandlers,
+  DetachedHandler,
   InputResumeHandler,
   LogLevel,
   OutputHandler,
@@ -17,7 +18,7 @@ export type * from './types'
 
 /** What the binary exports (native/addon/addon.cc, process_control.cc). */
 interface Binding {
-  openBridge(options: PythonOptions, output: OutputHandler, inputResume: InputResumeHandler): Bridge
+  openBridge(options: PythonOptions, output: OutputHandler, inputResume: InputResumeHandler, detached?: DetachedHandler): Bridge
   setrlimit(resource: RlimitResource, soft: number, hard: number): void
   getrlimit(resource: RlimitResource): { soft: number; hard: number }
   setPriority(nice: number): void
@@ -67,6 +68,7 @@ export const DEFAULT_PYTHON_OPTIONS: Readonly<PythonOptions> = Object.freeze({
   runOnce: false,
   logLevel: 'warn',
   verbose: false,
+  asgiLoop: 'asyncio',
 })
 
 function fail(field: string, expected: string, value: unknown): never {
@@ -137,6 +139,7 @@ export function normalisePythonOptions(options: Partial<PythonOptions>): PythonO
     runOnce: bool('runOnce', o.runOnce),
     logLevel,
     verbose: bool('verbose', o.verbose),
+    asgiLoop: o.asgiLoop === 'uvloop' || o.asgiLoop === 'asyncio' ? o.asgiLoop : fail('asgiLoop', "'asyncio' or 'uvloop'", o.asgiLoop),
   }
 }
 
@@ -153,7 +156,9 @@ export function openBridge(options: Partial<PythonOptions>, handlers: BridgeHand
   if (handlers === null || typeof handlers !== 'object') throw new TypeError('BridgeHandlers must be an object')
   if (typeof handlers.output !== 'function') throw new TypeError('BridgeHandlers.output must be a function')
   if (typeof handlers.inputResume !== 'function') throw new TypeError('BridgeHandlers.inputResume must be a function')
-  return load().openBridge(normalised, handlers.output, handlers.inputResume)
+  if (handlers.detached !== undefined && typeof handlers.detached !== 'function')
+    throw new TypeError('BridgeHandlers.detached must be a function')
+  return load().openBridge(normalised, handlers.output, handlers.inputResume, handlers.detached)
 }
 
 const RESOURCES: readonly RlimitResource[] = ['cpu', 'data', 'as', 'stack', 'nofile']

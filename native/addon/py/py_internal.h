@@ -138,6 +138,7 @@ struct Call {
     std::string_view handler_script;  // mod_wsgi.handler_script ('' when none)
     std::string_view resource;        // SCRIPT_FILENAME: what reload_required(resource) is asked about
     std::string_view callable;
+    std::string_view application_type;  // mod_wsgi.application_type: '', 'asgi' or 'wsgi' (asgi_hub.cc)
     std::string_view method;
     std::string_view url_scheme;
     std::string_view remote_addr;
@@ -159,6 +160,7 @@ struct Call {
     bool client_gone = false;
     bool expired = false;  // the request is over: start_response/write refuse
     bool restart = false;  // not run: its script changed and this daemon process restarts (GOAWAY)
+    bool handed_off = false;  // an ASGI application: its group's event loop runs it (asgi_hub.cc)
     std::string pending;   // frames not yet posted
     std::string error_text;
     PyRef errors;  // wsgi.errors as created (the app may replace it in environ)
@@ -197,7 +199,8 @@ int response_send_file(Call &call, PyObject *wrapper);
 std::string response_finish(Call &call);
 
 // --- wsgi_call.cc ---
-// Runs one request (GIL held); returns the final frames for the caller to post once it released it.
+// Runs one request (GIL held); returns the final frames for the caller to post once it released it:
+// none when the group's ASGI event loop took the request over (asgi_hub.cc).
 std::string run_request(InterpState &st, Request &req);
 
 // --- ssl_vars.cc: mod_ssl.is_https and mod_ssl.var_lookup ---

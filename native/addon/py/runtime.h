@@ -15,6 +15,7 @@
 namespace modwsgi {
 
 class Group;
+class AsgiHub;
 
 class Runtime final : public Host {
 public:
@@ -23,7 +24,7 @@ public:
 
     bool init(std::string *error);  // JavaScript thread, once
 
-    void submit(std::shared_ptr<Request> req) override;
+    Submitted submit(std::shared_ptr<Request> req, bool loop_only) override;
     void submit_auth(std::shared_ptr<Request> req) override;
     void preload(double token, const std::string &script, const std::string &group) override;
     double last_gil_acquired() override;
@@ -37,6 +38,7 @@ public:
     const HostOptions &options() const { return options_; }
     const Logger &log() const { return log_; }
     EventSink &sink() { return *sink_; }
+    AsgiHub &asgi() { return *asgi_; }
 
     // Worker bookkeeping, so that shutdown knows when every thread it started is gone.
     void thread_started();
@@ -57,6 +59,7 @@ private:
     PyThreadState *main_tstate_ = nullptr;  // the JavaScript thread's, saved after initialisation
     std::mutex groups_mu_;
     std::map<std::string, std::unique_ptr<Group>> groups_;
+    std::unique_ptr<AsgiHub> asgi_;  // the ASGI event loops (asgi.h)
 
     std::atomic<double> last_gil_ms_{0};
     std::atomic<uint64_t> memory_errors_{0};
