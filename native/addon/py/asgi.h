@@ -86,7 +86,8 @@ public:
     // runs its lifespan startup and answers the preload (`token`) once it is complete.
     bool take_preload(InterpState &st, const std::string &script, double token);
     // Any thread: what a loop learnt (a reloaded script's callable is no longer ASGI, say).
-    void learn(const std::string &group, const std::string &key, bool asgi);
+    void learn(const std::string &group, std::string_view script, std::string_view callable,
+               std::string_view app_type, bool asgi);
     // JavaScript thread, at shutdown: each loop shuts its applications' lifespans down, cancels what
     // still runs and stops, by `deadline`.
     void stop(std::chrono::steady_clock::time_point deadline);

@@ -142,7 +142,7 @@ void apps_request(AsgiLoop &loop, std::shared_ptr<Request> req) {
                                               " is not an ASGI application any more: the daemon process restarts to "
                                               "serve it as WSGI.",
                                           vars.client);
-            loop.hub.learn(loop.st.group, key, false);
+            loop.hub.learn(loop.st.group, call.script, call.callable, vars.app_type, false);
             loop.answer(*req, simple_frame(WSGI_FRAME_GOAWAY));
             return;
         }

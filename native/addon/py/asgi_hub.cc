@@ -45,6 +45,15 @@ std::string asgi_app_key(std::string_view script, std::string_view callable) {
 
 namespace {
 
+// The hub's key: an application as one alias sees it (application-type=asgi is remembered apart from
+// auto, so that an alias that forces ASGI does not decide for another that does not).
+std::string kind_key(std::string_view script, std::string_view callable, std::string_view app_type) {
+    std::string key = asgi_app_key(script, callable);
+    if (app_type == "asgi")
+        key.append("\0asgi", 5);
+    return key;
+}
+
 bool code_is_coroutine(PyObject *fn) {
     PyObject *code = PyFunction_GET_CODE(fn);
     return code && (reinterpret_cast<PyCodeObject *>(code)->co_flags & CO_COROUTINE) != 0;
@@ -123,7 +132,7 @@ bool AsgiHub::route(const RequestRoute &route, const std::shared_ptr<Request> &r
         auto g = kinds_.find(route.group);
         if (g == kinds_.end())
             return false;
-        auto k = g->second.find(asgi_app_key(route.script, route.callable));
+        auto k = g->second.find(kind_key(route.script, route.callable, route.app_type));
         if (k == g->second.end() || !k->second.asgi)
             return false;
         auto l = loops_.find(route.group);
@@ -136,7 +145,9 @@ bool AsgiHub::route(const RequestRoute &route, const std::shared_ptr<Request> &r
     return true;
 }
 
-void AsgiHub::learn(const std::string &group, const std::string &key, bool asgi) {
+void AsgiHub::learn(const std::string &group, std::string_view script, std::string_view callable,
+                    std::string_view app_type, bool asgi) {
+    std::string key = kind_key(script, callable, app_type);
     std::lock_guard<std::mutex> lock(mu_);
     Kind &k = kinds_[group][key];
     k.asgi = asgi;
@@ -167,7 +178,7 @@ bool AsgiHub::take_over(Call &call, PyObject *app) {
     if (call.application_type == "wsgi")
         return false;
     InterpState &st = call.st;
-    std::string key = asgi_app_key(call.script, call.callable);
+    std::string key = kind_key(call.script, call.callable, call.application_type);
     const auto id = reinterpret_cast<uintptr_t>(app);
     int asgi = -1;
     {
@@ -220,7 +231,7 @@ bool AsgiHub::take_preload(InterpState &st, const std::string &script, double to
     }
     {
         std::lock_guard<std::mutex> lock(mu_);
-        kinds_[st.group][asgi_app_key(script, "application")] = Kind{true, reinterpret_cast<uintptr_t>(app.get())};
+        kinds_[st.group][kind_key(script, "application", "")] = Kind{true, reinterpret_cast<uintptr_t>(app.get())};
     }
     loop_for(st)->push_preload(token, script, "application");
     return true;
