@@ -64,6 +64,15 @@ void adopt(AsgiLoop &loop, AsgiApp &a, PyObject *app, const std::string &key, st
     a.state.reset();
     a.lifespan.reset();
     a.startup = AsgiApp::Startup::kNone;
+    // An application that uses asgiref (Django, Channels): its thread-sensitive sync code gets a
+    // thread of the group's pool per request (glue.SyncThreads).
+    a.runner.reset();
+    if (PyDict_GetItemString(PyImport_GetModuleDict(), "asgiref.sync")) {
+        PyRef r(PyObject_CallMethod(loop.glue, "sync_runner", "i", loop.rt.options().threads));
+        if (r && r.get() != Py_None)
+            a.runner = std::move(r);
+        PyErr_Clear();
+    }
 }
 
 // Runs the request now that its application is ready.

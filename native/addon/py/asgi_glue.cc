@@ -40,6 +40,57 @@ class Http(_HttpBase):
             await waiter
 
 
+class _Key:
+    __slots__ = ('__weakref__',)
+
+
+class SyncThreads:
+    """asgiref's thread-sensitive sync code (sync_to_async with thread_sensitive=True: Django's sync
+    views and middleware) of one request runs on one thread of a pool of `threads`, the least busy,
+    instead of on asgiref's one thread for the whole process; as Django 4 and later give each request a
+    thread of its own (ThreadSensitiveContext), without a new thread per request. Requests keep their
+    thread throughout, so thread-sensitive code stays on one thread per request."""
+
+    def __init__(self, threads):
+        import concurrent.futures
+        from asgiref.sync import SyncToAsync
+        self.var = SyncToAsync.thread_sensitive_context
+        self.executors = SyncToAsync.context_to_thread_executor
+        self.pool = [concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='mod_wsgi-sync-%d' % i)
+                     for i in range(threads)]
+        self.busy = [0] * threads
+
+    async def run(self, app, scope, receive, send):
+        i = self.busy.index(min(self.busy))
+        self.busy[i] += 1
+        key = _Key()
+        self.executors[key] = self.pool[i]
+        self.var.set(key)
+        try:
+            await app(scope, receive, send)
+        finally:
+            self.busy[i] -= 1
+            self.executors.pop(key, None)
+
+    def shutdown(self):
+        for e in self.pool:
+            e.shutdown(wait=False, cancel_futures=True)
+
+
+_sync_threads = None
+
+
+def sync_runner(threads):
+    """SyncThreads.run for an application that uses asgiref (None without a usable one)."""
+    global _sync_threads
+    if _sync_threads is None:
+        try:
+            _sync_threads = SyncThreads(threads)
+        except Exception:
+            _sync_threads = False
+    return _sync_threads.run if _sync_threads else None
+
+
 def _new_loop(use_uvloop):
     if use_uvloop:
         try:
@@ -71,6 +122,8 @@ def run(wake_fd, drain, threads, use_uvloop, group):
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
+            if _sync_threads:
+                _sync_threads.shutdown()
             asyncio.set_event_loop(None)
             loop.close()
 

@@ -1068,8 +1068,10 @@ void http_start(AsgiLoop &loop, AsgiApp &app, std::shared_ptr<Request> req, Http
     PyRef scope(build_scope(loop, app, vars));
     PyRef receive(scope ? PyObject_GetAttr(self.get(), s.receive) : nullptr);
     PyRef send(receive ? PyObject_GetAttr(self.get(), s.send) : nullptr);
-    PyObject *args[3] = {scope.get(), receive.get(), send.get()};
-    PyRef coro(send ? PyObject_Vectorcall(app.app.get(), args, 3, nullptr) : nullptr);
+    PyObject *args[4] = {app.app.get(), scope.get(), receive.get(), send.get()};
+    PyRef coro(!send ? nullptr
+               : app.runner ? PyObject_Vectorcall(app.runner.get(), args, 4, nullptr)
+                            : PyObject_Vectorcall(app.app.get(), args + 1, 3, nullptr));
     PyRef task(coro ? PyObject_CallOneArg(loop.create_task, coro.get()) : nullptr);
     PyRef done(task ? PyObject_GetAttr(self.get(), s.done) : nullptr);
     PyRef added(done ? PyObject_CallMethodOneArg(task.get(), s.add_done_callback, done.get()) : nullptr);

@@ -46,6 +46,7 @@ struct AsgiApp {
     PyRef app;             // the callable; a reloaded script brings a new one (and a new lifespan)
     PyRef state;           // the lifespan state dict, shallow-copied into every scope
     PyRef lifespan;        // the glue's Lifespan object while one runs or ran
+    PyRef runner;          // glue.SyncThreads.run when the application uses asgiref, else null
     enum class Startup { kNone, kRunning, kDone } startup = Startup::kNone;
     std::vector<std::shared_ptr<Request>> waiting;  // requests that arrived before startup completed
     std::vector<double> preloads;                   // WSGIImportScript tokens waiting for the same
