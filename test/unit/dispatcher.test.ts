@@ -19,7 +19,7 @@ function setup(threads: number, queueTimeoutMs = 0) {
   const d = new Dispatcher<J>(
     threads,
     queueTimeoutMs,
-    { start: (j) => started.push(j.id), expire: (j, w) => expired.push([j.id, w]) },
+    { start: (j) => void started.push(j.id), expire: (j, w) => expired.push([j.id, w]) },
     () => now,
   )
   const job = (id: number, ageMs = 0) => new J(id, (now - ageMs) * 1000)
