@@ -85,7 +85,7 @@ export const E = {
 
   // ASGI (docs/asgi.md) -----------------------------------------------------------------------------------
   asgiRequestTimeout: m(2120, 'error', (group: string, seconds: number, uri: string) =>
-    `Request timeout expired for an ASGI request of daemon process '${group}' after ${seconds} seconds: its task is cancelled (504): ${uri}.`),
+    `Request timeout expired for an ASGI request of daemon process '${group}' (${seconds} seconds without output): its task is cancelled: ${uri}.`),
   asgiStartupFailed: m(2121, 'crit', (group: string, script: string, err: string) =>
     `ASGI lifespan startup of script '${script}' failed in daemon process '${group}': not serving (${err}).`),
 } as const

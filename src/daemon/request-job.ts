@@ -10,6 +10,8 @@ export class RequestJob implements Job {
   onLoop = false
   /** request-timeout cancelled it (asgi/request-timeout.ts): once only. */
   cancelled = false
+  /** On a loop: Date.now() of its last output event, 0 before any (asgi/request-timeout.ts). */
+  progressAt = 0
   /** Submitted to the bridge (so input/abort/resume may be called for it). */
   submitted = false
   /** Body chunks that arrived before submission, handed to the bridge on submit. */

@@ -105,6 +105,8 @@ export class DaemonServer implements ConnectionHost {
           return false
         }
         let pause = false
+        // An ASGI request's request-timeout counts from its last output (asgi/request-timeout.ts).
+        if (job.onLoop) job.progressAt = Date.now()
         if (final) {
           const last = lastFrameType(data)
           // Stop first, so that no retry of this request can reach this process's listener.

@@ -1,10 +1,11 @@
 // ASGI applications that fail, through Apache: an exception before the response starts is a 500 with
 // the traceback in the error log (one line naming the cause); after part of the body went out the client
 // sees a truncated response; bad messages are raised into the application; request-timeout cancels the
-// one request (504) and the process serves on; a client that leaves is seen by the application.
+// one request that went that long without output (504) and the process serves on; a client that leaves
+// is seen by the application.
 import t from 'tap'
 import { startApache, waitFor } from '../helpers/apache'
-import { ALLOW_ASGI, marker, privateCopy, rawRequest } from './helpers'
+import { ALLOW_ASGI, asgiFixture, marker, privateCopy, rawRequest } from './helpers'
 
 t.test('ASGI errors', async (t) => {
   const { dir, script } = privateCopy('errors')
@@ -14,6 +15,7 @@ WSGIDaemonProcess errors threads=2 request-timeout=2
 WSGIProcessGroup errors
 WSGIApplicationGroup %{GLOBAL}
 WSGIScriptAlias /e ${script}
+WSGIScriptAlias /b ${asgiFixture('bodies')}
 <Directory ${dir}>
   Require all granted
 </Directory>
@@ -86,6 +88,12 @@ ${ALLOW_ASGI}
     t.equal((await apache.request('/e/pid')).text, pid, 'no restart')
     const ok = await apache.request('/e/sleep?s=0.1')
     t.equal(ok.text, 'slept')
+  })
+
+  await t.test('request-timeout counts silence: a stream that keeps sending outlives it', async (t) => {
+    const r = await apache.request('/b/stream?n=6&size=10&pause=0.9', { timeoutMs: 20000 })
+    t.equal(r.status, 200)
+    t.equal(r.body.length, 60, 'all of it, 4.5 s with request-timeout=2')
   })
 
   await t.test('a client that leaves: send() raises, receive() gives http.disconnect', async (t) => {

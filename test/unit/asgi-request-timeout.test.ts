@@ -6,7 +6,7 @@ import { Dispatcher } from '../../src/daemon/dispatcher'
 import type { RequestJob } from '../../src/daemon/request-job'
 
 function job(id: number, asgi: boolean): RequestJob {
-  return { id, requestStartUs: 0, startedAt: 0, queued: false, onLoop: false, cancelled: false, payload: null, asgi } as unknown as RequestJob
+  return { id, requestStartUs: 0, startedAt: 0, queued: false, onLoop: false, cancelled: false, progressAt: 0, payload: null, asgi } as unknown as RequestJob
 }
 
 t.test('cancels loop requests older than request-timeout, once each', async (t) => {
@@ -26,6 +26,24 @@ t.test('cancels loop requests older than request-timeout, once each', async (t) 
   now += 1000
   timer.check()
   t.same(cancelled, [1, 3], 'job 3 in its turn; job 2 (a thread) never')
+})
+
+t.test('output resets the clock: a stream that keeps sending lives on', async (t) => {
+  let now = 0
+  const d = new Dispatcher<RequestJob>(1, 0, { start: () => 'loop', expire: () => undefined }, () => now)
+  const cancelled: number[] = []
+  const timer = new LoopRequestTimer('g', 1000, d, { cancel: (id: number) => cancelled.push(id) }, () => now)
+  const j = job(1, true)
+  d.enqueue(j)
+  for (let i = 0; i < 5; i++) {
+    now += 800
+    j.progressAt = now
+    timer.check()
+  }
+  t.same(cancelled, [], '4 s old, but never 1 s without output')
+  now += 1200
+  timer.check()
+  t.same(cancelled, [1], 'then silent for 1.2 s')
 })
 
 t.test('not started without request-timeout', async (t) => {

@@ -75,6 +75,24 @@ void adopt(AsgiLoop &loop, AsgiApp &a, PyObject *app, const std::string &key, st
     }
 }
 
+// The entry of `app` under `key`: the one the key has, else one another key has for the same object,
+// else a new one. *fresh: the caller must adopt() the object into it.
+AsgiApp &entry_for(AsgiLoop &loop, const std::string &key, PyObject *app, bool *fresh) {
+    *fresh = false;
+    std::shared_ptr<AsgiApp> &slot = loop.apps[key];
+    if (slot && slot->app.get() == app)
+        return *slot;
+    for (auto &e : loop.apps)
+        if (e.second && e.second != slot && e.second->app.get() == app) {
+            slot = e.second;
+            return *slot;
+        }
+    if (!slot)
+        slot = std::make_shared<AsgiApp>();
+    *fresh = true;
+    return *slot;
+}
+
 // Runs the request now that its application is ready.
 void run(AsgiLoop &loop, AsgiApp &a, std::shared_ptr<Request> req) {
     HttpVars vars;
@@ -140,8 +158,9 @@ void apps_request(AsgiLoop &loop, std::shared_ptr<Request> req) {
         return;
     }
     std::string key = asgi_app_key(call.script, call.callable);
-    AsgiApp &a = loop.apps[key];
-    if (a.app.get() != app.get()) {
+    bool fresh;
+    AsgiApp &a = entry_for(loop, key, app.get(), &fresh);
+    if (fresh) {
         // First seen here, or reloaded in place: still ASGI?
         int asgi = vars.app_type == "asgi" ? 1 : asgi_is_application(app.get());
         if (asgi != 1) {
@@ -183,8 +202,9 @@ void apps_preload(AsgiLoop &loop, double token, const std::string &script, const
         return;
     }
     std::string key = asgi_app_key(script, callable);
-    AsgiApp &a = loop.apps[key];
-    if (a.app.get() != app.get())
+    bool fresh;
+    AsgiApp &a = entry_for(loop, key, app.get(), &fresh);
+    if (fresh)
         adopt(loop, a, app.get(), key, label_of(script, callable));
     switch (a.startup) {
     case AsgiApp::Startup::kDone:
@@ -203,8 +223,8 @@ void apps_preload(AsgiLoop &loop, double token, const std::string &script, const
 PyObject *apps_lifespan_ready(AsgiLoop &loop, PyObject *lifespan, PyObject *status, PyObject *message) {
     AsgiApp *a = nullptr;
     for (auto &entry : loop.apps)
-        if (entry.second.lifespan.get() == lifespan)
-            a = &entry.second;
+        if (entry.second && entry.second->lifespan.get() == lifespan)
+            a = entry.second.get();
     if (!a || a->startup != AsgiApp::Startup::kRunning)
         Py_RETURN_NONE;  // an application replaced meanwhile (reloaded)
     const Logger &log = runtime_logger(loop.rt);
@@ -245,9 +265,12 @@ PyObject *apps_lifespans(AsgiLoop &loop) {
     PyRef list(PyList_New(0));
     if (!list)
         return nullptr;
+    std::unordered_set<AsgiApp *> seen;
     for (auto &entry : loop.apps) {
-        AsgiApp &a = entry.second;
-        if (a.startup == AsgiApp::Startup::kDone && a.lifespan && PyList_Append(list.get(), a.lifespan.get()) < 0)
+        AsgiApp *a = entry.second.get();
+        if (!a || !seen.insert(a).second)
+            continue;
+        if (a->startup == AsgiApp::Startup::kDone && a->lifespan && PyList_Append(list.get(), a->lifespan.get()) < 0)
             return nullptr;
     }
     return list.release();

@@ -221,9 +221,11 @@ void AsgiLoop::stop_now(std::chrono::steady_clock::time_point deadline) {
                                          : nullptr);
     // Requests still waiting for a startup will not run.
     for (auto &entry : apps) {
-        for (auto &req : entry.second.waiting)
+        if (!entry.second)
+            continue;
+        for (auto &req : entry.second->waiting)
             answer(*req, error_frame(503, "Service Unavailable: the daemon process is shutting down"));
-        entry.second.waiting.clear();
+        entry.second->waiting.clear();
     }
 }
 
@@ -249,9 +251,13 @@ void AsgiLoop::run() {
         else if (item.kind == Item::Kind::kPreload)
             post_preload_done(rt, item.token, false, failure.empty() ? "the daemon process is shutting down" : failure);
     }
-    for (auto &entry : apps)
-        for (auto &req : entry.second.waiting)
+    for (auto &entry : apps) {
+        if (!entry.second)
+            continue;
+        for (auto &req : entry.second->waiting)
             answer(*req, error_frame(503, "Service Unavailable: the daemon process is shutting down"));
+        entry.second->waiting.clear();
+    }
     apps.clear();
     for (PyObject *obj : live)
         Py_DECREF(obj);

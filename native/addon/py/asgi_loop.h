@@ -78,7 +78,9 @@ public:
     PyObject *pyloop = nullptr;       // the running event loop
     PyObject *create_task = nullptr;  // pyloop.create_task
     PyObject *create_future = nullptr;
-    std::unordered_map<std::string, AsgiApp> apps;
+    // By key ("script\0callable"); two keys for one callable object (WSGIImportScript preloads
+    // `application`, a WSGIHandlerScript calls `handle_request` = application) share one entry.
+    std::unordered_map<std::string, std::shared_ptr<AsgiApp>> apps;
     std::unordered_set<PyObject *> live;  // Http objects whose task has not finished (owned refs)
     // "HTTP_USER_AGENT" -> b"user-agent", owned (asgi_http.cc); bounded like KeyCache
     std::unordered_map<std::string, PyObject *> header_names;
