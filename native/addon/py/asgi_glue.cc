@@ -39,6 +39,18 @@ class Http(_HttpBase):
         if waiter is not None:
             await waiter
 
+    async def _main(self, app, scope, sync_threads):
+        # The request's task: the application, then its outcome to C (no done-callback round).
+        try:
+            if sync_threads is None:
+                await app(scope, self.receive, self.send)
+            else:
+                await sync_threads(app, scope, self.receive, self.send)
+        except BaseException as e:
+            self._ended(e)
+        else:
+            self._ended(None)
+
 
 class _Key:
     __slots__ = ('__weakref__',)

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
 
 #include "runtime.h"
 #include "wsgi_wire.h"
@@ -29,15 +28,42 @@ struct Piece {
     int fd = -1;       // a FILE frame's descriptor: such a piece holds that frame alone
 };
 
+// A first-in first-out list that allocates nothing until used (std::deque allocates when made, and
+// there are three per request).
+template <class T>
+class Fifo {
+public:
+    bool empty() const { return head_ == v_.size(); }
+    size_t size() const { return v_.size() - head_; }
+    T &front() { return v_[head_]; }
+    T &back() { return v_.back(); }
+    void push_back(T &&x) { v_.push_back(std::move(x)); }
+    void push_back(const T &x) { v_.push_back(x); }
+    void pop_front() {
+        if (++head_ == v_.size())
+            clear();
+    }
+    void clear() {
+        v_.clear();
+        head_ = 0;
+    }
+    typename std::vector<T>::iterator begin() { return v_.begin() + static_cast<std::ptrdiff_t>(head_); }
+    typename std::vector<T>::iterator end() { return v_.end(); }
+
+private:
+    std::vector<T> v_;
+    size_t head_ = 0;
+};
+
 struct HttpState {
     AsgiLoop *loop = nullptr;
     std::shared_ptr<Request> req;
     std::string label;  // "'app' of script '...'"
     std::string client;
     PyObject *task = nullptr;
-    std::deque<PyObject *> receivers;  // futures of receive() calls waiting for a message
-    std::deque<PyObject *> senders;    // futures of send() calls waiting for their output to go
-    std::deque<Piece> out;             // frames not posted yet (no room in JavaScript)
+    Fifo<PyObject *> receivers;  // futures of receive() calls waiting for a message
+    Fifo<PyObject *> senders;    // futures of send() calls waiting for their output to go
+    Fifo<Piece> out;             // frames not posted yet (no room in JavaScript)
     std::string head;                  // HEAD payload from http.response.start
     int64_t content_length = -1;
     uint64_t body_bytes = 0;
@@ -705,8 +731,8 @@ void finish_abnormally(HttpState &h, AsgiStrings &s, PyObject *disconnected, uin
     pump(h, s, disconnected);
 }
 
-// task.add_done_callback(self._done)
-PyObject *http_done(PyObject *self, PyObject *task) {
+// self._ended(exception or None): the last thing the request's task does (glue.Http._main).
+PyObject *http_ended(PyObject *self, PyObject *raised) {
     HttpState *h = state_of(self);
     if (!h)
         return nullptr;
@@ -715,12 +741,12 @@ PyObject *http_done(PyObject *self, PyObject *task) {
     Py_INCREF(self);
     PyRef keep(self);
     h->finished = true;
-    PyRef cancelled(PyObject_CallMethodNoArgs(task, s.cancelled));
-    bool was_cancelled = cancelled && PyObject_IsTrue(cancelled.get()) == 1;
-    PyRef exc(was_cancelled ? nullptr : PyObject_CallMethodNoArgs(task, s.exception));
-    PyErr_Clear();
-    if (exc.get() == Py_None)
-        exc.reset();
+    bool was_cancelled = raised != Py_None && PyErr_GivenExceptionMatches(raised, loop.cancelled_error);
+    PyRef exc;
+    if (raised != Py_None && !was_cancelled) {
+        Py_INCREF(raised);
+        exc.reset(raised);
+    }
     const Logger &log = runtime_logger(loop.rt);
     if (!h->client_gone && h->req->aborted())
         gone(*h, s, loop.disconnected);
@@ -794,7 +820,7 @@ void http_dealloc(PyObject *self) {
 PyMethodDef http_methods[] = {
     {"_receive", http_receive, METH_NOARGS, nullptr},
     {"_send", http_send, METH_O, nullptr},
-    {"_done", http_done, METH_O, nullptr},
+    {"_ended", http_ended, METH_O, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -906,10 +932,6 @@ PyObject *build_scope(AsgiLoop &loop, AsgiApp &app, const HttpVars &v) {
         joined.assign(v.script_name).append(v.path_info);
         raw = joined;
     }
-    PyRef ext(PyDict_New());
-    PyRef pathsend(PyDict_New());
-    if (!ext || !pathsend || PyDict_SetItem(ext.get(), s.pathsend_ext, pathsend.get()) < 0)
-        return nullptr;
     bool ok = PyDict_SetItem(d, s.type, s.http) == 0 && PyDict_SetItem(d, s.asgi, s.asgi_dict) == 0 &&
               PyDict_SetItem(d, s.http_version, version) == 0 && PyDict_SetItem(d, s.method, method.get()) == 0 &&
               PyDict_SetItem(d, s.scheme, v.scheme == "https" ? s.https : s.http) == 0 &&
@@ -919,7 +941,7 @@ PyObject *build_scope(AsgiLoop &loop, AsgiApp &app, const HttpVars &v) {
               set(d, s.client, address(v.remote_addr, v.remote_port)) &&
               set(d, s.server, address(v.server_addr, v.listener_port)) &&
               set(d, s.state, app.state ? PyDict_Copy(app.state.get()) : PyDict_New()) &&
-              PyDict_SetItem(d, s.extensions, ext.get()) == 0;
+              PyDict_SetItem(d, s.extensions, s.extensions_dict) == 0;
     return ok ? scope.release() : nullptr;
 }
 
@@ -1045,7 +1067,9 @@ bool http_strings_init(AsgiStrings &s) {
         return false;
     s.empty_bytes = PyBytes_FromStringAndSize("", 0);
     s.asgi_dict = Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", "2.4");
-    return s.empty_bytes && s.asgi_dict;
+    // Shared by every scope, as `asgi` is: the extensions this server supports.
+    s.extensions_dict = Py_BuildValue("{s:{}}", "http.response.pathsend");
+    return s.empty_bytes && s.asgi_dict && s.extensions_dict;
 }
 
 void http_start(AsgiLoop &loop, AsgiApp &app, std::shared_ptr<Request> req, HttpVars &vars) {
@@ -1066,16 +1090,10 @@ void http_start(AsgiLoop &loop, AsgiApp &app, std::shared_ptr<Request> req, Http
     h.client = vars.client;
     h.head_method = vars.method == "HEAD";
     PyRef scope(build_scope(loop, app, vars));
-    PyRef receive(scope ? PyObject_GetAttr(self.get(), s.receive) : nullptr);
-    PyRef send(receive ? PyObject_GetAttr(self.get(), s.send) : nullptr);
-    PyObject *args[4] = {app.app.get(), scope.get(), receive.get(), send.get()};
-    PyRef coro(!send ? nullptr
-               : app.runner ? PyObject_Vectorcall(app.runner.get(), args, 4, nullptr)
-                            : PyObject_Vectorcall(app.app.get(), args + 1, 3, nullptr));
+    PyObject *args[4] = {self.get(), app.app.get(), scope.get(), app.runner ? app.runner.get() : Py_None};
+    PyRef coro(scope ? PyObject_Vectorcall(loop.http_main, args, 4, nullptr) : nullptr);
     PyRef task(coro ? PyObject_CallOneArg(loop.create_task, coro.get()) : nullptr);
-    PyRef done(task ? PyObject_GetAttr(self.get(), s.done) : nullptr);
-    PyRef added(done ? PyObject_CallMethodOneArg(task.get(), s.add_done_callback, done.get()) : nullptr);
-    if (!added) {
+    if (!task) {
         runtime_logger(loop.rt).write(LogLevel::kError, kLogAsgiException,
                                       "Exception occurred processing ASGI application " + app.label + ".", h.client);
         log_exception(loop.st, {}, h.client);

@@ -270,6 +270,8 @@ void AsgiLoop::run() {
     Py_CLEAR(pyloop);
     Py_CLEAR(http_type);
     Py_CLEAR(disconnected);
+    Py_CLEAR(http_main);
+    Py_CLEAR(cancelled_error);
     Py_CLEAR(glue);
     PyErr_Clear();
     PyThreadState_Clear(tstate);
@@ -292,8 +294,11 @@ std::string AsgiLoop::serve() {
     if (run_fn) {
         http_type = PyObject_GetAttrString(glue, "Http");
         disconnected = PyObject_GetAttrString(glue, "ClientDisconnected");
+        http_main = http_type ? PyObject_GetAttrString(http_type, "_main") : nullptr;
+        PyRef asyncio(PyImport_ImportModule("asyncio"));
+        cancelled_error = asyncio ? PyObject_GetAttrString(asyncio.get(), "CancelledError") : nullptr;
     }
-    if (http_type && disconnected) {
+    if (http_type && disconnected && http_main && cancelled_error) {
         const HostOptions &o = rt.options();
         PyRef r(PyObject_CallFunction(run_fn.get(), "iOiOs", efd_, drain_fn.get(), o.threads,
                                       o.asgi_uvloop ? Py_True : Py_False,

@@ -34,7 +34,7 @@ struct AsgiStrings {
         *query_string, *root_path, *headers, *client, *server, *state, *extensions, *body, *more_body,
         *status, *message, *trailers;
     PyObject *http, *http_request, *http_disconnect, *http_response_start, *http_response_body,
-        *http_response_pathsend, *pathsend_ext, *asgi_dict, *v10, *v11, *v2, *https, *empty_bytes,
+        *http_response_pathsend, *pathsend_ext, *asgi_dict, *extensions_dict, *v10, *v11, *v2, *https, *empty_bytes,
         *receive, *send, *done, *cancel, *add_done_callback, *result, *set_result, *set_exception, *cancelled,
         *exception, *str_done;
 };
@@ -75,6 +75,8 @@ public:
     PyObject *glue = nullptr;         // the glue module
     PyObject *http_type = nullptr;    // glue.Http (subclass of the C base in asgi_http.cc)
     PyObject *disconnected = nullptr; // glue.ClientDisconnected
+    PyObject *http_main = nullptr;    // glue.Http._main (unbound): a request's task
+    PyObject *cancelled_error = nullptr;  // asyncio.CancelledError
     PyObject *pyloop = nullptr;       // the running event loop
     PyObject *create_task = nullptr;  // pyloop.create_task
     PyObject *create_future = nullptr;
