@@ -7,8 +7,11 @@
 //   asgi_loop.cc      the loop's thread: one fd wakes it, each wake-up drains a batch of work (new
 //                     requests, input, room for output, clients gone, cancellations)
 //   asgi_apps.cc      an application on the loop: loading, its lifespan before its first request
-//   asgi_http.cc      the http scope, receive()/send() and the response frames
-//   asgi_glue.cc      the Python half: loop runner, executor, lifespan protocol, shutdown
+//   asgi_scope.cc     the http scope, from the REQUEST variables
+//   asgi_http.cc      receive()/send() of an http request and its response frames
+//   asgi_head.cc      a response's status and headers, validated, as a HEAD payload
+//   asgi_frames.h     response frames as strings
+//   asgi_glue.cc      the Python half: loop runner, executors, lifespan protocol, shutdown
 //
 // The JavaScript thread never takes the GIL: it only queues work and writes the wake-up fd. Output goes
 // to JavaScript through the same Sink as WSGI output, as complete frames (one event per send() that

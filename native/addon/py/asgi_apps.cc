@@ -6,29 +6,15 @@
 // a preload's failure stops the daemon before it serves (main.ts).
 #include "asgi_loop.h"
 
+#include "asgi_frames.h"
 #include "runtime.h"
 #include "wsgi_wire.h"
 
 namespace modwsgi {
 
+using namespace asgi_frames;
+
 namespace {
-
-std::string simple_frame(uint8_t type) {
-    std::string out(WSGI_WIRE_HEADER_SIZE, '\0');
-    wsgi_frame_header_pack(reinterpret_cast<unsigned char *>(&out[0]), type, 0, 0);
-    return out;
-}
-
-std::string error_frame(uint32_t status, std::string text) {
-    if (text.size() > WSGI_LIMIT_ERROR - 8)
-        text.resize(WSGI_LIMIT_ERROR - 8);
-    std::string out(WSGI_WIRE_HEADER_SIZE + 8 + text.size(), '\0');
-    auto *p = reinterpret_cast<unsigned char *>(&out[0]);
-    wsgi_frame_header_pack(p, WSGI_FRAME_ERROR, 0, static_cast<uint32_t>(out.size() - WSGI_WIRE_HEADER_SIZE));
-    wsgi_put_u32(p + WSGI_WIRE_HEADER_SIZE, status);
-    wsgi_write_string(p + WSGI_WIRE_HEADER_SIZE + 4, text.data(), static_cast<uint32_t>(text.size()));
-    return out;
-}
 
 void preload_done(AsgiLoop &loop, double token, bool ok, bool fatal, const std::string &error) {
     Event ev;
@@ -152,7 +138,7 @@ void apps_request(AsgiLoop &loop, std::shared_ptr<Request> req) {
     if (!app) {
         PyErr_Clear();
         if (call.restart)
-            loop.answer(*req, simple_frame(WSGI_FRAME_GOAWAY));  // this process restarts; the child retries
+            loop.answer(*req, empty_frame(WSGI_FRAME_GOAWAY));  // this process restarts; the child retries
         else
             loop.answer(*req, error_frame(500, call.error_text.empty() ? "Internal Server Error" : call.error_text));
         return;
@@ -171,7 +157,7 @@ void apps_request(AsgiLoop &loop, std::shared_ptr<Request> req) {
                                               "serve it as WSGI.",
                                           vars.client);
             loop.hub.learn(loop.st.group, call.script, call.callable, vars.app_type, false);
-            loop.answer(*req, simple_frame(WSGI_FRAME_GOAWAY));
+            loop.answer(*req, empty_frame(WSGI_FRAME_GOAWAY));
             return;
         }
         adopt(loop, a, app.get(), key, label_of(call.script, call.callable));

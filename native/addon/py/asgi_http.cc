@@ -1,5 +1,5 @@
-// ASGI HTTP (asgiref specs/www.rst, spec 2.4) on the loop (asgi_loop.h): the http scope built from the
-// REQUEST variables, receive() (http.request with more_body as the body arrives, http.disconnect) and
+// ASGI HTTP (asgiref specs/www.rst, spec 2.4) on the loop (asgi_loop.h): with the scope of
+// asgi_scope.cc, receive() (http.request with more_body as the body arrives, http.disconnect) and
 // send() (http.response.start, http.response.body, the http.response.pathsend extension), turned into
 // the same HEAD/BODY/FILE/END/ERROR frames as a WSGI response. Output is posted to JavaScript as it is
 // sent (server-sent events reach the client message by message); send() waits while JavaScript holds
@@ -13,10 +13,13 @@
 
 #include <algorithm>
 
+#include "asgi_frames.h"
 #include "runtime.h"
 #include "wsgi_wire.h"
 
 namespace modwsgi {
+
+using namespace asgi_frames;
 
 namespace {
 
@@ -93,43 +96,7 @@ HttpState *state_of(PyObject *self) {
     return h;
 }
 
-// --- frames ---
-
-void append_u32(std::string &out, uint32_t v) {
-    unsigned char b[4];
-    wsgi_put_u32(b, v);
-    out.append(reinterpret_cast<const char *>(b), 4);
-}
-
-void append_string(std::string &out, std::string_view s) {
-    append_u32(out, static_cast<uint32_t>(s.size()));
-    out.append(s.data(), s.size());
-}
-
-void append_frame(std::string &out, uint8_t type, const char *payload, size_t n) {
-    unsigned char h[WSGI_WIRE_HEADER_SIZE];
-    wsgi_frame_header_pack(h, type, 0, static_cast<uint32_t>(n));
-    out.append(reinterpret_cast<const char *>(h), sizeof h);
-    if (n)
-        out.append(payload, n);
-}
-
-std::string error_frame(uint32_t status, std::string_view text) {
-    std::string payload;
-    append_u32(payload, status);
-    append_string(payload, text.substr(0, WSGI_LIMIT_ERROR - 8));
-    std::string out;
-    append_frame(out, WSGI_FRAME_ERROR, payload.data(), payload.size());
-    return out;
-}
-
-std::string end_frame(uint32_t outcome) {
-    unsigned char b[4];
-    wsgi_put_u32(b, outcome);
-    std::string out;
-    append_frame(out, WSGI_FRAME_END, reinterpret_cast<const char *>(b), 4);
-    return out;
-}
+// --- output frames ---
 
 // Appends whole frames to the output queue: to its last piece while that stays small, else as a new one.
 void queue(HttpState &h, std::string &&frames, int fd = -1) {
@@ -145,192 +112,6 @@ void queue_head(HttpState &h) {
     append_frame(f, WSGI_FRAME_HEAD, h.head.data(), h.head.size());
     queue(h, std::move(f));
     h.head_queued = true;
-}
-
-const char *reason_phrase(long code) {
-    switch (code) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 207: return "Multi-Status";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 418: return "I'm a teapot";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 423: return "Locked";
-    case 424: return "Failed Dependency";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 451: return "Unavailable For Legal Reasons";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 507: return "Insufficient Storage";
-    case 511: return "Network Authentication Required";
-    default: return "";
-    }
-}
-
-bool is_tchar(unsigned char c) {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
-// Apache owns the connection: these are its to set (it drops the first three itself).
-bool is_hop_by_hop(std::string_view name) {
-    static const char *const names[] = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"};
-    for (const char *n : names)
-        if (name.size() == strlen(n) && strncasecmp(name.data(), n, name.size()) == 0)
-            return true;
-    return false;
-}
-
-// bytes, bytearray or a latin-1 str, as a view (valid while `o` lives).
-bool header_bytes(PyObject *o, std::string_view *out) {
-    if (PyBytes_Check(o)) {
-        *out = std::string_view(PyBytes_AS_STRING(o), static_cast<size_t>(PyBytes_GET_SIZE(o)));
-        return true;
-    }
-    if (PyByteArray_Check(o)) {
-        *out = std::string_view(PyByteArray_AS_STRING(o), static_cast<size_t>(PyByteArray_GET_SIZE(o)));
-        return true;
-    }
-    return latin1_view(o, out);
-}
-
-bool parse_length(std::string_view v, int64_t *out) {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-        v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-        v.remove_suffix(1);
-    if (v.empty() || v.size() > 18)
-        return false;
-    int64_t n = 0;
-    for (char c : v) {
-        if (c < '0' || c > '9')
-            return false;
-        n = n * 10 + (c - '0');
-    }
-    *out = n;
-    return true;
-}
-
-// http.response.start: validates status and headers and encodes the HEAD payload.
-bool encode_head(HttpState &h, AsgiStrings &s, PyObject *message) {
-    PyObject *status = PyDict_GetItemWithError(message, s.status);
-    if (!status) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_KeyError, "http.response.start message without 'status'");
-        return false;
-    }
-    long code = PyLong_Check(status) ? PyLong_AsLong(status) : -1;
-    if (!PyLong_Check(status) || code < 100 || code > 999) {
-        if (!PyErr_Occurred())
-            PyErr_Format(PyExc_ValueError, "ASGI response status must be an integer from 100 to 999, not %R", status);
-        return false;
-    }
-    std::string head;
-    append_u32(head, static_cast<uint32_t>(code));
-    std::string line = std::to_string(code) + " " + reason_phrase(code);
-    append_string(head, line);
-    size_t count_at = head.size();
-    append_u32(head, 0);
-    uint32_t count = 0;
-    h.content_length = -1;
-    PyObject *headers = PyDict_GetItemWithError(message, s.headers);
-    if (!headers && PyErr_Occurred())
-        return false;
-    if (headers && headers != Py_None) {
-        PyRef it(PyObject_GetIter(headers));
-        if (!it)
-            return false;
-        for (;;) {
-            PyRef item(PyIter_Next(it.get()));
-            if (!item) {
-                if (PyErr_Occurred())
-                    return false;
-                break;
-            }
-            PyRef pair(PySequence_Fast(item.get(), "ASGI response headers must be [name, value] pairs"));
-            if (!pair)
-                return false;
-            if (PySequence_Fast_GET_SIZE(pair.get()) != 2) {
-                PyErr_SetString(PyExc_ValueError, "ASGI response headers must be [name, value] pairs");
-                return false;
-            }
-            PyObject *name = PySequence_Fast_GET_ITEM(pair.get(), 0);
-            PyObject *value = PySequence_Fast_GET_ITEM(pair.get(), 1);
-            std::string_view n, v;
-            if (!header_bytes(name, &n) || !header_bytes(value, &v)) {
-                if (!PyErr_Occurred())
-                    PyErr_Format(PyExc_TypeError, "ASGI response header names and values must be bytes, not %.100s",
-                                 Py_TYPE(header_bytes(name, &n) ? value : name)->tp_name);
-                return false;
-            }
-            bool ok = !n.empty();
-            for (unsigned char c : n)
-                ok = ok && is_tchar(c);
-            if (!ok) {
-                PyErr_Format(PyExc_ValueError, "invalid ASGI response header name %R", name);
-                return false;
-            }
-            if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
-                PyErr_Format(PyExc_ValueError, "invalid character (CR, LF or NUL) in ASGI response header %R", name);
-                return false;
-            }
-            if (is_hop_by_hop(n))
-                continue;
-            if (n.size() == 14 && strncasecmp(n.data(), "content-length", 14) == 0 &&
-                !parse_length(v, &h.content_length)) {
-                PyErr_Format(PyExc_ValueError, "invalid content-length in ASGI response headers: %R", value);
-                return false;
-            }
-            append_string(head, n);
-            append_string(head, v);
-            ++count;
-        }
-    }
-    wsgi_put_u32(reinterpret_cast<unsigned char *>(&head[count_at]), count);
-    h.head = std::move(head);
-    return true;
 }
 
 // --- messages to the application ---
@@ -642,7 +423,7 @@ PyObject *http_send(PyObject *self, PyObject *msg) {
         if (h->started)
             return PyErr_Format(PyExc_RuntimeError,
                                 "Unexpected ASGI message 'http.response.start' sent, after response already started.");
-        if (!encode_head(*h, s, msg))
+        if (!asgi_encode_head(s, msg, &h->head, &h->content_length))
             return nullptr;
         h->started = true;
         Py_RETURN_NONE;
@@ -834,243 +615,10 @@ PyType_Slot http_slots[] = {
 PyType_Spec http_spec = {"mod_wsgi.AsgiHttpBase", sizeof(HttpObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
                          http_slots};
 
-// --- the scope ---
-
-bool set(PyObject *d, PyObject *key, PyObject *value) {
-    if (!value)
-        return false;
-    int r = PyDict_SetItem(d, key, value);
-    Py_DECREF(value);
-    return r == 0;
-}
-
-// b"user-agent" for HTTP_USER_AGENT, b"content-type" for CONTENT_TYPE (new reference).
-PyObject *header_name(AsgiLoop &loop, std::string_view var) {
-    auto it = loop.header_names.find(std::string(var));
-    if (it != loop.header_names.end()) {
-        Py_INCREF(it->second);
-        return it->second;
-    }
-    std::string_view bare = var.substr(0, 5) == "HTTP_" ? var.substr(5) : var;
-    std::string name(bare);
-    for (char &c : name)
-        c = c == '_' ? '-' : static_cast<char>((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
-    PyObject *b = PyBytes_FromStringAndSize(name.data(), static_cast<Py_ssize_t>(name.size()));
-    if (b && loop.header_names.size() < KeyCache::kMaxEntries) {
-        Py_INCREF(b);
-        loop.header_names.emplace(std::string(var), b);
-    }
-    return b;
-}
-
-PyObject *decode_path(std::string_view s) {
-    return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
-}
-
-PyObject *bytes_of(std::string_view s) { return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size())); }
-
-PyObject *address(std::string_view host, std::string_view port) {
-    if (host.empty())
-        Py_RETURN_NONE;
-    long p = 0;
-    for (char c : port)
-        p = (c >= '0' && c <= '9' && p < 100000) ? p * 10 + (c - '0') : p;
-    return Py_BuildValue("(Nl)", PyUnicode_DecodeLatin1(host.data(), static_cast<Py_ssize_t>(host.size()), nullptr), p);
-}
-
-// raw_path: the request target's path as the client sent it (REQUEST_URI up to '?', an absolute-form
-// target's scheme and authority removed).
-std::string_view raw_path(const HttpVars &v) {
-    std::string_view u = v.request_uri;
-    if (u.empty() || u.front() != '/') {
-        size_t scheme = u.find("://");
-        if (scheme != std::string_view::npos) {
-            size_t slash = u.find('/', scheme + 3);
-            u = slash == std::string_view::npos ? std::string_view("/") : u.substr(slash);
-        }
-    }
-    size_t q = u.find('?');
-    return q == std::string_view::npos ? u : u.substr(0, q);
-}
-
-PyObject *build_scope(AsgiLoop &loop, AsgiApp &app, const HttpVars &v) {
-    AsgiStrings &s = loop.s;
-    PyRef scope(_PyDict_NewPresized(16));
-    if (!scope)
-        return nullptr;
-    PyObject *d = scope.get();
-    PyObject *version = v.protocol == "HTTP/1.1" ? s.v11 : v.protocol == "HTTP/1.0" ? s.v10
-                        : v.protocol.substr(0, 6) == "HTTP/2"                         ? s.v2
-                                                                                      : nullptr;
-    PyRef other;
-    if (!version) {
-        std::string_view p = v.protocol.substr(0, 5) == "HTTP/" ? v.protocol.substr(5) : v.protocol;
-        other.reset(PyUnicode_DecodeLatin1(p.data(), static_cast<Py_ssize_t>(p.size()), nullptr));
-        version = other.get();
-    }
-    PyRef method(loop.st.keys.get(v.method.empty() ? std::string_view("GET") : v.method));
-    PyRef headers(PyList_New(static_cast<Py_ssize_t>(v.headers.size())));
-    if (!version || !method || !headers)
-        return nullptr;
-    for (size_t i = 0; i < v.headers.size(); ++i) {
-        PyObject *pair = PyTuple_New(2);
-        if (!pair)
-            return nullptr;
-        PyList_SET_ITEM(headers.get(), static_cast<Py_ssize_t>(i), pair);
-        PyObject *n = header_name(loop, v.headers[i].first);
-        PyObject *val = n ? bytes_of(v.headers[i].second) : nullptr;
-        if (!val) {
-            Py_XDECREF(n);
-            return nullptr;
-        }
-        PyTuple_SET_ITEM(pair, 0, n);
-        PyTuple_SET_ITEM(pair, 1, val);
-    }
-    std::string_view raw = raw_path(v);
-    std::string joined;
-    if (raw.empty()) {
-        joined.assign(v.script_name).append(v.path_info);
-        raw = joined;
-    }
-    bool ok = PyDict_SetItem(d, s.type, s.http) == 0 && PyDict_SetItem(d, s.asgi, s.asgi_dict) == 0 &&
-              PyDict_SetItem(d, s.http_version, version) == 0 && PyDict_SetItem(d, s.method, method.get()) == 0 &&
-              PyDict_SetItem(d, s.scheme, v.scheme == "https" ? s.https : s.http) == 0 &&
-              set(d, s.path, decode_path(v.path_info)) && set(d, s.raw_path, bytes_of(raw)) &&
-              set(d, s.query_string, bytes_of(v.query_string)) && set(d, s.root_path, decode_path(v.script_name)) &&
-              PyDict_SetItem(d, s.headers, headers.get()) == 0 &&
-              set(d, s.client, address(v.remote_addr, v.remote_port)) &&
-              set(d, s.server, address(v.server_addr, v.listener_port)) &&
-              set(d, s.state, app.state ? PyDict_Copy(app.state.get()) : PyDict_New()) &&
-              PyDict_SetItem(d, s.extensions, s.extensions_dict) == 0;
-    return ok ? scope.release() : nullptr;
-}
-
-bool intern(PyObject **slot, const char *text) {
-    *slot = PyUnicode_InternFromString(text);
-    return *slot != nullptr;
-}
-
 }  // namespace
-
-bool http_vars_parse(const std::vector<uint8_t> &payload, HttpVars *v) {
-    wsgi_reader r;
-    wsgi_reader_init(&r, payload.data(), payload.size());
-    v->flags = wsgi_read_u32(&r);
-    wsgi_read_u64(&r);
-    uint32_t count = wsgi_read_u32(&r);
-    if (!r.ok || count > payload.size() / 8)
-        return false;
-    v->headers.reserve(count / 2);
-    for (uint32_t i = 0; i < count; ++i) {
-        const char *n, *val;
-        uint32_t nlen, vlen;
-        wsgi_read_string(&r, &n, &nlen);
-        wsgi_read_string(&r, &val, &vlen);
-        if (!r.ok)
-            return false;
-        std::string_view name(n, nlen), value(val, vlen);
-        if (nlen > 5 && name.substr(0, 5) == "HTTP_") {
-            v->headers.emplace_back(name, value);
-            continue;
-        }
-        switch (nlen) {
-        case 9:
-            if (name == "PATH_INFO")
-                v->path_info = value;
-            break;
-        case 11:
-            if (name == "SCRIPT_NAME")
-                v->script_name = value;
-            else if (name == "REQUEST_URI")
-                v->request_uri = value;
-            else if (name == "REMOTE_ADDR")
-                v->remote_addr = value;
-            else if (name == "REMOTE_PORT")
-                v->remote_port = value;
-            else if (name == "SERVER_ADDR")
-                v->server_addr = value;
-            break;
-        case 12:
-            if (name == "QUERY_STRING")
-                v->query_string = value;
-            else if (name == "CONTENT_TYPE")
-                v->headers.emplace_back(name, value);
-            break;
-        case 14:
-            if (name == "REQUEST_METHOD")
-                v->method = value;
-            else if (name == "CONTENT_LENGTH")
-                v->headers.emplace_back(name, value);
-            break;
-        case 15:
-            if (name == "SERVER_PROTOCOL")
-                v->protocol = value;
-            else if (name == "SCRIPT_FILENAME")
-                v->script = value;
-            break;
-        case 19:
-            if (name == "mod_wsgi.url_scheme")
-                v->scheme = value;
-            break;
-        case 22:
-            if (name == "mod_wsgi.listener_port")
-                v->listener_port = value;
-            break;
-        case 23:
-            if (name == "mod_wsgi.handler_script")
-                v->handler_script = value;
-            break;
-        case 24:
-            if (name == "mod_wsgi.callable_object")
-                v->callable = value;
-            break;
-        case 25:
-            if (name == "mod_wsgi.script_reloading")
-                v->reloading = value;
-            else if (name == "mod_wsgi.application_type")
-                v->app_type = value;
-            break;
-        default:
-            break;
-        }
-    }
-    if (!v->remote_addr.empty()) {
-        v->client.assign(v->remote_addr);
-        if (!v->remote_port.empty())
-            v->client.append(":").append(v->remote_port);
-    }
-    return r.left == 0;
-}
 
 PyTypeObject *http_base_type_new() { return reinterpret_cast<PyTypeObject *>(PyType_FromSpec(&http_spec)); }
 
-bool http_strings_init(AsgiStrings &s) {
-    bool ok = intern(&s.type, "type") && intern(&s.asgi, "asgi") && intern(&s.version, "version") &&
-              intern(&s.spec_version, "spec_version") && intern(&s.http_version, "http_version") &&
-              intern(&s.method, "method") && intern(&s.scheme, "scheme") && intern(&s.path, "path") &&
-              intern(&s.raw_path, "raw_path") && intern(&s.query_string, "query_string") &&
-              intern(&s.root_path, "root_path") && intern(&s.headers, "headers") && intern(&s.client, "client") &&
-              intern(&s.server, "server") && intern(&s.state, "state") && intern(&s.extensions, "extensions") &&
-              intern(&s.body, "body") && intern(&s.more_body, "more_body") && intern(&s.status, "status") &&
-              intern(&s.message, "message") && intern(&s.trailers, "trailers") && intern(&s.http, "http") &&
-              intern(&s.http_request, "http.request") && intern(&s.http_disconnect, "http.disconnect") &&
-              intern(&s.http_response_start, "http.response.start") &&
-              intern(&s.http_response_body, "http.response.body") &&
-              intern(&s.http_response_pathsend, "http.response.pathsend") &&
-              intern(&s.pathsend_ext, "http.response.pathsend") && intern(&s.v10, "1.0") && intern(&s.v11, "1.1") &&
-              intern(&s.v2, "2") && intern(&s.https, "https") && intern(&s.receive, "receive") &&
-              intern(&s.send, "send") && intern(&s.done, "_done") && intern(&s.cancel, "cancel") &&
-              intern(&s.add_done_callback, "add_done_callback") && intern(&s.result, "result") &&
-              intern(&s.set_result, "set_result") && intern(&s.set_exception, "set_exception") &&
-              intern(&s.cancelled, "cancelled") && intern(&s.exception, "exception") && intern(&s.str_done, "done");
-    if (!ok)
-        return false;
-    s.empty_bytes = PyBytes_FromStringAndSize("", 0);
-    s.asgi_dict = Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", "2.4");
-    // Shared by every scope, as `asgi` is: the extensions this server supports.
-    s.extensions_dict = Py_BuildValue("{s:{}}", "http.response.pathsend");
-    return s.empty_bytes && s.asgi_dict && s.extensions_dict;
-}
 
 void http_start(AsgiLoop &loop, AsgiApp &app, std::shared_ptr<Request> req, HttpVars &vars) {
     AsgiStrings &s = loop.s;
@@ -1089,7 +637,7 @@ void http_start(AsgiLoop &loop, AsgiApp &app, std::shared_ptr<Request> req, Http
     h.label = app.label;
     h.client = vars.client;
     h.head_method = vars.method == "HEAD";
-    PyRef scope(build_scope(loop, app, vars));
+    PyRef scope(http_build_scope(loop, app, vars));
     PyObject *args[4] = {self.get(), app.app.get(), scope.get(), app.runner ? app.runner.get() : Py_None};
     PyRef coro(scope ? PyObject_Vectorcall(loop.http_main, args, 4, nullptr) : nullptr);
     PyRef task(coro ? PyObject_CallOneArg(loop.create_task, coro.get()) : nullptr);

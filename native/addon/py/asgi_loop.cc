@@ -7,21 +7,15 @@
 
 #include <cerrno>
 
+#include "asgi_frames.h"
 #include "runtime.h"
 #include "wsgi_wire.h"
 
 namespace modwsgi {
 
-namespace {
+using namespace asgi_frames;
 
-std::string error_frame(uint32_t status, const std::string &text) {
-    std::string out(WSGI_WIRE_HEADER_SIZE + 8 + text.size(), '\0');
-    auto *p = reinterpret_cast<unsigned char *>(&out[0]);
-    wsgi_frame_header_pack(p, WSGI_FRAME_ERROR, 0, static_cast<uint32_t>(out.size() - WSGI_WIRE_HEADER_SIZE));
-    wsgi_put_u32(p + WSGI_WIRE_HEADER_SIZE, status);
-    wsgi_write_string(p + WSGI_WIRE_HEADER_SIZE + 4, text.data(), static_cast<uint32_t>(text.size()));
-    return out;
-}
+namespace {
 
 void post_preload_done(Runtime &rt, double token, bool ok, const std::string &error) {
     Event ev;

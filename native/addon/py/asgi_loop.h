@@ -25,7 +25,7 @@ struct HttpVars {
     std::string client;  // "addr:port" for log lines
 };
 
-// Parses a REQUEST payload; false when it is malformed.
+// Parses a REQUEST payload; false when it is malformed (asgi_scope.cc).
 bool http_vars_parse(const std::vector<uint8_t> &payload, HttpVars *out);
 
 // Interned keys and constant values used to build scopes and read messages.
@@ -132,9 +132,16 @@ PyObject *apps_lifespan_ready(AsgiLoop &loop, PyObject *lifespan, PyObject *stat
 // Lifespan objects that completed startup (for the shutdown), as a new list.
 PyObject *apps_lifespans(AsgiLoop &loop);
 
+// --- asgi_scope.cc (loop thread) ---
+bool http_strings_init(AsgiStrings &s);
+// The http scope of a request (new reference).
+PyObject *http_build_scope(AsgiLoop &loop, AsgiApp &app, const HttpVars &vars);
+
+// --- asgi_head.cc: http.response.start's status and headers, validated, as a HEAD payload ---
+bool asgi_encode_head(AsgiStrings &s, PyObject *message, std::string *head, int64_t *content_length);
+
 // --- asgi_http.cc (loop thread) ---
 PyTypeObject *http_base_type_new();
-bool http_strings_init(AsgiStrings &s);
 // Starts the application's task for a request.
 void http_start(AsgiLoop &loop, AsgiApp &app, std::shared_ptr<Request> req, HttpVars &vars);
 // Something the request's object waits for may have happened (Request::loop_ctx is the object).
