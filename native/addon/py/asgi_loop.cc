@@ -2,6 +2,8 @@
 // which watches it with add_reader, drains everything queued in one batch per wake-up.
 #include "asgi_loop.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -140,6 +142,10 @@ void AsgiLoop::wake_fd() {
 }
 
 void *AsgiLoop::thread_main(void *arg) {
+    // SCHED_BATCH, as the workers (pool.cc): woken for a request, the loop does not preempt the
+    // JavaScript thread that woke it, which goes on with the rest of its turn first.
+    struct sched_param sp = {};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     static_cast<AsgiLoop *>(arg)->run();
     return nullptr;
 }
