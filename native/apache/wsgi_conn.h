@@ -36,6 +36,8 @@ typedef struct wsgi_conn {
     int fds[WSGI_CONN_MAXFDS];          /* descriptors received and not used yet */
     int nfds;
     int fds_lost;                       /* descriptors were dropped (control buffer too small) */
+    int client_fd;                      /* while a response is awaited: the client's socket, whose
+                                           hang-up ends the wait (APR_ECONNABORTED); -1: none */
     unsigned char buf[WSGI_CONN_BUFSIZE];
 } wsgi_conn;
 

@@ -130,8 +130,21 @@ static int malformed(relay *x, const char *what)
     return daemon_failed(x, HTTP_BAD_GATEWAY);
 }
 
+/* The client hung up while we waited for the daemon (wsgi_conn.c): the request is abandoned (the
+ * daemon sees its connection close) and nothing more is sent to the client. */
+static int client_left(relay *x)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, WSGILOGNO(01500)
+                  "Client closed the connection while daemon process '%s' was preparing the "
+                  "response; request abandoned", x->q->group->name);
+    x->r->connection->aborted = 1;
+    return client_gone(x);
+}
+
 static int read_failed(relay *x, apr_status_t rv)
 {
+    if (rv == APR_ECONNABORTED)
+        return client_left(x);
     if (APR_STATUS_IS_TIMEUP(rv)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, WSGILOGNO(01221)
                       "Timeout when reading response from daemon process '%s'", x->q->group->name);
@@ -433,9 +446,17 @@ int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry)
     x.c = c;
     x.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     *retry = 0;
+    {
+        /* While it waits for the daemon, the relay also watches the client's socket for its hang-up. */
+        apr_socket_t *csd = ap_get_conn_socket(r->connection);
+        apr_os_sock_t cfd;
+        c->client_fd = csd && apr_os_sock_get(&cfd, csd) == APR_SUCCESS ? cfd : -1;
+    }
 
 next_frame:
     if ((rv = wsgi_conn_fill(c, WSGI_WIRE_HEADER_SIZE)) != APR_SUCCESS) {
+        if (rv == APR_ECONNABORTED)
+            return client_left(&x);
         /* Nothing at all came back. A reset means the daemon closed with our request unread (a
          * pooled connection it closed as we took it, or a connection left in the backlog of a
          * listener closed during a graceful restart): it did not process it. A clean end of file

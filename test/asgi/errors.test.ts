@@ -96,6 +96,14 @@ ${ALLOW_ASGI}
     t.equal(r.body.length, 60, 'all of it, 4.5 s with request-timeout=2')
   })
 
+  await t.test('a client that leaves while the application sends nothing (long-poll): http.disconnect at once', async (t) => {
+    const r = await rawRequest(apache.port, 'GET /e/long-poll HTTP/1.1\r\nHost: x\r\n\r\n', 800)
+    t.equal(r.raw.length, 0, 'nothing was sent')
+    const seen = await waitFor(() => marker(dir, 'long-poll'), 10000, 50, 'the application to see the disconnect')
+    t.match(seen, /^http\.disconnect after [0-2]\.\d s$/, seen)
+    await apache.waitForLog(/WSGI01500: Client closed the connection while daemon process 'errors' was preparing the response/)
+  })
+
   await t.test('a client that leaves: send() raises, receive() gives http.disconnect', async (t) => {
     const r = await rawRequest(apache.port, 'GET /e/disconnect HTTP/1.1\r\nHost: x\r\n\r\n', 600)
     t.ok(r.raw.length > 0, 'the stream had started')
