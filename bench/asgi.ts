@@ -148,7 +148,14 @@ export interface AsgiRow {
   errors: number
 }
 
-export async function runAsgiBench(o: AsgiOptions, progress: (l: string) => void = (l) => process.stderr.write(l + '\n')): Promise<string> {
+export interface AsgiBenchResult {
+  text: string
+  rows: AsgiRow[]
+  /** Median resident memory (MiB) at the end of the runs: the daemon process, the uvicorn process. */
+  rss: Record<string, Record<Server, number>>
+}
+
+export async function runAsgiBench(o: AsgiOptions, progress: (l: string) => void = (l) => process.stderr.write(l + '\n')): Promise<AsgiBenchResult> {
   const rows: AsgiRow[] = []
   const rssRuns: Record<string, Record<Server, number[]>> = {}
   const load0 = loadavg()[0]
@@ -210,19 +217,22 @@ export async function runAsgiBench(o: AsgiOptions, progress: (l: string) => void
       `${f(r.uvicorn.p50, 2)} / ${f(r.uvicorn.p99, 2)} | ${r.errors} |`)
   }
   lines.push('', '| workload | ours daemon RSS MiB | uvicorn RSS MiB |', '|---|---|---|')
-  for (const [wname, v] of Object.entries(rssRuns))
-    lines.push(`| ${ASGI_WORKLOADS[wname].name} | ${f(median(v.ours), 1)} | ${f(median(v.uvicorn), 1)} |`)
+  const rss: AsgiBenchResult['rss'] = {}
+  for (const [wname, v] of Object.entries(rssRuns)) {
+    rss[wname] = { ours: median(v.ours), uvicorn: median(v.uvicorn) }
+    lines.push(`| ${ASGI_WORKLOADS[wname].name} | ${f(rss[wname].ours, 1)} | ${f(rss[wname].uvicorn, 1)} |`)
+  }
   const text = lines.join('\n')
   if (o.resultsDir) {
     mkdirSync(o.resultsDir, { recursive: true })
     writeFileSync(join(o.resultsDir, `asgi-${new Date().toISOString().replace(/[:.]/g, '-')}.md`), text + '\n')
   }
-  return text
+  return { text, rows, rss }
 }
 
 if (require.main === module) {
   runAsgiBench(parseArgs(process.argv.slice(2)))
-    .then((t) => console.log(t))
+    .then((r) => console.log(r.text))
     .catch((e) => {
       console.error(e instanceof Error ? e.stack : e)
       process.exit(1)

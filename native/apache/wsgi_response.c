@@ -446,8 +446,10 @@ int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry)
     x.c = c;
     x.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     *retry = 0;
-    {
-        /* While it waits for the daemon, the relay also watches the client's socket for its hang-up. */
+    if (!r->connection->master) {
+        /* While it waits for the daemon, the relay also watches the client's socket for its hang-up.
+         * Not for a stream of an HTTP/2 connection (a secondary connection, whose socket is not the
+         * client's): mod_http2 tells of a reset stream when the response is written. */
         apr_socket_t *csd = ap_get_conn_socket(r->connection);
         apr_os_sock_t cfd;
         c->client_fd = csd && apr_os_sock_get(&cfd, csd) == APR_SUCCESS ? cfd : -1;

@@ -1,6 +1,7 @@
 // The http scope of an ASGI request through Apache (asgiref specs/www.rst): the mount as root_path and
 // the path below it (as SCRIPT_NAME and PATH_INFO), raw_path and query_string as the client sent them,
 // headers lower-cased in order, client and server addresses, http_version, scheme, the lifespan state.
+import { execFileSync } from 'node:child_process'
 import t from 'tap'
 import { startApache } from '../helpers/apache'
 import { ALLOW_ASGI, asgiFixture, rawRequest } from './helpers'
@@ -10,7 +11,9 @@ type Scope = Record<string, any>
 t.test('ASGI http scope', async (t) => {
   const app = asgiFixture('scope')
   const apache = await startApache(t, {
+    modules: ['http2'],
     config: `
+Protocols h2c http/1.1
 WSGIDaemonProcess scope threads=2
 WSGIProcessGroup scope
 WSGIApplicationGroup %{GLOBAL}
@@ -72,6 +75,17 @@ ${ALLOW_ASGI}
   await t.test('HTTP/1.0', async (t) => {
     const r = await rawRequest(apache.port, 'GET /mount/point/x HTTP/1.0\r\nHost: x\r\n\r\n')
     t.equal(JSON.parse(r.body.toString()).http_version, '1.0')
+  })
+
+  await t.test('HTTP/2 (h2c, curl): http_version "2", the headers as Apache has them', async (t) => {
+    const out = execFileSync('curl', ['-sS', '--http2-prior-knowledge', '-H', 'X-H2: yes', `http://127.0.0.1:${apache.port}/mount/point/h2?x=1`], { encoding: 'utf8' })
+    const s = JSON.parse(out)
+    t.equal(s.http_version, '2')
+    t.equal(s.path, '/h2')
+    t.equal(s.query_string, 'x=1')
+    t.same(s.headers.find((h: string[]) => h[0] === 'x-h2'), ['x-h2', 'yes'])
+    t.ok(s.headers.some((h: string[]) => h[0] === 'host'), 'the :authority as host')
+    t.notOk(s.headers.some((h: string[]) => h[0].startsWith(':')), 'no pseudo headers')
   })
 
   await t.test('https when Apache says so (mod_ssl, or HTTPS set for a TLS proxy in front)', async (t) => {
