@@ -39,6 +39,13 @@ typedef struct wsgi_req {
                                    lookups are looked for until the relay reads it */
 } wsgi_req;
 
+/*
+ * wsgi_asgi.c: whether q's script is known to be an ASGI application (application-type=asgi, or its
+ * responses said so), and noting what a response said (its HEAD frame's WSGI_HEAD_ASGI flag).
+ */
+int wsgi_asgi_known(const wsgi_req *q);
+void wsgi_asgi_note(const wsgi_req *q, int asgi);
+
 /* translate_name: WSGIScriptAlias and WSGIScriptAliasMatch. */
 int wsgi_translate_name(request_rec *r);
 

@@ -134,7 +134,20 @@ int wsgi_request_build(wsgi_req *q)
     int i, nextra = 0, status;
 
     ap_add_common_vars(r);
-    ap_add_cgi_vars(r);
+    if (r->path_info && *r->path_info && wsgi_asgi_known(q)) {
+        /* An ASGI application has no use for PATH_TRANSLATED, which costs a sub-request: the CGI
+         * variables without it, SCRIPT_NAME and PATH_INFO as ap_add_cgi_vars sets them. */
+        const char *path_info = r->path_info;
+        r->path_info = NULL;
+        ap_add_cgi_vars(r);
+        r->path_info = (char *)path_info;
+        apr_table_setn(env, "SCRIPT_NAME",
+                       apr_pstrndup(r->pool, r->uri, ap_find_path_info(r->uri, path_info)));
+        apr_table_setn(env, "PATH_INFO", path_info);
+    }
+    else {
+        ap_add_cgi_vars(r);
+    }
 
     /* As mod_wsgi: HEAD becomes GET when a filter may need the body to compute the headers. */
     if (r->method_number == M_GET && r->header_only &&

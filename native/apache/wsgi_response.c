@@ -520,6 +520,7 @@ next_frame:
                           "'%s': %s", q->group->name, r->filename);
             return daemon_failed(&x, HTTP_INTERNAL_SERVER_ERROR);
         }
+        wsgi_asgi_note(q, (h.flags & WSGI_HEAD_ASGI) != 0);
         status = read_head(&x, h.length, &rv);
         if (status < 0)
             return read_failed(&x, rv);

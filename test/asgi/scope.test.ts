@@ -65,6 +65,15 @@ ${ALLOW_ASGI}
     t.equal(s.body_length, 5)
   })
 
+  await t.test('later requests, once Apache knows the script is ASGI (no PATH_TRANSLATED sub-request), the same scope', async (t) => {
+    const first = await get('/mount/point/again/x%20y?z=1')
+    const second = await get('/mount/point/again/x%20y?z=1')
+    for (const k of ['root_path', 'path', 'raw_path', 'query_string', 'http_version', 'method', 'scheme'])
+      t.same(second[k], first[k], k)
+    t.equal(second.root_path, '/mount/point')
+    t.equal(second.path, '/again/x y')
+  })
+
   await t.test('mounted at the root: root_path is empty', async (t) => {
     const s = await get('/some/where')
     t.equal(s.root_path, '')

@@ -107,9 +107,13 @@ void queue(HttpState &h, std::string &&frames, int fd = -1) {
     h.out.push_back(Piece{std::move(frames), fd});
 }
 
+// The HEAD frame carries WSGI_HEAD_ASGI: the Apache child then leaves out, for this script's later
+// requests, what only a WSGI environ uses (wsgi_asgi.c).
 void queue_head(HttpState &h) {
-    std::string f;
-    append_frame(f, WSGI_FRAME_HEAD, h.head.data(), h.head.size());
+    std::string f(WSGI_WIRE_HEADER_SIZE, '\0');
+    wsgi_frame_header_pack(reinterpret_cast<unsigned char *>(&f[0]), WSGI_FRAME_HEAD, WSGI_HEAD_ASGI,
+                           static_cast<uint32_t>(h.head.size()));
+    f.append(h.head);
     queue(h, std::move(f));
     h.head_queued = true;
 }
