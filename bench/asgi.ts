@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { Apache, freePort, request, waitFor } from '../test/helpers/apache'
-import { APACHE_TUNING, BENCH_DIR, cpuBusy, daemonRssMiB, median, type Workload } from './common'
+import { APACHE_TUNING, BENCH_DIR, cpuBusy, daemonRssMiB, median, processTicks, serverProcesses, type Workload } from './common'
 import { wrk, type WrkResult } from './run'
 
 type Server = 'ours' | 'uvicorn'
@@ -77,6 +77,13 @@ interface Running {
   stop(): Promise<void>
 }
 
+/** CPU time (clock ticks) used so far by Apache's children, and by the daemon or uvicorn process. */
+function serverTicks(s: Running): { apache: number; python: number } {
+  const { children, daemons } = serverProcesses(s.apache)
+  const sum = (pids: number[]) => pids.reduce((a, p) => a + processTicks(p), 0)
+  return { apache: sum(children), python: s.uvicorn ? processTicks(s.uvicorn.pid ?? 0) : sum(daemons) }
+}
+
 function rssOf(pid: number): number {
   try {
     return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
@@ -139,11 +146,20 @@ ProxyPassReverse / http://127.0.0.1:${port}/
   }
 }
 
+export interface Side {
+  rps: number
+  p50: number
+  p99: number
+  /** CPU time per request (µs) of Apache's children, and of the daemon (ours) or uvicorn. */
+  apacheUs: number
+  pythonUs: number
+}
+
 export interface AsgiRow {
   workload: string
   connections: number
-  ours: { rps: number; p50: number; p99: number }
-  uvicorn: { rps: number; p50: number; p99: number }
+  ours: Side
+  uvicorn: Side
   ratio: number
   errors: number
 }
@@ -164,6 +180,7 @@ export async function runAsgiBench(o: AsgiOptions, progress: (l: string) => void
     rssRuns[wname] = { ours: [], uvicorn: [] }
     for (const c of o.connections) {
       const results: Record<Server, WrkResult[]> = { ours: [], uvicorn: [] }
+      const cpu: Record<Server, Array<{ apacheUs: number; pythonUs: number }>> = { ours: [], uvicorn: [] }
       for (let rep = 0; rep < o.repeat; rep++) {
         for (const kind of SERVERS) {
           const s = kind === 'ours' ? await startOurs(o) : await startUvicorn(o)
@@ -172,21 +189,32 @@ export async function runAsgiBench(o: AsgiOptions, progress: (l: string) => void
             if (first.status !== 200) throw new Error(`${kind} ${w.path}: ${first.status}\n${s.apache.log().slice(-2000)}`)
             if (o.warmup > 0) wrk(s.apache.port, w, Math.max(c, 16), o.warmup)
             const before = cpuBusy()
+            const ticks0 = serverTicks(s)
             const r = wrk(s.apache.port, w, c, o.duration)
+            const ticks1 = serverTicks(s)
             const busy = (cpuBusy() - before) / 100
             results[kind].push(r)
+            const requests = r.rps * o.duration
+            cpu[kind].push({
+              apacheUs: ((ticks1.apache - ticks0.apache) * 10000) / requests,
+              pythonUs: ((ticks1.python - ticks0.python) * 10000) / requests,
+            })
             rssRuns[wname][kind].push(s.rss())
-            progress(`${wname} c=${c} ${kind} #${rep + 1}: ${r.rps.toFixed(0)} req/s p50 ${r.p50ms} ms p99 ${r.p99ms} ms ` +
+            const last = cpu[kind][cpu[kind].length - 1]
+            progress(`${wname} c=${c} ${kind} #${rep + 1}: ${r.rps.toFixed(0)} req/s p50 ${r.p50ms} ms p99 ${r.p99ms} ms, ` +
+              `CPU/request Apache ${last.apacheUs.toFixed(0)} µs + ${kind === 'ours' ? 'daemon' : 'uvicorn'} ${last.pythonUs.toFixed(0)} µs ` +
               `(machine busy ${busy.toFixed(1)} CPU-s in ${o.duration} s) errors ${r.errors + r.non2xx}`)
           } finally {
             await s.stop()
           }
         }
       }
-      const side = (k: Server) => ({
+      const side = (k: Server): Side => ({
         rps: median(results[k].map((r) => r.rps)),
         p50: median(results[k].map((r) => r.p50ms)),
         p99: median(results[k].map((r) => r.p99ms)),
+        apacheUs: median(cpu[k].map((x) => x.apacheUs)),
+        pythonUs: median(cpu[k].map((x) => x.pythonUs)),
       })
       const ours = side('ours')
       const uvicorn = side('uvicorn')
@@ -215,6 +243,19 @@ export async function runAsgiBench(o: AsgiOptions, progress: (l: string) => void
     lines.push(`| ${ASGI_WORKLOADS[r.workload].name} | ${r.connections} | ${f(r.ours.rps)} | ${f(r.uvicorn.rps)} | ${f(r.ratio, 2)} | ` +
       `≥ ${target.toFixed(2)}, p99 no worse: ${met ? 'met' : 'NOT met'} | ${f(r.ours.p50, 2)} / ${f(r.ours.p99, 2)} | ` +
       `${f(r.uvicorn.p50, 2)} / ${f(r.uvicorn.p99, 2)} | ${r.errors} |`)
+  }
+  lines.push(
+    '',
+    'CPU time per request (µs), steadier than req/s on a shared machine: Apache\'s children + the daemon (ours) or uvicorn',
+    '',
+    '| workload | conns | ours Apache + daemon | uvicorn: Apache + uvicorn | ratio (uvicorn / ours) |',
+    '|---|---|---|---|---|',
+  )
+  for (const r of rows) {
+    const ours = r.ours.apacheUs + r.ours.pythonUs
+    const uv = r.uvicorn.apacheUs + r.uvicorn.pythonUs
+    lines.push(`| ${ASGI_WORKLOADS[r.workload].name} | ${r.connections} | ${f(r.ours.apacheUs)} + ${f(r.ours.pythonUs)} = ${f(ours)} | ` +
+      `${f(r.uvicorn.apacheUs)} + ${f(r.uvicorn.pythonUs)} = ${f(uv)} | ${f(uv / ours, 2)} |`)
   }
   lines.push('', '| workload | ours daemon RSS MiB | uvicorn RSS MiB |', '|---|---|---|')
   const rss: AsgiBenchResult['rss'] = {}
