@@ -81,7 +81,7 @@ export function parseArgs(argv: string[]): Options {
   return o
 }
 
-interface WrkResult {
+export interface WrkResult {
   rps: number
   p50ms: number
   p99ms: number
@@ -96,7 +96,7 @@ function toMs(s: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
 }
 
-function wrk(port: number, w: Workload, connections: number, seconds: number): WrkResult {
+export function wrk(port: number, w: Workload, connections: number, seconds: number): WrkResult {
   const args = ['-t', String(Math.min(2, connections)), '-c', String(connections), '-d', `${seconds}s`, '--latency', '--timeout', '10s']
   if (w.lua) args.push('-s', join(BENCH_DIR, w.lua))
   args.push(`http://127.0.0.1:${port}${w.path}`)

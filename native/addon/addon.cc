@@ -14,10 +14,10 @@ struct AddonData {
     Napi::FunctionReference bridge;
 };
 
-// openBridge(options, output, inputResume) -> Bridge
+// openBridge(options, output, inputResume[, detached]) -> Bridge
 Napi::Value OpenBridge(const Napi::CallbackInfo &info) {
     auto *data = info.Env().GetInstanceData<AddonData>();
-    return data->bridge.New({info[0], info[1], info[2]});
+    return data->bridge.New({info[0], info[1], info[2], info[3]});
 }
 
 }  // namespace

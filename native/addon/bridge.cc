@@ -82,6 +82,7 @@ Napi::Function Bridge::Define(Napi::Env env) {
                            InstanceMethod<&Bridge::Input>("input"),
                            InstanceMethod<&Bridge::EndInput>("endInput"),
                            InstanceMethod<&Bridge::Abort>("abort"),
+                           InstanceMethod<&Bridge::Cancel>("cancel"),
                            InstanceMethod<&Bridge::Resume>("resume"),
                            InstanceMethod<&Bridge::Release>("release"),
                            InstanceMethod<&Bridge::Preload>("preload"),
@@ -95,7 +96,7 @@ Napi::Function Bridge::Define(Napi::Env env) {
                        });
 }
 
-// new Bridge(options, output, inputResume)
+// new Bridge(options, output, inputResume[, detached])
 Bridge::Bridge(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Bridge>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
     HostOptions options = ParseOptions(env, info[0]);
@@ -103,6 +104,8 @@ Bridge::Bridge(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Bridge>(info),
         throw CodedError(env, ErrorCode::kInvalidArgument, "BridgeHandlers.output and BridgeHandlers.inputResume must be functions");
     output_ = Napi::Persistent(info[1].As<Napi::Function>());
     input_resume_ = Napi::Persistent(info[2].As<Napi::Function>());
+    if (info[3].IsFunction())
+        detached_ = Napi::Persistent(info[3].As<Napi::Function>());
 
     sink_ = std::make_shared<Sink>();
     // The function's finaliser owns a reference to the sink: late callbacks still find it alive.
@@ -171,6 +174,9 @@ std::shared_ptr<Request> Bridge::Find(const Napi::CallbackInfo &info) {
     return it == requests_.end() ? nullptr : it->second;
 }
 
+// submit(id, payload, hasBody[, loopOnly]): true when the request went straight to an event loop (its
+// application is known to be ASGI) and holds no worker thread. With loopOnly a request that would
+// need a worker is not taken: false, and nothing else happened.
 Napi::Value Bridge::Submit(const Napi::CallbackInfo &info) { return Enqueue(info, false); }
 
 // submitAuth(id, payload): a hook; it ends with one output event carrying AUTH_RESULT (or ERROR).
@@ -186,14 +192,18 @@ Napi::Value Bridge::Enqueue(const Napi::CallbackInfo &info, bool auth) {
     if (requests_.count(id))
         throw CodedError(env, ErrorCode::kDuplicateId, what + "request id " + std::to_string(id) + " is already in flight");
     auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+    Host::Submitted where = Host::Submitted::kWorker;
     try {
         std::vector<uint8_t> payload(buf.Data(), buf.Data() + buf.Length());
         bool has_body = !auth && info[2].ToBoolean().Value();
+        bool loop_only = !auth && info[3].ToBoolean().Value();
         auto req = std::make_shared<Request>(id, std::move(payload), has_body, sink_);
         if (auth)
             host_->submit_auth(req);
         else
-            host_->submit(req);
+            where = host_->submit(req, loop_only);
+        if (where == Host::Submitted::kDeclined)
+            return Napi::Boolean::New(env, false);
         requests_.emplace(id, std::move(req));
     } catch (const std::invalid_argument &e) {
         throw CodedError(env, ErrorCode::kMalformed, what + e.what());
@@ -203,7 +213,7 @@ Napi::Value Bridge::Enqueue(const Napi::CallbackInfo &info, bool auth) {
         throw CodedError(env, ErrorCode::kInternal, what + e.what());
     }
     Hold();
-    return env.Undefined();
+    return Napi::Boolean::New(env, where == Host::Submitted::kLoop);
 }
 
 // varValue(id, value): the Apache child's answer to the request's VAR_LOOKUP; null when the variable
@@ -250,6 +260,14 @@ Napi::Value Bridge::EndInput(const Napi::CallbackInfo &info) {
 Napi::Value Bridge::Abort(const Napi::CallbackInfo &info) {
     if (std::shared_ptr<Request> req = Find(info))
         req->abort();
+    return info.Env().Undefined();
+}
+
+// cancel(id): an ASGI request's task is cancelled (request-timeout); its final event answers 504, or
+// ends the response incomplete when it had begun. Ignored for requests on worker threads.
+Napi::Value Bridge::Cancel(const Napi::CallbackInfo &info) {
+    if (std::shared_ptr<Request> req = Find(info))
+        req->cancel();
     return info.Env().Undefined();
 }
 
@@ -477,10 +495,19 @@ void Bridge::Dispatch(Napi::Env env, Event &ev) {
         Napi::Promise::Deferred deferred = it->second;
         preloads_.erase(it);
         Release();
-        if (ev.ok)
+        if (ev.ok) {
             deferred.Resolve(env.Undefined());
-        else
-            deferred.Reject(CodedError(env, ErrorCode::kScript, ev.data).Value());
+        } else {
+            // A script that failed to load, or an ASGI application whose lifespan startup failed (the
+            // daemon must not serve it).
+            deferred.Reject(CodedError(env, ev.fatal ? ErrorCode::kAsgiStartup : ErrorCode::kScript, ev.data).Value());
+        }
+        break;
+    }
+    case Event::Kind::kDetached: {
+        auto it = requests_.find(ev.id);
+        if (it != requests_.end() && it->second == ev.req && !detached_.IsEmpty())
+            detached_.Call({Napi::Number::New(env, ev.id)});
         break;
     }
     }

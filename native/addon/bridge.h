@@ -52,6 +52,7 @@ private:
     Napi::Value Input(const Napi::CallbackInfo &info);
     Napi::Value EndInput(const Napi::CallbackInfo &info);
     Napi::Value Abort(const Napi::CallbackInfo &info);
+    Napi::Value Cancel(const Napi::CallbackInfo &info);
     Napi::Value Resume(const Napi::CallbackInfo &info);
     Napi::Value Release(const Napi::CallbackInfo &info);
     Napi::Value Preload(const Napi::CallbackInfo &info);
@@ -79,6 +80,7 @@ private:
     std::unique_ptr<Host> host_;
     Napi::FunctionReference output_;
     Napi::FunctionReference input_resume_;
+    Napi::FunctionReference detached_;  // optional: told when a request moved to an event loop
     // JavaScript-thread state: requests submitted and not yet final, preloads not yet answered.
     std::unordered_map<double, std::shared_ptr<Request>> requests_;
     std::unordered_map<double, Napi::Promise::Deferred> preloads_;

@@ -20,6 +20,7 @@ enum class ErrorCode {
     kPythonStart,      // Error      ERR_WSGI_PYTHON_START: Python could not be started
     kSystem,           // Error      ERR_WSGI_SYSTEM: a system call failed (the error has `errno`)
     kScript,           // Error      ERR_WSGI_SCRIPT: a script failed to load (the message is Python's error)
+    kAsgiStartup,      // Error      ERR_WSGI_ASGI_STARTUP: an ASGI application's lifespan startup failed
     kInternal,         // Error      ERR_WSGI_INTERNAL: anything else (a bug)
 };
 
@@ -34,6 +35,7 @@ inline const char *ErrorCodeName(ErrorCode code) {
     case ErrorCode::kPythonStart: return "ERR_WSGI_PYTHON_START";
     case ErrorCode::kSystem: return "ERR_WSGI_SYSTEM";
     case ErrorCode::kScript: return "ERR_WSGI_SCRIPT";
+    case ErrorCode::kAsgiStartup: return "ERR_WSGI_ASGI_STARTUP";
     case ErrorCode::kInternal: break;
     }
     return "ERR_WSGI_INTERNAL";

@@ -109,6 +109,13 @@ HostOptions ParseOptions(Napi::Env env, Napi::Value value) {
             Fail(env, "switchInterval", "null or a number of seconds above 0, at most 60");
         h.switch_interval = d;
     }
+    Napi::Value loop = Get(o, "asgiLoop");
+    if (!loop.IsUndefined()) {
+        std::string name = loop.IsString() ? loop.As<Napi::String>().Utf8Value() : std::string();
+        if (name != "asyncio" && name != "uvloop")
+            Fail(env, "asgiLoop", "'asyncio' or 'uvloop'");
+        h.asgi_uvloop = name == "uvloop";
+    }
     return h;
 }
 

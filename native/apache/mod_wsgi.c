@@ -93,7 +93,8 @@ static int wsgi_hook_monitor(apr_pool_t *p, server_rec *s)
 static const command_rec wsgi_commands[] = {
     AP_INIT_RAW_ARGS("WSGIScriptAlias", wsgi_cmd_script_alias, NULL, RSRC_CONF,
                      "URL-path file-or-directory [process-group=G] [application-group=A] "
-                     "[callable-object=C] [pass-authorization=On|Off]: map a URL to a WSGI script"),
+                     "[callable-object=C] [pass-authorization=On|Off] [application-type=auto|asgi|wsgi]: "
+                     "map a URL to a WSGI (or ASGI) script"),
     AP_INIT_RAW_ARGS("WSGIScriptAliasMatch", wsgi_cmd_script_alias, "*", RSRC_CONF,
                      "regex file-or-directory [options as WSGIScriptAlias]: map a URL pattern to a "
                      "WSGI script ($1... substituted)"),

@@ -168,6 +168,7 @@ static const wsgi_script_option alias_options[] = {
     { "application-group", WSGI_OPT_APPLICATION_GROUP, offsetof(wsgi_alias, application_group) },
     { "callable-object", WSGI_OPT_STRING, offsetof(wsgi_alias, callable_object) },
     { "pass-authorization", WSGI_OPT_ON_OFF, offsetof(wsgi_alias, pass_authorization) },
+    { "application-type", WSGI_OPT_APPLICATION_TYPE, offsetof(wsgi_alias, application_type) },
     { NULL, 0, 0 }
 };
 

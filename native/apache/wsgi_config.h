@@ -105,6 +105,7 @@ typedef struct wsgi_group {
     int socket_timeout;             /* 0 until check_config: Apache's Timeout */
     int queue_timeout;
     int header_buffer_size;
+    const char *asgi_loop;          /* asgi-loop=: "asyncio" (default) or "uvloop" */
     const char *script_user;        /* script-user=: owner the WSGI script file must have */
     uid_t script_uid;
     const char *script_group;       /* script-group=: group the WSGI script file must have */
@@ -176,6 +177,7 @@ typedef struct {
     const char *application_group;
     const char *callable_object;
     int pass_authorization;
+    const char *application_type;       /* application-type=: NULL (auto), "asgi" or "wsgi" */
 } wsgi_alias;
 
 typedef struct {

@@ -93,6 +93,7 @@ void wsgi_conn_release(wsgi_conn *c)
         return;
     }
     c->rpos = c->rlen = 0;
+    c->client_fd = -1;
     apr_thread_mutex_lock(pool->mutex);
     if (pool->nidle < pool->max_idle) {
         c->next = pool->idle;
@@ -187,6 +188,7 @@ int wsgi_conn_acquire(request_rec *r, wsgi_group *g, int fresh, wsgi_conn **out)
             break;
         if (still_usable(c)) {
             c->reused = 1;
+            c->client_fd = -1;
             *out = c;
             return OK;
         }
@@ -210,6 +212,7 @@ int wsgi_conn_acquire(request_rec *r, wsgi_group *g, int fresh, wsgi_conn **out)
     c->rpos = c->rlen = 0;
     c->nfds = 0;
     c->fds_lost = 0;
+    c->client_fd = -1;
     *out = c;
     return OK;
 }
@@ -295,22 +298,33 @@ static apr_status_t recv_once(wsgi_conn *c, void *dst, apr_size_t n, apr_size_t 
     return APR_SUCCESS;
 }
 
-/* Waits until the daemon's bytes (or end of file) can be read, for at most socket-timeout. */
+/* Waits until the daemon's bytes (or end of file) can be read, for at most socket-timeout. With a
+ * client_fd, also for the client's hang-up (a FIN or a reset), not for its data (pipelined requests
+ * may wait there): then APR_ECONNABORTED, and the request is abandoned now, while the application is
+ * still waiting (an ASGI application learns it from http.disconnect), not when its answer finds
+ * nobody. */
 static apr_status_t wait_readable(wsgi_conn *c)
 {
     apr_interval_time_t t = c->pool->group->socket_timeout_us;
-    struct pollfd pfd;
-    int rc;
+    struct pollfd pfd[2];
+    int rc, n = 1;
 
-    pfd.fd = c->fd;
-    pfd.events = POLLIN;
+    pfd[0].fd = c->fd;
+    pfd[0].events = POLLIN;
+    if (c->client_fd >= 0) {
+        pfd[1].fd = c->client_fd;
+        pfd[1].events = POLLRDHUP;
+        n = 2;
+    }
     do {
-        pfd.revents = 0;
-        rc = poll(&pfd, 1, t > 0 ? (int)((t + 999) / 1000) : -1);
+        pfd[0].revents = pfd[1].revents = 0;
+        rc = poll(pfd, (nfds_t)n, t > 0 ? (int)((t + 999) / 1000) : -1);
     } while (rc < 0 && errno == EINTR);
     if (rc < 0)
         return APR_FROM_OS_ERROR(errno);
-    return rc == 0 ? APR_TIMEUP : APR_SUCCESS;
+    if (rc == 0)
+        return APR_TIMEUP;
+    return pfd[0].revents ? APR_SUCCESS : APR_ECONNABORTED;
 }
 
 /* Reads what is there, or waits for it (flags 0) or not (MSG_DONTWAIT: APR_TIMEUP when nothing is). */

@@ -25,6 +25,9 @@
 #define WSGI_LEARN_NAME     64
 #define WSGI_LEARN_VALUE    16384
 
+/* ASGI applications a child remembers per group (wsgi_asgi.c). */
+#define WSGI_ASGI_MAX       32
+
 typedef struct wsgi_conn {
     struct wsgi_conn *next;             /* in the idle stack */
     struct wsgi_conn_pool *pool;
@@ -36,6 +39,8 @@ typedef struct wsgi_conn {
     int fds[WSGI_CONN_MAXFDS];          /* descriptors received and not used yet */
     int nfds;
     int fds_lost;                       /* descriptors were dropped (control buffer too small) */
+    int client_fd;                      /* while a response is awaited: the client's socket, whose
+                                           hang-up ends the wait (APR_ECONNABORTED); -1: none */
     unsigned char buf[WSGI_CONN_BUFSIZE];
 } wsgi_conn;
 
@@ -50,6 +55,9 @@ typedef struct wsgi_conn_pool {
     /* Names of the SSL variables this group's applications and hooks looked up (under mutex). */
     char learned[WSGI_LEARN_MAX][WSGI_LEARN_NAME];
     int nlearned;
+    /* Keys of the scripts whose responses came from ASGI applications (under mutex; wsgi_asgi.c). */
+    apr_uint64_t asgi[WSGI_ASGI_MAX];
+    int nasgi;
 } wsgi_conn_pool;
 
 /* child_init: one pool per process group. */

@@ -407,6 +407,7 @@ int wsgi_handler(request_rec *r)
             q->application_group = expand_group(r, alias->application_group, 1, 0);
         if (alias->callable_object)
             q->callable_object = alias->callable_object;
+        q->application_type = alias->application_type;
         if (alias->pass_authorization != WSGI_UNSET)
             q->pass_authorization = alias->pass_authorization;
     }

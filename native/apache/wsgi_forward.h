@@ -22,6 +22,7 @@ typedef struct wsgi_req {
     const char *process_group;
     const char *application_group;
     const char *callable_object;
+    const char *application_type;   /* NULL (auto), "asgi" or "wsgi": mod_wsgi.application_type */
     const char *handler_script;
     int pass_authorization;
     int script_reloading;
@@ -37,6 +38,13 @@ typedef struct wsgi_req {
     int response_seen;          /* while streaming the body, a response frame is buffered: no more
                                    lookups are looked for until the relay reads it */
 } wsgi_req;
+
+/*
+ * wsgi_asgi.c: whether q's script is known to be an ASGI application (application-type=asgi, or its
+ * responses said so), and noting what a response said (its HEAD frame's WSGI_HEAD_ASGI flag).
+ */
+int wsgi_asgi_known(const wsgi_req *q);
+void wsgi_asgi_note(const wsgi_req *q, int asgi);
 
 /* translate_name: WSGIScriptAlias and WSGIScriptAliasMatch. */
 int wsgi_translate_name(request_rec *r);

@@ -119,6 +119,14 @@ static const char *parse_script_option(cmd_parms *cmd, const wsgi_script_option 
         if (!strcmp(value, "%{GLOBAL}"))
             value = "";
         break;
+    case WSGI_OPT_APPLICATION_TYPE:
+        /* ASGI or WSGI: recognised from the callable (auto), or said here for odd callables. */
+        if (strcmp(value, "auto") && strcmp(value, "asgi") && strcmp(value, "wsgi"))
+            return apr_psprintf(cmd->pool, "%s: option '%s' must be auto, asgi or wsgi, not '%s'",
+                                cmd->cmd->name, o->name, value);
+        if (!strcmp(value, "auto"))
+            value = NULL;
+        break;
     default:
         break;
     }
@@ -426,6 +434,13 @@ static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, 
         if (!err && g->header_buffer_size == 0)
             g->header_buffer_size = WSGI_DEFAULT_HEADER_BUFFER_SIZE;
         return err;
+    }
+    if (!strcmp(option, "asgi-loop")) {
+        /* The event loop of the group's ASGI applications (docs/asgi.md). */
+        if (strcmp(value, "asyncio") && strcmp(value, "uvloop"))
+            return bad_value(cmd, g, option, value, "asyncio or uvloop");
+        g->asgi_loop = value;
+        return NULL;
     }
     if (!strcmp(option, "script-user")) {
         struct passwd *pw = *value != '#' ? getpwnam(value)

@@ -32,6 +32,7 @@ typedef enum {
     WSGI_OPT_GROUP_NAME,        /* const char *: as above, not remembered (.htaccess: no generation) */
     WSGI_OPT_APPLICATION_GROUP, /* const char *: %{GLOBAL} is "" */
     WSGI_OPT_STRING,            /* const char *: any non-empty value */
+    WSGI_OPT_APPLICATION_TYPE,  /* const char *: auto (NULL), asgi or wsgi */
     WSGI_OPT_ON_OFF             /* int: On or Off */
 } wsgi_opt_kind;
 

@@ -144,7 +144,20 @@ int wsgi_request_build(wsgi_req *q)
     int i, nextra, status;
 
     ap_add_common_vars(r);
-    ap_add_cgi_vars(r);
+    if (r->path_info && *r->path_info && wsgi_asgi_known(q)) {
+        /* An ASGI application has no use for PATH_TRANSLATED, which costs a sub-request: the CGI
+         * variables without it, SCRIPT_NAME and PATH_INFO as ap_add_cgi_vars sets them. */
+        const char *path_info = r->path_info;
+        r->path_info = NULL;
+        ap_add_cgi_vars(r);
+        r->path_info = (char *)path_info;
+        apr_table_setn(env, "SCRIPT_NAME",
+                       apr_pstrndup(r->pool, r->uri, ap_find_path_info(r->uri, path_info)));
+        apr_table_setn(env, "PATH_INFO", path_info);
+    }
+    else {
+        ap_add_cgi_vars(r);
+    }
 
     /* As mod_wsgi: HEAD becomes GET when a filter may need the body to compute the headers. */
     if (r->method_number == M_GET && r->header_only &&
@@ -167,6 +180,8 @@ int wsgi_request_build(wsgi_req *q)
     add_var(extra_vars, "mod_wsgi.process_group", q->process_group);
     add_var(extra_vars, "mod_wsgi.application_group", q->application_group);
     add_var(extra_vars, "mod_wsgi.callable_object", q->callable_object);
+    if (q->application_type)
+        add_var(extra_vars, "mod_wsgi.application_type", q->application_type);
     add_var(extra_vars, "mod_wsgi.script_reloading", q->script_reloading ? "1" : "0");
     add_var(extra_vars, "mod_wsgi.enable_sendfile", q->enable_sendfile ? "1" : "0");
     add_var(extra_vars, "mod_wsgi.handler_script", q->handler_script ? q->handler_script : "");

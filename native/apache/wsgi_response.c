@@ -142,8 +142,21 @@ static int oversized_head(relay *x, const char *detail)
     return daemon_failed(x, HTTP_INTERNAL_SERVER_ERROR);
 }
 
+/* The client hung up while we waited for the daemon (wsgi_conn.c): the request is abandoned (the
+ * daemon sees its connection close) and nothing more is sent to the client. */
+static int client_left(relay *x)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, WSGILOGNO(01500)
+                  "Client closed the connection while daemon process '%s' was preparing the "
+                  "response; request abandoned", x->q->group->name);
+    x->r->connection->aborted = 1;
+    return client_gone(x);
+}
+
 static int read_failed(relay *x, apr_status_t rv)
 {
+    if (rv == APR_ECONNABORTED)
+        return client_left(x);
     if (APR_STATUS_IS_TIMEUP(rv)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, WSGILOGNO(01221)
                       "Timeout when reading response from daemon process '%s'", x->q->group->name);
@@ -445,9 +458,19 @@ int wsgi_response_relay(wsgi_req *q, wsgi_conn *c, int *retry)
     x.c = c;
     x.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     *retry = 0;
+    if (!r->connection->master) {
+        /* While it waits for the daemon, the relay also watches the client's socket for its hang-up.
+         * Not for a stream of an HTTP/2 connection (a secondary connection, whose socket is not the
+         * client's): mod_http2 tells of a reset stream when the response is written. */
+        apr_socket_t *csd = ap_get_conn_socket(r->connection);
+        apr_os_sock_t cfd;
+        c->client_fd = csd && apr_os_sock_get(&cfd, csd) == APR_SUCCESS ? cfd : -1;
+    }
 
 next_frame:
     if ((rv = wsgi_conn_fill(c, WSGI_WIRE_HEADER_SIZE)) != APR_SUCCESS) {
+        if (rv == APR_ECONNABORTED)
+            return client_left(&x);
         /* Nothing at all came back. A reset means the daemon closed with our request unread (a
          * pooled connection it closed as we took it, or a connection left in the backlog of a
          * listener closed during a graceful restart): it did not process it. A clean end of file
@@ -505,6 +528,7 @@ next_frame:
         /* Lines are limited one by one (apply_head); the whole head by this bound on memory. */
         if (h.length > (apr_uint32_t)q->group->header_buffer_size + WSGI_HEAD_EXTRA)
             return oversized_head(&x, "");
+        wsgi_asgi_note(q, (h.flags & WSGI_HEAD_ASGI) != 0);
         status = read_head(&x, h.length, &rv);
         if (status < 0)
             return read_failed(&x, rv);

@@ -224,6 +224,8 @@ static void json_options(wsgi_json *j, wsgi_state *st, wsgi_group *g)
     JSON_INT("restart_interval", g->restart_interval);
     JSON_INT("startup_timeout", g->startup_timeout);
     JSON_INT("memory_recycle", g->memory_recycle);
+    wsgi_json_key(j, "asgi_loop");
+    wsgi_json_string(j, g->asgi_loop ? g->asgi_loop : "asyncio");
     wsgi_json_object_close(j);
 }
 

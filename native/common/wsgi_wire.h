@@ -40,6 +40,11 @@
 #define WSGI_REQUEST_STREAMED     0x00000008u   /* the body is streamed after the head: the request cannot
                                                    be sent again, a daemon draining runs it */
 
+/* HEAD frame header flags */
+#define WSGI_HEAD_ASGI            0x0001u       /* from an ASGI application: the child may leave out, for
+                                                   this script's later requests, variables only a WSGI
+                                                   environ uses (PATH_TRANSLATED) */
+
 /* AUTH payload flags */
 #define WSGI_AUTH_SSL             0x00000001u   /* client connection is SSL (mod_ssl.is_https) */
 #define WSGI_AUTH_LOOKUP          0x00000002u   /* the child answers VAR_LOOKUP (an SSL module is loaded) */

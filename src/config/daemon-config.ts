@@ -94,6 +94,8 @@ export interface DaemonOptions {
   socketTimeout: number
   queueTimeout: number
   headerBufferSize: number
+  /** asgi-loop: the event loop of ASGI applications (docs/asgi.md). Optional in the JSON: 'asyncio'. */
+  asgiLoop: 'asyncio' | 'uvloop'
   /** Seconds after which a process is replaced (start-first); 0: never. */
   restartInterval: number
   /** Seconds a process may take to become ready before it is replaced; 0: no limit. */
@@ -333,6 +335,7 @@ export function parseDaemonConfig(text: string | undefined): DaemonConfig {
     socketTimeout: o.int('socket_timeout', 0, TIME_MAX),
     queueTimeout: o.int('queue_timeout', 0, TIME_MAX),
     headerBufferSize: o.int('header_buffer_size', 0),
+    asgiLoop: o.has('asgi_loop') ? o.oneOf('asgi_loop', ['asyncio', 'uvloop'] as const) : 'asyncio',
     restartInterval: o.has('restart_interval') ? o.int('restart_interval', 0, TIME_MAX) : 0,
     startupTimeout: o.has('startup_timeout') ? o.int('startup_timeout', 0, TIME_MAX) : 0,
     memoryRecycle: o.has('memory_recycle') ? o.int('memory_recycle', 0) : 0,

@@ -1,10 +1,15 @@
-// Admission of requests into the bridge: at most `threads` requests that hold a thread are submitted and
-// not yet final; the rest wait first-in first-out. A job may give its thread slot back while it goes on
-// (release(): an ASGI request or an open WebSocket runs on an event loop, not on a worker thread), so the
-// budget is of threads, not of requests in flight. queue-timeout (release notes, New Features 11) is applied when a request
-// would be submitted: one whose request_start (when Apache read the request line) is older than the
-// timeout is answered with 503 and never run, so a backlog drains fast instead of feeding stale work to
-// the application. Pure logic: the hooks do the I/O, the clock is injectable for tests.
+// Admission of requests into the bridge: at most `threads` requests are submitted, not yet final and
+// holding a worker thread; the rest wait first-in first-out. queue-timeout (release notes, New Features
+// 11) is applied when a request would be submitted: one whose request_start (when Apache read the
+// request line) is older than the timeout is answered with 503 and never run, so a backlog drains fast
+// instead of feeding stale work to the application. Pure logic: the hooks do the I/O, the clock is
+// injectable for tests.
+//
+// ASGI requests run on their application group's event loop and hold no thread (docs/asgi.md): a
+// request whose application the bridge knows to be ASGI goes there at once (start() answers 'loop'), and
+// one whose worker found an ASGI application moves there (detached()). They are counted apart, up to
+// `loopCap` at once; while every thread is busy, a new request is first offered to the loops
+// (start(job, true)) so that ASGI requests never wait behind WSGI ones.
 
 export interface Job {
   readonly id: number
@@ -14,13 +19,22 @@ export interface Job {
   startedAt: number
   /** Internal: set while waiting in the queue; cleared when admitted or cancelled. */
   queued: boolean
-  /** Counts against the thread budget while active (set true on admission, false by release()). */
-  holdsThread: boolean
+  /** Set here: running on an ASGI event loop, not holding a thread. */
+  onLoop?: boolean
 }
 
+/** Where start() put a job: a worker thread, an event loop (ASGI), or (loopOnly) nowhere. */
+export type StartResult = 'thread' | 'loop' | 'declined'
+
+/** ASGI requests running at once in one process, at most (the rest wait in the queue). Apache's own
+ *  MaxRequestWorkers bounds what reaches a daemon well below this. */
+export const LOOP_CAP = 1000
+
 export interface DispatcherHooks<J extends Job> {
-  /** Submit the job to the bridge now. Must not throw (the caller turns failures into an answer). */
-  start(job: J): void
+  /** Submit the job to the bridge now. Must not throw (the caller turns failures into an answer).
+   *  With `loopOnly`, only if it can run on an event loop ('declined' otherwise, nothing done). Returns
+   *  where it went; nothing counts as 'thread'. */
+  start(job: J, loopOnly: boolean): StartResult | void
   /** The job waited longer than queue-timeout: answer 503 and forget it. */
   expire(job: J, waitedMs: number): void
 }
@@ -28,32 +42,42 @@ export interface DispatcherHooks<J extends Job> {
 export type EnqueueResult = 'started' | 'queued' | 'expired' | 'refused'
 
 export class Dispatcher<J extends Job> {
-  /** Jobs submitted and not yet final, by id. */
+  /** Jobs submitted and not yet final, by id: on threads and on event loops. */
   readonly active = new Map<number, J>()
-  /** Active jobs that hold a thread slot. */
-  private busy = 0
   private queue: Array<J | undefined> = []
   private head = 0
   private waiting = 0
   private open = true
+  /** Active jobs holding a thread, and running on an event loop. */
+  private onThreads = 0
+  private onLoops = 0
+  /** An event loop has taken a request: from now on, new requests are offered to the loops first while
+   *  every thread is busy. */
+  private loopsSeen = false
 
   constructor(
     private readonly threads: number,
     private readonly queueTimeoutMs: number,
     private readonly hooks: DispatcherHooks<J>,
     private readonly now: () => number = Date.now,
+    private readonly loopCap: number = LOOP_CAP,
   ) {
     if (!(threads >= 1)) throw new RangeError('threads must be at least 1')
   }
 
-  /** Jobs submitted and not yet final, with a thread or not. */
+  /** Jobs submitted and not yet final (threads and event loops). */
   get activeCount(): number {
     return this.active.size
   }
 
-  /** Active jobs holding a thread slot (at most `threads`). */
-  get threadsBusy(): number {
-    return this.busy
+  /** Active jobs holding a worker thread. */
+  get threadCount(): number {
+    return this.onThreads
+  }
+
+  /** Active jobs running on an ASGI event loop. */
+  get loopCount(): number {
+    return this.onLoops
   }
 
   get queuedCount(): number {
@@ -62,7 +86,7 @@ export class Dispatcher<J extends Job> {
 
   /** True when a job offered now would not start at once (no free thread, or others wait first). */
   get wouldQueue(): boolean {
-    return this.busy >= this.threads || this.waiting > 0
+    return this.onThreads >= this.threads || this.waiting > 0
   }
 
   /** False once close() was called: new jobs are refused. */
@@ -75,7 +99,12 @@ export class Dispatcher<J extends Job> {
    *  sent again) is still taken. */
   enqueue(job: J, evenIfClosed = false): EnqueueResult {
     if (!this.open && !evenIfClosed) return 'refused'
-    if (this.busy < this.threads && this.waiting === 0) return this.admit(job)
+    if (this.onThreads < this.threads && this.waiting === 0 && this.onLoops < this.loopCap) return this.admit(job)
+    // Every thread busy (or others wait for one): an ASGI request need not wait.
+    if (this.loopsSeen && this.onLoops < this.loopCap) {
+      const r = this.admitToLoop(job)
+      if (r !== 'declined') return r
+    }
     job.queued = true
     this.queue.push(job)
     this.waiting++
@@ -87,19 +116,16 @@ export class Dispatcher<J extends Job> {
     const job = this.active.get(id)
     if (job === undefined) return
     this.active.delete(id)
-    if (job.holdsThread) {
-      job.holdsThread = false
-      this.busy--
-      this.pump()
-    }
+    if (job.onLoop) this.onLoops--
+    else this.onThreads--
+    this.pump()
   }
 
-  /** The job goes on without a thread (it was handed to an event loop): its slot admits the next. */
-  release(id: number): void {
+  /** The job's worker handed it to an event loop (an ASGI application): its thread is free. */
+  detached(id: number): void {
     const job = this.active.get(id)
-    if (job === undefined || !job.holdsThread) return
-    job.holdsThread = false
-    this.busy--
+    if (job === undefined || job.onLoop) return
+    this.movedToLoop(job)
     this.pump()
   }
 
@@ -135,16 +161,23 @@ export class Dispatcher<J extends Job> {
     return out
   }
 
-  /** Sum over jobs holding a thread of how long they have run, in ms (request-timeout's arithmetic,
-   *  a measure of the threads' capacity). */
+  /** Sum over jobs holding a thread of how long they have run, in ms (request-timeout's arithmetic for
+   *  WSGI; ASGI requests have their own, asgi/request-timeout.ts). */
   activeAgeSum(now = this.now()): number {
     let sum = 0
-    for (const j of this.active.values()) if (j.holdsThread) sum += now - j.startedAt
+    for (const j of this.active.values()) if (!j.onLoop) sum += now - j.startedAt
     return sum
   }
 
+  private movedToLoop(job: J): void {
+    job.onLoop = true
+    this.onThreads--
+    this.onLoops++
+    this.loopsSeen = true
+  }
+
   private pump(): void {
-    while (this.busy < this.threads && this.waiting > 0 && this.head < this.queue.length) {
+    while (this.onThreads < this.threads && this.onLoops < this.loopCap && this.waiting > 0 && this.head < this.queue.length) {
       const job = this.queue[this.head]
       this.queue[this.head++] = undefined
       if (!job) continue
@@ -155,21 +188,42 @@ export class Dispatcher<J extends Job> {
     this.compact()
   }
 
+  /** queue-timeout: true (and answered) when the job waited too long since Apache read it. */
+  private stale(job: J, now: number): boolean {
+    if (this.queueTimeoutMs <= 0) return false
+    const waited = now - job.requestStartUs / 1000
+    if (waited <= this.queueTimeoutMs) return false
+    this.hooks.expire(job, Math.round(waited))
+    return true
+  }
+
   private admit(job: J): 'started' | 'expired' {
     const now = this.now()
-    if (this.queueTimeoutMs > 0) {
-      const waited = now - job.requestStartUs / 1000
-      if (waited > this.queueTimeoutMs) {
-        this.hooks.expire(job, Math.round(waited))
-        return 'expired'
-      }
-    }
+    if (this.stale(job, now)) return 'expired'
     job.startedAt = now
-    job.holdsThread = true
-    this.busy++
     this.active.set(job.id, job)
-    this.hooks.start(job)
+    this.onThreads++
+    // It may go straight to an event loop; a failed start finished it already.
+    if (this.hooks.start(job, false) === 'loop' && this.active.get(job.id) === job && !job.onLoop) this.movedToLoop(job)
     return 'started'
+  }
+
+  private admitToLoop(job: J): 'started' | 'expired' | 'declined' {
+    const now = this.now()
+    if (this.stale(job, now)) return 'expired'
+    job.startedAt = now
+    this.active.set(job.id, job)
+    this.onLoops++
+    job.onLoop = true
+    const r = this.hooks.start(job, true)
+    if (r === 'loop') return 'started'
+    // Not for a loop (or it failed, and was finished): as if never offered.
+    if (this.active.get(job.id) === job) {
+      this.active.delete(job.id)
+      this.onLoops--
+    }
+    job.onLoop = false
+    return r === 'declined' ? 'declined' : 'started'
   }
 
   private compact(): void {

@@ -112,6 +112,11 @@ export const E = {
     `Daemon process '${group}' embeds Python ${version} (${program}, ${library}).`),
   requestInterrupting: m(2103, 'error', (group: string, uri: string, ageMs: number, interruptTimeout: number) =>
     `Request exceeded request-timeout in daemon process '${group}' after ${ageMs} ms: raising mod_wsgi.RequestTimeout in its thread, ${interruptTimeout} seconds to unwind (interrupt-timeout): ${uri}.`),
+  // ASGI (docs/asgi.md) -----------------------------------------------------------------------------------
+  asgiRequestTimeout: m(2120, 'error', (group: string, seconds: number, uri: string) =>
+    `Request timeout expired for an ASGI request of daemon process '${group}' (${seconds} seconds without output): its task is cancelled: ${uri}.`),
+  asgiStartupFailed: m(2121, 'crit', (group: string, script: string, err: string) =>
+    `ASGI lifespan startup of script '${script}' failed in daemon process '${group}': not serving (${err}).`),
 } as const
 
 /** The text of a thrown value, for a message's argument. */

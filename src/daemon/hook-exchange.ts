@@ -2,6 +2,7 @@
 // AUTH, answered by one AUTH_RESULT (or an ERROR). It takes a thread like a request (threads,
 // queue-timeout) but has no body and is not counted by maximum-requests.
 import { hookUri, readAuthFixed } from '../protocol/auth-frames'
+import type { StartResult } from './dispatcher'
 import type { ExchangeOwner } from './exchange'
 import { JobExchange } from './job-exchange'
 import { RequestJob } from './request-job'
@@ -34,8 +35,10 @@ export class HookExchange extends JobExchange {
 
   onFrame(): void {}
 
-  protected startInBridge(job: RequestJob): void {
+  protected startInBridge(job: RequestJob, loopOnly: boolean): StartResult {
+    if (loopOnly) return 'declined' // hooks run on worker threads
     this.conn.host.bridge.submitAuth(job.id, job.payload as Buffer)
+    return 'thread'
   }
 
   uri(): string {

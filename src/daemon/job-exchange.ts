@@ -5,6 +5,7 @@ import { encodeError } from '../protocol/frames'
 import { E } from './errors'
 import type { Exchange, ExchangeOwner } from './exchange'
 import { log } from './log'
+import type { StartResult } from './dispatcher'
 import type { JobOwner, RequestJob } from './request-job'
 
 export abstract class JobExchange implements Exchange, JobOwner {
@@ -21,8 +22,10 @@ export abstract class JobExchange implements Exchange, JobOwner {
 
   abstract onFrame(type: number, payload: Buffer): void
   abstract uri(): string
-  /** Hands the job to the bridge (submit or submitAuth); throws what the bridge throws. */
-  protected abstract startInBridge(job: RequestJob): void
+  /** Hands the job to the bridge (submit or submitAuth), or only to an ASGI event loop (`loopOnly`);
+   *  returns where it went, 'declined' when `loopOnly` and it is not for a loop. Throws what the bridge
+   *  throws. */
+  protected abstract startInBridge(job: RequestJob, loopOnly: boolean): StartResult
   /** After the bridge took the job: input that arrived before. */
   protected afterSubmit(_job: RequestJob): void {}
 
@@ -44,10 +47,12 @@ export abstract class JobExchange implements Exchange, JobOwner {
 
   // JobOwner ---------------------------------------------------------------------------------------------
 
-  submit(job: RequestJob): void {
+  submit(job: RequestJob, loopOnly: boolean): StartResult {
     const host = this.conn.host
+    let where: StartResult
     try {
-      this.startInBridge(job)
+      where = this.startInBridge(job, loopOnly)
+      if (where === 'declined') return where
     } catch (e) {
       // Not accepted by the bridge. The addon checks the variables we do not parse: ERR_WSGI_MALFORMED
       // is the child's fault (one line, the connection dropped, as for any malformed frame); anything
@@ -60,14 +65,15 @@ export abstract class JobExchange implements Exchange, JobOwner {
       }
       host.dispatcher.finish(job.id)
       if (malformed) this.conn.fail()
-      return
+      return 'thread'
     }
     job.submitted = true
     if (this.conn.closed) {
       host.bridge.abort(job.id)
-      return
+      return where
     }
     this.afterSubmit(job)
+    return where
   }
 
   expire(job: RequestJob, waitedMs: number): void {

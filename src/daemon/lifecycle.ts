@@ -300,7 +300,8 @@ export class Lifecycle {
       return
     }
     if (server === null || server.drained) {
-      this.finish(FINALIZE_MS)
+      // Python (an ASGI application's lifespan shutdown first) gets what is left of shutdown-timeout.
+      this.finish(Math.max(FINALIZE_MS, this.deadline - this.now()))
       return
     }
     if (this.now() < this.deadline) return

@@ -14,6 +14,7 @@ import { BoardSlot } from './board'
 import { Handover, scriptVersions } from './handover'
 import { Reporter } from './reporter'
 import * as native from '../native/index'
+import { addonErrorCode } from '../native/errors'
 import { unreadableBy, type PythonSelection } from '../native/python-select'
 import type { Bridge, BridgeHandlers, ProcessControl, PythonOptions } from '../native/types'
 import { E, errText } from './errors'
@@ -22,6 +23,7 @@ import { dropIdentity } from './identity'
 import { Exit, Lifecycle, type StopReason } from './lifecycle'
 import { debug, log } from './log'
 import { watchParent } from './parent-watch'
+import { LoopRequestTimer } from './asgi/request-timeout'
 import { applyLimits, applyProcessEnvironment } from './process-setup'
 import { processTitle } from './process-title'
 import { pythonOptions, pythonRequest } from './python-options'
@@ -291,6 +293,14 @@ async function main(): Promise<void> {
     try {
       await bridge.preload(s.script, s.applicationGroup)
     } catch (e) {
+      // An ASGI application's lifespan startup failed (asgiref: log it and exit): not serving; the
+      // Apache parent starts a new process (after a growing delay if it keeps failing).
+      if (addonErrorCode(e) === 'ERR_WSGI_ASGI_STARTUP') {
+        log.report(E.asgiStartupFailed, c.group, s.script, errText(e))
+        preloading = null
+        lc.abandonStartup(Exit.STARTUP, bridge)
+        return
+      }
       // As mod_wsgi: the failure is logged (with the traceback, by the addon) and the daemon serves on.
       log.report(E.importScript, s.script, s.applicationGroup, errText(e))
     }
@@ -340,6 +350,8 @@ async function main(): Promise<void> {
   }
   handover?.start()
   releaseStartupPages('ready')
+  // ASGI requests: request-timeout cancels the one request (asgi/request-timeout.ts).
+  new LoopRequestTimer(c.group, o.requestTimeout * 1000, server.dispatcher, bridge).start()
 
   // What the process reports on the board (status, metrics, memory-recycle), once a second.
   const reporter = new Reporter(server, slot, {
@@ -372,7 +384,7 @@ async function main(): Promise<void> {
           {
             active: (now) =>
               [...server.dispatcher.active.values()]
-                .filter((j) => j.holdsThread)
+                .filter((j) => !j.onLoop)
                 .map((j) => ({ id: j.id, ageMs: now - j.startedAt, uri: payloadUri(j.id, j.kind, j.payload) })),
             interrupt: (id) => bridge.interrupt?.(id) ?? false,
             raised: (r) => log.report(E.requestInterrupting, c.group, r.uri, Math.round(r.ageMs), o.interruptTimeout),

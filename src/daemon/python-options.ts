@@ -46,5 +46,6 @@ export function pythonOptions(c: DaemonConfig, sel: PythonSelection | null = nul
     // has already warned about an older one.
     perInterpreterGil: c.python.perInterpreterGil,
     switchInterval: o.switchInterval,
+    asgiLoop: o.asgiLoop,
   }
 }

@@ -55,7 +55,7 @@ export class Reporter {
         {
           requests: this.server.completed,
           active: d.activeCount,
-          threadsBusy: d.threadsBusy,
+          threadsBusy: d.threadCount,
           queued: d.queuedCount,
           websockets: 0,
           rss,

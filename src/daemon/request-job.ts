@@ -1,12 +1,13 @@
 // One unit of work the dispatcher admits and the bridge runs: a request (REQUEST frame) or a hook (AUTH
 // frame), up to its `final` event. It knows its owner (the exchange that carries it on a connection)
 // only through JobOwner, so the dispatcher and the server need no connection to route to it.
-import type { Job } from './dispatcher'
+import type { Job, StartResult } from './dispatcher'
 
 /** What the dispatcher and the bridge's output router call on the exchange a job belongs to. */
 export interface JobOwner {
-  /** A thread is free for the job: hand it to the bridge. Must not throw. */
-  submit(job: RequestJob): void
+  /** A thread is free for the job (or, `loopOnly`, an ASGI event loop may take it): hand it to the
+   *  bridge. Returns where it went (dispatcher.ts). Must not throw. */
+  submit(job: RequestJob, loopOnly: boolean): StartResult
   /** queue-timeout expired before a thread was free: answer 503, never run. */
   expire(job: RequestJob, waitedMs: number): void
   /** Stopping before a thread took the job: it was not processed (GOAWAY). */
@@ -22,9 +23,12 @@ export interface JobOwner {
 export class RequestJob implements Job {
   startedAt = 0
   queued = false
-  /** Holds one of the `threads` slots while active (WSGI requests and hooks do; an ASGI request handed
-   *  to an event loop gives its slot back: Dispatcher.release). */
-  holdsThread = true
+  /** Running on an ASGI event loop (dispatcher.ts), not holding a thread. */
+  onLoop = false
+  /** request-timeout cancelled it (asgi/request-timeout.ts): once only. */
+  cancelled = false
+  /** On a loop: Date.now() of its last output event, 0 before any (asgi/request-timeout.ts). */
+  progressAt = 0
   /** Submitted to the bridge (so input/abort/resume may be called for it). */
   submitted = false
   /** Body chunks that arrived before submission, handed to the bridge on submit. */

@@ -86,10 +86,11 @@ export class DaemonServer implements ConnectionHost {
     this.threads = opts.threads
     this.balancing = (opts.processes ?? 1) > 1 && typeof opts.dupFd === 'function'
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
-      start: (job) => {
-        job.owner.submit(job)
+      start: (job, loopOnly) => {
+        const where = job.owner.submit(job, loopOnly)
         // Hooks are not requests of the application: maximum-requests does not count them.
-        if (job.kind === 'request') this.hooks.admitted()
+        if (job.kind === 'request' && where !== 'declined') this.hooks.admitted()
+        return where
       },
       expire: (job, waited) => job.owner.expire(job, waited),
     })
@@ -111,6 +112,8 @@ export class DaemonServer implements ConnectionHost {
           return false
         }
         let pause = false
+        // An ASGI request's request-timeout counts from its last output (asgi/request-timeout.ts).
+        if (job.onLoop) job.progressAt = Date.now()
         if (final) {
           // First, so that the retry of this request is held, or cannot reach this process's listener.
           if ((info & (OutputInfo.GOAWAY | OutputInfo.RELOAD)) !== 0) this.hooks.restartRequested?.()
@@ -133,6 +136,11 @@ export class DaemonServer implements ConnectionHost {
       inputResume: (id) => {
         const job = this.dispatcher.active.get(id)
         job?.owner.inputResumed(job)
+      },
+      // Its worker found an ASGI application: the request runs on the event loop, its thread is free.
+      detached: (id) => {
+        this.dispatcher.detached(id)
+        if (this.balancing) this.loadChanged()
       },
     }
   }
@@ -195,7 +203,7 @@ export class DaemonServer implements ConnectionHost {
     const gate = this.gate
     if (!this.balancing || gate === null || this.stopping) return
     const d = this.dispatcher
-    if (d.threadsBusy + d.queuedCount + this.fresh < this.threads) gate.open()
+    if (d.threadCount + d.queuedCount + this.fresh < this.threads) gate.open()
     else gate.close()
   }
 

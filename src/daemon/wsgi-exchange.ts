@@ -6,6 +6,7 @@
 // (it calls inputResume when the app has consumed it), or while a queued request has that much waiting.
 import { findRequestVar, readRequestFixed } from '../protocol/frames'
 import { FrameType } from '../protocol/wire'
+import type { StartResult } from './dispatcher'
 import type { ExchangeOwner } from './exchange'
 import { JobExchange } from './job-exchange'
 import { debug } from './log'
@@ -122,10 +123,11 @@ export class RequestExchange extends JobExchange {
     if (this.done) this.conn.finished(this)
   }
 
-  protected startInBridge(job: RequestJob): void {
+  protected startInBridge(job: RequestJob, loopOnly: boolean): StartResult {
     // The bridge copies the payload; ours stays until the request ends, for the URI in log lines
-    // (socket-timeout, a restart interrupting it).
-    this.conn.host.bridge.submit(job.id, job.payload as Buffer, job.hasBody)
+    // (socket-timeout, a restart interrupting it). It answers true when an ASGI event loop took it.
+    if (this.conn.host.bridge.submit(job.id, job.payload as Buffer, job.hasBody, loopOnly) === true) return 'loop'
+    return loopOnly ? 'declined' : 'thread'
   }
 
   protected override afterSubmit(job: RequestJob): void {

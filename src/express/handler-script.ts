@@ -9,6 +9,8 @@ export function pyString(s: string): string {
 export interface HandlerSpec {
   script: string
   callableObject: string
+  /** auto: an ASGI callable is served as ASGI, anything else as WSGI (as WSGIScriptAlias decides). */
+  applicationType?: 'auto' | 'asgi' | 'wsgi'
   /** Start the change monitor (python/mod_wsgi/server/reloader.py) before loading the script. */
   reloadOnChanges: boolean
   /** This checkout's python/mod_wsgi: the `mod_wsgi` package when the daemon's Python has none installed. */
@@ -24,6 +26,7 @@ import types
 
 _script = ${pyString(h.script)}
 _callable = ${pyString(h.callableObject)}
+_application_type = ${pyString(h.applicationType ?? 'auto')}
 _reload_on_changes = ${h.reloadOnChanges ? 'True' : 'False'}
 _package_dir = ${pyString(h.packageDir)}
 
@@ -71,12 +74,33 @@ except AttributeError:
     raise RuntimeError('WSGI script %r has no callable named %r' % (_script, _callable))
 
 
-def handle_request(environ, start_response):
-    # The application is reached through an internal rewrite at the document root: give it the whole
-    # URL path as PATH_INFO, mounted at the root.
-    environ['PATH_INFO'] = environ.get('SCRIPT_NAME', '') + environ.get('PATH_INFO', '')
-    environ['SCRIPT_NAME'] = ''
-    return _application(environ, start_response)
+def _is_asgi(app):
+    # As the daemon decides for WSGIScriptAlias: a coroutine function, or an object whose __call__ is
+    # one (asyncio knows the marked ones: asgiref's markcoroutinefunction).
+    for f in (app, getattr(type(app), '__call__', None)):
+        code = getattr(getattr(f, '__func__', f), '__code__', None)
+        if code is not None and code.co_flags & 0x80:  # CO_COROUTINE
+            return True
+    if 'asyncio' in sys.modules:
+        import asyncio
+        return asyncio.iscoroutinefunction(app) or asyncio.iscoroutinefunction(getattr(app, '__call__', None))
+    return False
+
+
+if _application_type == 'asgi' or (_application_type == 'auto' and _is_asgi(_application)):
+    # An ASGI application (served by the daemon's event loop): mounted at the root the same way, its
+    # whole URL path as the scope's path. Lifespan and other scopes pass through unchanged.
+    async def handle_request(scope, receive, send):
+        if scope['type'] in ('http', 'websocket'):
+            scope = dict(scope, path=scope.get('root_path', '') + scope['path'], root_path='')
+        await _application(scope, receive, send)
+else:
+    def handle_request(environ, start_response):
+        # The application is reached through an internal rewrite at the document root: give it the
+        # whole URL path as PATH_INFO, mounted at the root.
+        environ['PATH_INFO'] = environ.get('SCRIPT_NAME', '') + environ.get('PATH_INFO', '')
+        environ['SCRIPT_NAME'] = ''
+        return _application(environ, start_response)
 
 
 application = handle_request

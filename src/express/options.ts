@@ -29,6 +29,7 @@ export interface ExpressOptions {
   user: string | null
   group: string | null
   callableObject: string
+  applicationType: string
   documentRoot: string | null
   urlAlias: Array<[string, string]>
   errorDocument: Array<[string, string]>
@@ -95,7 +96,8 @@ export const OPTION_SPECS: OptionSpec[] = [
   { flag: 'reload-on-changes', key: 'reloadOnChanges', kind: 'boolean', default: false, describe: 'Restart the daemon processes when the source file of any imported Python module (or the WSGI script) changes; files are watched, not polled.' },
   { flag: 'user', key: 'user', kind: 'string', default: null, describe: "User Apache's children and the daemon processes run as (default: yours; when run as root, www-data, else nobody)." },
   { flag: 'group', key: 'group', kind: 'string', default: null, describe: "Group Apache's children and the daemon processes run as (default: the user's primary group)." },
-  { flag: 'callable-object', key: 'callableObject', kind: 'string', default: 'application', describe: 'Name of the WSGI callable in the script.' },
+  { flag: 'callable-object', key: 'callableObject', kind: 'string', default: 'application', describe: 'Name of the WSGI (or ASGI) callable in the script.' },
+  { flag: 'application-type', key: 'applicationType', kind: 'string', default: 'auto', describe: 'auto: an ASGI callable (a coroutine function, or an object whose __call__ is one) is served as ASGI, anything else as WSGI; asgi or wsgi: say so.' },
   { flag: 'document-root', key: 'documentRoot', kind: 'string', default: null, describe: 'Directory of static files, served by Apache ahead of the application (default: an empty htdocs in the server root).' },
   { flag: 'url-alias', key: 'urlAlias', kind: 'pair', default: [], pairNames: ['URL', 'PATH'], describe: 'Serve the file or directory PATH at URL (repeatable).' },
   { flag: 'error-document', key: 'errorDocument', kind: 'pair', default: [], pairNames: ['STATUS', 'DOCUMENT'], describe: 'Use DOCUMENT (a URL path) for error responses with STATUS (repeatable).' },
@@ -142,6 +144,7 @@ export function validateOptions(o: ExpressOptions): string | null {
   }
   if (o.headerBufferSize < 8192) return '--header-buffer-size must be at least 8192'
   if (!LOG_LEVELS.includes(o.logLevel)) return `--log-level must be one of ${LOG_LEVELS.join(', ')}`
+  if (!['auto', 'asgi', 'wsgi'].includes(o.applicationType)) return '--application-type must be auto, asgi or wsgi'
   for (const [status] of o.errorDocument) if (!/^[1-5]\d\d$/.test(status)) return `--error-document status '${status}' is not an HTTP status`
   for (const [url] of o.urlAlias) if (!url.startsWith('/')) return `--url-alias URL '${url}' must start with /`
   if (o.switchInterval !== null) {

@@ -90,7 +90,7 @@ export function setupServerRoot(o: ExpressOptions, apache: ApacheInstall): Serve
   const handlerScript = join(serverRoot, 'handler.wsgi')
   writeFileSync(
     handlerScript,
-    renderHandlerScript({ script, callableObject: o.callableObject, reloadOnChanges: o.reloadOnChanges, packageDir: PYTHON_PACKAGE }),
+    renderHandlerScript({ script, callableObject: o.callableObject, applicationType: o.applicationType as 'auto' | 'asgi' | 'wsgi', reloadOnChanges: o.reloadOnChanges, packageDir: PYTHON_PACKAGE }),
     { mode: 0o644 },
   )
 

@@ -8,6 +8,7 @@ import type { PythonSelection } from './python-select'
 import type {
   Bridge,
   BridgeHandlers,
+  DetachedHandler,
   InputResumeHandler,
   LogLevel,
   OutputHandler,
@@ -27,7 +28,7 @@ interface Preload {
 
 /** What the binary exports (native/addon/addon.cc, process_control.cc). */
 interface Binding {
-  openBridge(options: PythonOptions, output: OutputHandler, inputResume: InputResumeHandler): Bridge
+  openBridge(options: PythonOptions, output: OutputHandler, inputResume: InputResumeHandler, detached?: DetachedHandler): Bridge
   setrlimit(resource: RlimitResource, soft: number, hard: number): void
   getrlimit(resource: RlimitResource): { soft: number; hard: number }
   setPriority(nice: number): void
@@ -101,6 +102,7 @@ export const DEFAULT_PYTHON_OPTIONS: Readonly<PythonOptions> = Object.freeze({
   verbose: false,
   perInterpreterGil: false,
   switchInterval: null,
+  asgiLoop: 'asyncio',
 })
 
 function fail(field: string, expected: string, value: unknown): never {
@@ -178,6 +180,7 @@ export function normalisePythonOptions(options: Partial<PythonOptions>): PythonO
     verbose: bool('verbose', o.verbose),
     perInterpreterGil: bool('perInterpreterGil', o.perInterpreterGil),
     switchInterval: o.switchInterval === null ? null : positive('switchInterval', o.switchInterval, 60),
+    asgiLoop: o.asgiLoop === 'uvloop' || o.asgiLoop === 'asyncio' ? o.asgiLoop : fail('asgiLoop', "'asyncio' or 'uvloop'", o.asgiLoop),
   }
 }
 
@@ -194,7 +197,9 @@ export function openBridge(options: Partial<PythonOptions>, handlers: BridgeHand
   if (handlers === null || typeof handlers !== 'object') throw new TypeError('BridgeHandlers must be an object')
   if (typeof handlers.output !== 'function') throw new TypeError('BridgeHandlers.output must be a function')
   if (typeof handlers.inputResume !== 'function') throw new TypeError('BridgeHandlers.inputResume must be a function')
-  return load().openBridge(normalised, handlers.output, handlers.inputResume)
+  if (handlers.detached !== undefined && typeof handlers.detached !== 'function')
+    throw new TypeError('BridgeHandlers.detached must be a function')
+  return load().openBridge(normalised, handlers.output, handlers.inputResume, handlers.detached)
 }
 
 const RESOURCES: readonly RlimitResource[] = ['cpu', 'data', 'as', 'stack', 'nofile']

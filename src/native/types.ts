@@ -46,6 +46,8 @@ export interface PythonOptions {
   /** sys.setswitchinterval() in seconds for every GIL of the process (switch-interval); null: Python's
    *  default (0.005). */
   switchInterval: number | null
+  /** The event loop of ASGI applications (asgi-loop=): asyncio's, or uvloop's when it can be imported. */
+  asgiLoop: 'asyncio' | 'uvloop'
 }
 
 export type LogLevel = 'emerg' | 'alert' | 'crit' | 'error' | 'warn' | 'notice' | 'info' | 'debug'
@@ -61,6 +63,7 @@ export type LogLevel = 'emerg' | 'alert' | 'crit' | 'error' | 'warn' | 'notice' 
  *   ERR_WSGI_PYTHON_START             Python could not be started
  *   ERR_WSGI_SYSTEM                   a system call failed (the error has `errno`)
  *   ERR_WSGI_SCRIPT                   a script failed to load (preload; the message is Python's error)
+ *   ERR_WSGI_ASGI_STARTUP             an ASGI application's lifespan startup failed (preload): not served
  *   ERR_WSGI_INTERNAL                 anything else
  */
 export type AddonErrorCode =
@@ -73,6 +76,7 @@ export type AddonErrorCode =
   | 'ERR_WSGI_PYTHON_START'
   | 'ERR_WSGI_SYSTEM'
   | 'ERR_WSGI_SCRIPT'
+  | 'ERR_WSGI_ASGI_STARTUP'
   | 'ERR_WSGI_INTERNAL'
 
 /**
@@ -96,9 +100,15 @@ export type OutputHandler = (id: number, data: Buffer, final: boolean, fd: numbe
 /** The worker has consumed enough buffered input that reading the connection may go on. */
 export type InputResumeHandler = (id: number) => void
 
+/** Request `id` no longer holds a worker thread: its application turned out to be ASGI and the request
+ *  now runs on its application group's event loop (its output and `final` event still come). */
+export type DetachedHandler = (id: number) => void
+
 export interface BridgeHandlers {
   output: OutputHandler
   inputResume: InputResumeHandler
+  /** Optional: without it the caller keeps counting such a request against `threads`. */
+  detached?: DetachedHandler
 }
 
 export interface Bridge {
@@ -106,9 +116,14 @@ export interface Bridge {
    * Queues a request for a worker thread. `request` is the payload of a REQUEST frame exactly as received
    * (flags, request_start, variables): the addon builds the environ from it in native code.
    * `hasBody` is the BODY_FOLLOWS flag; without it wsgi.input is empty from the start.
-   * The caller never has more than `threads` requests submitted and not yet final.
+   * The caller never has more than `threads` requests submitted, not yet final and holding a thread.
+   *
+   * Returns true when the request went straight to its application group's ASGI event loop (its
+   * application is known to be ASGI): it holds no thread. With `loopOnly`, a request that would need a
+   * thread is not taken (false, and nothing happened): how the caller starts ASGI requests while every
+   * thread is busy. A request that does take a thread may still move to the loop later (`detached`).
    */
-  submit(id: number, request: Buffer, hasBody: boolean): void
+  submit(id: number, request: Buffer, hasBody: boolean, loopOnly?: boolean): boolean | void
 
   /**
    * Queues a hook (WSGIAccessScript, WSGIAuthUserScript, WSGIAuthGroupScript) for a worker thread.
@@ -136,6 +151,10 @@ export interface Bridge {
    *  request ends as soon as the app lets it (its `final` event still comes). Safe to call at any time. */
   abort(id: number): void
 
+  /** An ASGI request's task is cancelled (request-timeout): its `final` event answers 504, or ends the
+   *  response incomplete if it had begun. Ignored for a request on a worker thread. Optional for doubles. */
+  cancel?(id: number): void
+
   /** Lets a paused request (its output handler returned true) produce output again. */
   resume(id: number): void
 
@@ -145,7 +164,8 @@ export interface Bridge {
   release(data: Buffer): void
 
   /** Loads a script into an application group ahead of requests (WSGIImportScript). Rejects with the
-   *  Python error's text when the script fails. */
+   *  Python error's text when the script fails. When the script's `application` is ASGI, its lifespan
+   *  startup runs first; if that fails the rejection's `code` is 'ERR_WSGI_ASGI_STARTUP' (do not serve). */
   preload(script: string, applicationGroup: string): Promise<void>
 
   /** Date.now() of the last time a watchdog thread obtained the GIL (it tries every second). */

@@ -138,7 +138,7 @@ const invalid: Array<[string, string, RegExp]> = [
   ['global-only WSGIRestrictEmbedded in a virtual host', '<VirtualHost *:80>\nWSGIRestrictEmbedded On\n</VirtualHost>', /WSGIRestrictEmbedded cannot occur within <VirtualHost> section/],
   ['On/Off flag with another value', 'WSGIRestrictSignal maybe', /WSGIRestrictSignal must be On or Off, not 'maybe'/],
   ['per-directory flag with another value', '<Directory /tmp>\nWSGIChunkedRequest yes\n</Directory>', /WSGIChunkedRequest must be On or Off, not 'yes'/],
-  ['unknown WSGIScriptAlias option', `WSGIScriptAlias /x ${fixture('hello-world')} bogus=1`, /WSGIScriptAlias: unknown option 'bogus' \(allowed: process-group, application-group, callable-object, pass-authorization\)/],
+  ['unknown WSGIScriptAlias option', `WSGIScriptAlias /x ${fixture('hello-world')} bogus=1`, /WSGIScriptAlias: unknown option 'bogus' \(allowed: process-group, application-group, callable-object, pass-authorization, application-type\)/],
   ['bad pass-authorization', `WSGIScriptAlias /x ${fixture('hello-world')} pass-authorization=maybe`, /WSGIScriptAlias: option 'pass-authorization' must be On or Off, not 'maybe'/],
   ['WSGIScriptAlias with one argument', 'WSGIScriptAlias /x', /WSGIScriptAlias requires a URL path and a script file or directory/],
   ['bad WSGIScriptAliasMatch expression', `WSGIScriptAliasMatch ^/(x ${fixture('hello-world')}`, /WSGIScriptAliasMatch: regular expression '\^\/\(x' could not be compiled/],

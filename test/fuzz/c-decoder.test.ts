@@ -66,7 +66,7 @@ t.test('libFuzzer on the C decoder of daemon output: no crash, hang, leak or unb
     if (t.passing()) spawnSync('rm', ['-rf', dir])
   })
   const bin = join(dir, 'relay_fuzz')
-  const sources = ['wsgi_response.c', 'wsgi_conn.c', 'wsgi_lookup.c'].map((f) => join(NATIVE, 'apache', f))
+  const sources = ['wsgi_response.c', 'wsgi_conn.c', 'wsgi_lookup.c', 'wsgi_asgi.c'].map((f) => join(NATIVE, 'apache', f))
   // stddef.h first: APR then uses offsetof() instead of a member access through NULL, which UBSan
   // would report (in APR's ring macros, not in our code).
   const flags = ['-g', '-O1', '-include', 'stddef.h', '-fsanitize=fuzzer,address,undefined', '-fno-sanitize-recover=undefined']

@@ -6,7 +6,6 @@ import { Dispatcher, type Job } from '../../src/daemon/dispatcher'
 class J implements Job {
   startedAt = 0
   queued = false
-  holdsThread = false
   constructor(
     readonly id: number,
     readonly requestStartUs: number,
@@ -20,7 +19,7 @@ function setup(threads: number, queueTimeoutMs = 0) {
   const d = new Dispatcher<J>(
     threads,
     queueTimeoutMs,
-    { start: (j) => started.push(j.id), expire: (j, w) => expired.push([j.id, w]) },
+    { start: (j) => void started.push(j.id), expire: (j, w) => expired.push([j.id, w]) },
     () => now,
   )
   const job = (id: number, ageMs = 0) => new J(id, (now - ageMs) * 1000)
@@ -159,22 +158,22 @@ t.test('a long queue stays correct through many admissions', async (t) => {
   t.equal(d.activeCount, 0)
 })
 
-t.test('release(): a job that goes on without a thread frees its slot for the next', async (t) => {
+t.test('detached(): a job that goes on without a thread (on an event loop) frees its slot for the next', async (t) => {
   const { d, started, job, advance } = setup(1)
   d.enqueue(job(1))
   d.enqueue(job(2))
   t.same(started, [1], 'one thread: the second waits')
-  t.equal(d.threadsBusy, 1)
+  t.equal(d.threadCount, 1)
   advance(100)
-  d.release(1)
-  t.same(started, [1, 2], 'released: the second is admitted')
+  d.detached(1)
+  t.same(started, [1, 2], 'detached: the second is admitted')
   t.equal(d.activeCount, 2, 'both are active')
-  t.equal(d.threadsBusy, 1, 'one holds the thread')
+  t.equal(d.threadCount, 1, 'one holds the thread')
   t.equal(d.activeAgeSum(), 0, 'request-timeout measures only jobs holding a thread')
-  d.release(1)
+  d.detached(1)
   d.finish(1)
-  t.equal(d.threadsBusy, 1, 'finishing a released job frees no thread twice')
+  t.equal(d.threadCount, 1, 'finishing a detached job frees no thread twice')
   d.finish(2)
-  t.equal(d.threadsBusy, 0)
+  t.equal(d.threadCount, 0)
   t.equal(d.activeCount, 0)
 })

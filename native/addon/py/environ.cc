@@ -48,6 +48,8 @@ void note(Call &call, std::string_view name, std::string_view value) {
     case 25:
         if (name == "mod_wsgi.script_reloading")
             call.reloading = value == "1";
+        else if (name == "mod_wsgi.application_type")
+            call.application_type = value;
         break;
     default:
         break;

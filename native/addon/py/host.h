@@ -43,11 +43,13 @@ struct HostOptions {
     bool verbose = false;
     bool per_interpreter_gil = false;  // WSGIPerInterpreterGIL (3.12+)
     double switch_interval = 0;        // seconds; 0: Python's default
+    bool asgi_uvloop = false;  // ASGI event loops are uvloop's (when it can be imported), else asyncio's
 };
 
 // One thing for the JavaScript thread to do. Output events carry complete wire frames.
 struct Event {
-    enum class Kind : uint8_t { kOutput, kInputResume, kPreloadDone };
+    // kDetached: the request no longer holds a worker thread; it runs on its group's event loop (ASGI).
+    enum class Kind : uint8_t { kOutput, kInputResume, kPreloadDone, kDetached };
     Kind kind = Kind::kOutput;
     double id = 0;                  // request id, or the preload token
     std::shared_ptr<Request> req;   // kOutput, kInputResume
@@ -56,6 +58,7 @@ struct Event {
     unsigned info = 0;              // kOutput: what `data` carries, WSGI_OUT_* of wsgi_wire.h
     int fd = -1;                    // kOutput: descriptor travelling with a FILE frame, owned by the event
     bool ok = true;                 // kPreloadDone
+    bool fatal = false;             // kPreloadDone, !ok: an ASGI lifespan startup failed (do not serve)
 };
 
 // Implemented by the Node-API side. post() may be called from any thread; it returns false once the
@@ -70,8 +73,11 @@ public:
 class Host {
 public:
     virtual ~Host() = default;
-    // Queues a request for a worker of its application group (JavaScript thread).
-    virtual void submit(std::shared_ptr<Request> req) = 0;
+    // Queues a request for a worker of its application group (JavaScript thread) — or, when its
+    // application is already known to be ASGI, hands it to the group's event loop (asgi_hub.cc). With
+    // loop_only, a request that would need a worker is declined (left untouched) instead.
+    enum class Submitted { kWorker, kLoop, kDeclined };
+    virtual Submitted submit(std::shared_ptr<Request> req, bool loop_only) = 0;
     // Queues a hook (its payload is an AUTH payload) for a worker of its application group.
     virtual void submit_auth(std::shared_ptr<Request> req) = 0;
     // Loads a script into an application group; answers with a kPreloadDone event carrying `token`.

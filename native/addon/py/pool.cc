@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include "asgi.h"
 #include "runtime.h"
 #include "subinterp.h"
 #include "wsgi_wire.h"
@@ -159,14 +160,19 @@ void Group::run_job(InterpState &st, PyThreadState *tstate, Job &job, Parker &pa
         std::string error;
         take_gil();
         bool ok;
+        bool asgi = false;
         try {
             ok = preload_script(st, job.script, &error);
+            // An ASGI application's lifespan starts now; its loop answers the preload once it has.
+            asgi = ok && runtime_asgi(rt_).take_preload(st, job.script, job.token);
         } catch (const std::bad_alloc &) {
             PyErr_Clear();
             ok = false;
             error = "out of memory";
         }
         PyEval_SaveThread();
+        if (asgi)
+            return;
         Event ev;
         ev.kind = Event::Kind::kPreloadDone;
         ev.id = job.token;
@@ -180,6 +186,8 @@ void Group::run_job(InterpState &st, PyThreadState *tstate, Job &job, Parker &pa
     std::string frames = job.kind == Job::Kind::kAuth ? run_auth(st, *job.req) : run_request(st, *job.req);
     rt_.running_end(job.req->id());
     PyEval_SaveThread();
+    if (frames.empty())
+        return;  // an ASGI application: its event loop finishes the request (asgi_hub.cc)
     job.req->finish();
     // Not under the group lock: the next request may then start another worker (at most `threads`,
     // as mod_wsgi has from the start), but submit() never waits for this post's system call.

@@ -144,6 +144,7 @@ struct Call {
     std::string_view handler_script;  // mod_wsgi.handler_script ('' when none)
     std::string_view resource;        // SCRIPT_FILENAME: what reload_required(resource) is asked about
     std::string_view callable;
+    std::string_view application_type;  // mod_wsgi.application_type: '', 'asgi' or 'wsgi' (asgi_hub.cc)
     std::string_view method;
     std::string_view url_scheme;
     std::string_view remote_addr;
@@ -167,6 +168,7 @@ struct Call {
     bool restart = false;  // not run: its script changed and this daemon process restarts (GOAWAY)
     bool streamed = false; // REQUEST flag STREAMED: the child cannot send it again
     bool reload_wanted = false;  // run with a changed script's old code (streamed): the process restarts
+    bool handed_off = false;  // an ASGI application: its group's event loop runs it (asgi_hub.cc)
     std::string pending;   // frames not yet posted
     std::string error_text;
     uint32_t error_status = 500;  // the ERROR frame's status (504: interrupted by RequestTimeout)
@@ -213,7 +215,8 @@ bool request_timeout_install(InterpState &st, PyObject *module);
 bool request_timeout_caught(Call &call);
 
 // --- wsgi_call.cc ---
-// Runs one request (GIL held); returns the final frames for the caller to post once it released it.
+// Runs one request (GIL held); returns the final frames for the caller to post once it released it:
+// none when the group's ASGI event loop took the request over (asgi_hub.cc).
 std::string run_request(InterpState &st, Request &req);
 
 // --- ssl_vars.cc: mod_ssl.is_https and mod_ssl.var_lookup ---

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "wsgi_wire.h"
@@ -11,34 +12,72 @@ namespace modwsgi {
 Request::Request(double id, std::vector<uint8_t> payload, bool has_body, std::shared_ptr<EventSink> sink)
     : id_(id), payload_(std::move(payload)), sink_(std::move(sink)), eof_(!has_body) {}
 
+void Request::notify(RequestListener *l) {
+    if (l)
+        l->request_changed(shared_from_this());
+}
+
 size_t Request::input(const uint8_t *data, size_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
-    // Once the application is done (or the request ended) nobody will read: drop the bytes and report
-    // nothing buffered so the daemon keeps draining the connection.
-    if (finished_ || aborted_ || eof_)
-        return 0;
-    if (n) {
-        chunks_.emplace_back(reinterpret_cast<const char *>(data), n);
-        buffered_ += n;
-        if (waiters_)
-            cv_.notify_all();
+    RequestListener *tell = nullptr;
+    size_t buffered;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        // Once the application is done (or the request ended) nobody will read: drop the bytes and
+        // report nothing buffered so the daemon keeps draining the connection.
+        if (finished_ || aborted_ || eof_)
+            return 0;
+        if (n) {
+            chunks_.emplace_back(reinterpret_cast<const char *>(data), n);
+            buffered_ += n;
+            if (waiters_)
+                cv_.notify_all();
+            if (want_input_) {
+                want_input_ = false;
+                tell = listener_;
+            }
+        }
+        if (buffered_ > kInputHigh)
+            input_paused_ = true;
+        buffered = buffered_;
     }
-    if (buffered_ > kInputHigh)
-        input_paused_ = true;
-    return buffered_;
+    notify(tell);
+    return buffered;
 }
 
 void Request::end_input() {
-    std::lock_guard<std::mutex> lock(mu_);
-    eof_ = true;
-    if (waiters_)
-        cv_.notify_all();
+    RequestListener *tell = nullptr;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        eof_ = true;
+        if (waiters_)
+            cv_.notify_all();
+        if (want_input_) {
+            want_input_ = false;
+            tell = listener_;
+        }
+    }
+    notify(tell);
 }
 
 void Request::abort() {
-    std::lock_guard<std::mutex> lock(mu_);
-    aborted_ = true;
-    cv_.notify_all();
+    RequestListener *tell;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        aborted_ = true;
+        cv_.notify_all();
+        tell = listener_;
+    }
+    notify(tell);
+}
+
+void Request::cancel() {
+    RequestListener *tell;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        cancelled_ = true;
+        tell = listener_;
+    }
+    notify(tell);
 }
 
 void Request::pause_output() {
@@ -47,17 +86,89 @@ void Request::pause_output() {
 }
 
 void Request::resume_output() {
-    std::lock_guard<std::mutex> lock(mu_);
-    output_paused_ = false;
-    if (waiters_)
-        cv_.notify_all();
+    RequestListener *tell = nullptr;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        output_paused_ = false;
+        if (waiters_)
+            cv_.notify_all();
+        if (want_output_ && inflight_ < kOutputHigh) {
+            want_output_ = false;
+            tell = listener_;
+        }
+    }
+    notify(tell);
 }
 
 void Request::delivered(size_t n) {
+    RequestListener *tell = nullptr;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        inflight_ = n > inflight_ ? 0 : inflight_ - n;
+        if (waiters_ && inflight_ < kOutputHigh)
+            cv_.notify_all();
+        if (want_output_ && inflight_ < kOutputHigh && !output_paused_) {
+            want_output_ = false;
+            tell = listener_;
+        }
+    }
+    notify(tell);
+}
+
+void Request::attach_listener(RequestListener *l) {
     std::lock_guard<std::mutex> lock(mu_);
-    inflight_ = n > inflight_ ? 0 : inflight_ - n;
-    if (waiters_ && inflight_ < kOutputHigh)
-        cv_.notify_all();
+    listener_ = l;
+}
+
+Request::InputStatus Request::take_async(char *dst, size_t max, size_t *copied_out, bool *more) {
+    bool resume = false;
+    InputStatus status = InputStatus::kData;
+    *copied_out = 0;
+    *more = false;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (aborted_)
+            return InputStatus::kAborted;
+        size_t copied = 0;
+        while (copied < max && !chunks_.empty()) {
+            const std::string &c = chunks_.front();
+            size_t n = std::min(c.size() - chunk_offset_, max - copied);
+            memcpy(dst + copied, c.data() + chunk_offset_, n);
+            copied += n;
+            chunk_offset_ += n;
+            buffered_ -= n;
+            if (chunk_offset_ == c.size()) {
+                chunks_.pop_front();
+                chunk_offset_ = 0;
+            }
+        }
+        if (input_paused_ && buffered_ < kInputLow) {
+            input_paused_ = false;
+            resume = true;
+        }
+        *more = !eof_ || buffered_ > 0;
+        if (copied == 0 && !*more)
+            status = InputStatus::kEof;
+        else if (copied == 0)
+            want_input_ = true;
+        *copied_out = copied;
+    }
+    if (resume)
+        post_input_resume();
+    return status;
+}
+
+bool Request::writable_async() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (aborted_ || (!output_paused_ && inflight_ < kOutputHigh))
+        return true;
+    want_output_ = true;
+    return false;
+}
+
+bool Request::cancelled() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cancelled_;
 }
 
 size_t Request::buffered() {

@@ -18,6 +18,18 @@
 
 namespace modwsgi {
 
+class Request;
+
+// Whoever runs a request outside a worker thread (the ASGI event loop, asgi_loop.cc) is told through
+// this when something it waits for may have happened: input it asked for arrived or ended, room for
+// output it holds, the client left, or the request was cancelled. Called on the JavaScript thread,
+// never with the request's lock held; it must only note the request and wake its own thread.
+class RequestListener {
+public:
+    virtual ~RequestListener() = default;
+    virtual void request_changed(const std::shared_ptr<Request> &req) = 0;
+};
+
 class Request : public std::enable_shared_from_this<Request> {
 public:
     // Input watermarks of the Bridge contract: the daemon pauses reading above kInputHigh buffered
@@ -39,6 +51,8 @@ public:
     void pause_output();
     void resume_output();
     void delivered(size_t n);
+    // An ASGI request's task is to be cancelled (request-timeout): its listener is told.
+    void cancel();
 
     // --- worker thread ---
     enum class InputStatus { kData, kEof, kAborted, kExpired };
@@ -61,6 +75,22 @@ public:
     // The worker is done with the request: wsgi.input reads fail from now on.
     void finish();
 
+    // --- a request run by an event loop (ASGI) instead of a worker thread ---
+    // From now on `l` hears of changes (see RequestListener); it outlives the request.
+    void attach_listener(RequestListener *l);
+    // Takes up to `max` buffered body bytes into dst (*copied). *more: more body may follow. Returns
+    // kData (with *copied 0 when nothing is buffered yet: the listener is told when input comes),
+    // kEof (the body is complete and nothing was left), kAborted.
+    InputStatus take_async(char *dst, size_t max, size_t *copied, bool *more);
+    // True when output may be posted now; false after arranging for the listener to be told once it
+    // may (the client gone counts as "may": post_output then reports it).
+    bool writable_async();
+    bool cancelled();
+    // The loop's own per-request object and its place in the loop's wake-up list: touched only by the
+    // loop (ctx) or under the loop's lock (wake_queued), never by the request itself.
+    void *loop_ctx = nullptr;
+    bool wake_queued = false;
+
     // --- mod_ssl.var_lookup(): the worker asks the Apache child through a VAR_LOOKUP frame ---
     enum class LookupStatus { kValue, kMissing, kAborted };
     // Posts the lookup and blocks until JavaScript answers (GIL released by the caller). One lookup
@@ -72,6 +102,8 @@ public:
 
 private:
     void post_input_resume();
+    // Tells the listener (if any) outside the lock; `l` was read under it.
+    void notify(RequestListener *l);
 
     const double id_;
     const std::vector<uint8_t> payload_;
@@ -95,6 +127,11 @@ private:
     bool lookup_present_ = false;
     std::string lookup_value_;
     unsigned extra_info_ = 0;  // worker thread only, read when it posts its final event
+    // Run by an event loop: who to tell, and what it waits for.
+    RequestListener *listener_ = nullptr;
+    bool want_input_ = false;
+    bool want_output_ = false;
+    bool cancelled_ = false;
 };
 
 }  // namespace modwsgi

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "asgi.h"
 #include "pool.h"
 #include "stacks.h"
 #include "subinterp.h"
@@ -60,22 +61,20 @@ bool status_failed(const PyStatus &status, const char *what, std::string *error)
     return true;
 }
 
-// Checks the structure of a REQUEST payload and finds its application group.
-bool scan_request(const std::vector<uint8_t> &payload, std::string *group) {
-    static const std::string_view kGroup = "mod_wsgi.application_group";
+// Checks the structure of a REQUEST payload and finds its application group, script and callable.
+bool scan_request(const std::vector<uint8_t> &payload, RequestRoute *route) {
     wsgi_reader r;
     wsgi_reader_init(&r, payload.data(), payload.size());
     wsgi_read_u32(&r);
     wsgi_read_u64(&r);
     uint32_t count = wsgi_read_u32(&r);
-    group->clear();
     for (uint32_t i = 0; i < count && r.ok; ++i) {
         const char *name, *value;
         uint32_t nlen, vlen;
         wsgi_read_string(&r, &name, &nlen);
         wsgi_read_string(&r, &value, &vlen);
-        if (r.ok && std::string_view(name, nlen) == kGroup)
-            group->assign(value, vlen);
+        if (r.ok)
+            route_note(*route, std::string_view(name, nlen), std::string_view(value, vlen));
     }
     return r.ok && r.left == 0;
 }
@@ -102,9 +101,11 @@ const Logger &runtime_logger(Runtime &rt) { return rt.log(); }
 const HostOptions &runtime_options(Runtime &rt) { return rt.options(); }
 void runtime_note_memory_error(Runtime &rt) { rt.note_memory_error(); }
 ScriptRegistry &runtime_scripts(Runtime &rt) { return rt.scripts(); }
+AsgiHub &runtime_asgi(Runtime &rt) { return rt.asgi(); }
 
 Runtime::Runtime(const HostOptions &options, std::shared_ptr<EventSink> sink)
-    : options_(options), sink_(std::move(sink)), log_(options.log_level, options.verbose) {}
+    : options_(options), sink_(std::move(sink)), log_(options.log_level, options.verbose),
+      asgi_(std::make_unique<AsgiHub>(*this)) {}
 
 Runtime::~Runtime() = default;
 
@@ -226,19 +227,25 @@ Group &Runtime::group(const std::string &name) {
     return *it->second;
 }
 
-void Runtime::submit(std::shared_ptr<Request> req) {
-    std::string group_name;
-    if (!scan_request(req->payload(), &group_name))
+Host::Submitted Runtime::submit(std::shared_ptr<Request> req, bool loop_only) {
+    RequestRoute route;
+    if (!scan_request(req->payload(), &route))
         throw std::invalid_argument("malformed REQUEST payload");
     {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_)
             throw std::runtime_error("the Python bridge is shut down");
     }
+    // An application known to be ASGI: its group's event loop takes the request (asgi_hub.cc).
+    if (asgi_->route(route, req))
+        return Submitted::kLoop;
+    if (loop_only)
+        return Submitted::kDeclined;
     Job job;
     job.kind = Job::Kind::kRequest;
     job.req = std::move(req);
-    group(group_name).push(std::move(job));
+    group(route.group).push(std::move(job));
+    return Submitted::kWorker;
 }
 
 void Runtime::submit_auth(std::shared_ptr<Request> req) {
@@ -325,6 +332,8 @@ bool Runtime::shutdown(int timeout_ms) {
         log_.write(LogLevel::kError, kLogThreadFailed, "Unable to start the finalisation thread.");
         return false;
     }
+    // ASGI event loops: lifespan shutdowns, then they stop, within the deadline (asgi_loop.cc).
+    asgi_->stop(deadline_);
     {
         std::lock_guard<std::mutex> glock(groups_mu_);
         for (auto &g : groups_)

@@ -19,6 +19,7 @@
 namespace modwsgi {
 
 class Group;
+class AsgiHub;
 
 class Runtime final : public Host {
 public:
@@ -27,7 +28,7 @@ public:
 
     bool init(std::string *error);  // JavaScript thread, once
 
-    void submit(std::shared_ptr<Request> req) override;
+    Submitted submit(std::shared_ptr<Request> req, bool loop_only) override;
     void submit_auth(std::shared_ptr<Request> req) override;
     void preload(double token, const std::string &script, const std::string &group) override;
     double last_gil_acquired() override;
@@ -57,6 +58,7 @@ public:
     bool own_gil() const { return own_gil_; }
     const Logger &log() const { return log_; }
     EventSink &sink() { return *sink_; }
+    AsgiHub &asgi() { return *asgi_; }
 
     // Worker bookkeeping, so that shutdown knows when every thread it started is gone.
     void thread_started();
@@ -85,6 +87,7 @@ private:
     bool own_gil_ = false;                  // set by init(), read-only afterwards
     std::mutex groups_mu_;
     std::map<std::string, std::unique_ptr<Group>> groups_;
+    std::unique_ptr<AsgiHub> asgi_;  // the ASGI event loops (asgi.h)
 
     ScriptRegistry scripts_;
     std::atomic<double> last_gil_ms_{0};

@@ -117,6 +117,11 @@ PyObject *exec_script(const std::string &path, PyObject *name, int64_t *mtime) {
 // The module's reload_required(resource), as mod_wsgi calls it: true asks for a reload; an exception
 // is logged and counts as false.
 bool reload_hook_says_reload(InterpState &st, PyObject *module, std::string_view resource, std::string_view client) {
+    // Most scripts define no hook: say so from the module's dict, without the AttributeError a failed
+    // getattr() makes on every request (a module-level __getattr__ may still provide one).
+    PyObject *dict = PyModule_Check(module) ? PyModule_GetDict(module) : nullptr;
+    if (dict && !PyDict_GetItemString(dict, "reload_required") && !PyDict_GetItemString(dict, "__getattr__"))
+        return false;
     PyRef hook(PyObject_GetAttrString(module, "reload_required"));
     if (!hook) {
         PyErr_Clear();

@@ -4,6 +4,7 @@
 
 #include <new>
 
+#include "asgi.h"
 #include "runtime.h"
 #include "wsgi_wire.h"
 
@@ -104,6 +105,10 @@ void execute(Call &call, PyObject **adapter_out) {
         call.failed = !call.restart;
         return;
     }
+    if (runtime_asgi(*st.rt).take_over(call, app.get())) {
+        call.handed_off = true;  // an ASGI application: its group's event loop runs the request
+        return;
+    }
     PyRef adapter(adapter_new(st, &call));
     if (!adapter)
         return fail_with_exception(call);
@@ -154,7 +159,7 @@ std::string run_request(InterpState &st, Request &req) {
         execute(call, &adapter);
         call.expired = true;
         log_object_flush(call.errors.get());
-        frames = response_finish(call);
+        frames = call.handed_off ? std::string() : response_finish(call);
     } catch (const std::bad_alloc &) {
         // Allocation failed in native code (e.g. under RLIMIT_AS): a MemoryError for this request.
         PyErr_Clear();
