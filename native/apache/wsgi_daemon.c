@@ -156,15 +156,24 @@ static wsgi_pool *pool_for(wsgi_supervisor *sup, wsgi_group *g, const char *pref
                 wsgi_send_stop(d, SIGTERM);
     }
     if (keep) {
-        /* Unchanged: the daemons go on serving (or starting), now as part of this generation. */
+        /* Unchanged: the daemons go on serving (or starting), now as part of this generation, and each
+         * is replaced start-first, one at a time (so that a graceful restart loads new code, as in
+         * mod_wsgi, and loses nothing). A pending pool's daemons are new already: it takes over once they
+         * are ready, as planned. */
         keep->generation = rt->generation;
-        for (d = sup->daemons; d; d = d->next)
-            if (d->pool == keep)
-                d->generation = rt->generation;
-        /* (A pending one takes over once its daemons are ready, as planned.) */
+        for (d = sup->daemons; d; d = d->next) {
+            if (d->pool != keep)
+                continue;
+            d->generation = rt->generation;
+            if (keep == serving && !d->stop_sent) {
+                unsigned char *slot = wsgi_daemon_slot(d);
+                wsgi_slot_set_u32(slot, WSGI_SLOT_FLAGS, wsgi_slot_u32(slot, WSGI_SLOT_FLAGS) | WSGI_SLOT_F_REPLACE);
+            }
+        }
         if (keep == serving)
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->server, WSGILOGNO(01119)
-                         "process group '%s': configuration unchanged, its daemon processes are kept", g->name);
+                         "process group '%s': configuration unchanged, its daemon processes are replaced "
+                         "one at a time, each once its successor is ready", g->name);
         return keep;
     }
     pool = wsgi_pool_create(rt->server, g, path, serving != NULL, rt->generation, fingerprint);

@@ -78,6 +78,7 @@
 #define WSGI_SLOT_F_SUCCESSOR_FAILED 0x100u /* P: the successor died before it was ready */
 #define WSGI_SLOT_F_DRAIN           0x200u  /* P: stop now (a newer generation of the group is ready) */
 #define WSGI_SLOT_F_APACHE_STOPPING 0x400u  /* P: Apache's graceful stop began: serve on until told to stop */
+#define WSGI_SLOT_F_REPLACE         0x800u  /* P: Apache restarted gracefully: ask for a successor */
 
 /* Reasons: why a process wants a successor or stops, the same words everywhere (log lines, status,
  * history, metric labels): wsgi_reason_name(). */

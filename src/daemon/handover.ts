@@ -34,6 +34,8 @@ export interface HandoverHooks {
   successorFailed(reason: Reason): void
   /** Apache's graceful stop began (the parent's flag): serve on until told to stop. Called once. */
   apacheStopping(): void
+  /** Apache restarted gracefully (the parent's flag): be replaced, start-first. Called once. */
+  replace(): void
 }
 
 export class Handover {
@@ -43,6 +45,7 @@ export class Handover {
   private timer: NodeJS.Timeout | null = null
   private rangAt = 0
   private apacheStopSeen = false
+  private replaceSeen = false
 
   constructor(
     private readonly slot: BoardSlot,
@@ -98,6 +101,10 @@ export class Handover {
     if ((flags & SlotFlag.APACHE_STOPPING) !== 0 && !this.apacheStopSeen) {
       this.apacheStopSeen = true
       this.hooks.apacheStopping()
+    }
+    if ((flags & SlotFlag.REPLACE) !== 0 && !this.replaceSeen) {
+      this.replaceSeen = true
+      this.hooks.replace()
     }
     if ((flags & SlotFlag.DRAIN) !== 0) return this.finish(this.wanted ?? 'graceful-restart')
     const wanted = this.wanted

@@ -256,6 +256,8 @@ async function main(): Promise<void> {
       s,
       {
         drain: (reason) => lc.drained(reason),
+        // apachectl graceful: new code is loaded by a successor, as mod_wsgi's restart would (docs/restarts.md).
+        replace: () => lc.retire('graceful-restart'),
         // Apache's graceful stop (native/apache/wsgi_stop.c): serve what its children still forward.
         apacheStopping: () => {
           if (lc.stopping) return

@@ -60,6 +60,7 @@ export const SlotFlag = {
   SUCCESSOR_FAILED: 0x100,
   DRAIN: 0x200,
   APACHE_STOPPING: 0x400,
+  REPLACE: 0x800,
 } as const
 
 /** Why a process wants a successor or stops: the same words in logs, status, history and metrics. */

@@ -35,6 +35,10 @@ export const REQUEST_RETRYABLE = 0x00000004
 export const REQUEST_STREAMED = 0x00000008
 
 /** AUTH payload flags. */
+/** HEAD frame flags: from an ASGI application (the child may leave out, for this script's later requests,
+ *  variables only a WSGI environ uses). Set by the addon (native/addon/py/asgi_http.cc). */
+export const HEAD_ASGI = 0x0001
+
 export const AUTH_SSL = 0x00000001
 export const AUTH_LOOKUP = 0x00000002
 export const AUTH_RELOADING = 0x00000004

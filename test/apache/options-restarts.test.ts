@@ -3,9 +3,10 @@
 // stop` (daemons stop within shutdown-timeout, nothing left behind), and an Apache parent killed with
 // SIGKILL (its daemons notice within a second or two and exit).
 import { spawnSync } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+import { readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
-import { ALLOW_FIXTURES, APACHE_BIN, childPids, cmdline, fixture, startApache, waitFor } from '../helpers/apache'
+import { ALLOW_FIXTURES, APACHE_BIN, childPids, cmdline, fixture, makeTempDir, startApache, waitFor } from '../helpers/apache'
 import { alive, exited, groupPids, pidOf, timed } from '../helpers/daemons'
 
 const config = (title: string, options = '') => `
@@ -72,4 +73,52 @@ t.test('an Apache parent killed with SIGKILL: its daemons notice and exit', asyn
   for (const d of daemons ?? [])
     t.match(log, new RegExp(`\\[pid ${d}:tid \\d+\\] WSGI02032: Apache parent process \\(pid ${parent}\\) of daemon process 'g' has gone away \\(parent is now pid \\d+\\): shutting down\\.`))
   for (const d of daemons ?? []) t.match(log, new RegExp(`\\[pid ${d}:tid \\d+\\] WSGI02029: Exiting process 'g' \\(status 0\\)`), 'a clean exit')
+})
+
+t.test('apache2 -k graceful with the configuration unchanged deploys new code: each daemon is replaced start-first', async (t) => {
+  // A deploy as mod_wsgi users do it: the code changes on disk (not the WSGI script, and no
+  // WSGIScriptReloading), then a graceful restart.
+  const dir = makeTempDir('mod_wsgi-deploy-')
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const write = (v: string) => writeFileSync(join(dir, 'release.py'), `VERSION = '${v}'\n`, { mode: 0o644 })
+  write('v1')
+  writeFileSync(
+    join(dir, 'app.wsgi'),
+    `import os, sys\nsys.path.insert(0, ${JSON.stringify(dir)})\nimport release\n\n` +
+      `def application(environ, start_response):\n` +
+      `    start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Pid', str(os.getpid()))])\n` +
+      `    return [release.VERSION.encode()]\n`,
+    { mode: 0o644 },
+  )
+  const conf = `
+WSGIDaemonProcess deploy processes=2 threads=2
+WSGIProcessGroup deploy
+WSGIScriptReloading Off
+WSGIScriptAlias /app ${join(dir, 'app.wsgi')}
+<Directory ${dir}>
+  Require all granted
+</Directory>
+`
+  const apache = await startApache(t, { config: conf })
+  t.equal((await apache.request('/app')).text, 'v1')
+  const before = groupPids(apache, 'deploy')
+  t.equal(before.length, 2)
+  write('v2.0') // (another size: a cached .pyc of the same second is never taken for it)
+  let failed = 0
+  let served = 0
+  let stop = false
+  const load = (async () => {
+    while (!stop) {
+      const r = await apache.request('/app')
+      if (r.status === 200) served++
+      else failed++
+    }
+  })()
+  await apache.graceful(conf)
+  await waitFor(async () => (await apache.request('/app')).text === 'v2.0' && groupPids(apache, 'deploy').every((p) => !before.includes(p)), 20000, 100, 'v2.0 served by new processes only')
+  stop = true
+  await load
+  t.equal(failed, 0, `no request failed during the deploy (${served} served)`)
+  t.match(apache.log(), /WSGI01119: process group 'deploy': configuration unchanged, its daemon processes are replaced one at a time/)
+  t.equal((apache.log().match(/WSGI01116: [^\n]*\(graceful-restart\)/g) ?? []).length, 2, 'each process replaced once, reason graceful-restart')
 })

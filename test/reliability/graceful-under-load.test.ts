@@ -1,6 +1,7 @@
 // Issue 7, faults under load: `apache2 -k graceful` while wrk runs gives zero failed requests. Each
-// graceful restart with the configuration unchanged keeps the daemons serving (docs/restarts.md; a changed
-// group's new daemons take over once ready: test/reliability/restarts.test.ts). Before that, each restart
+// graceful restart with the configuration unchanged replaces each daemon start-first: the old one serves
+// until its successor is ready (docs/restarts.md; a changed group's new daemons take over once ready:
+// test/reliability/restarts.test.ts). Before that, each restart
 // started a new generation of daemons on the same socket path and the old ones drained (GOAWAY:
 // a request they did not run is sent again to the new ones).
 //
@@ -46,7 +47,7 @@ async function gracefuls(apache: Apache, at: number[]): Promise<number> {
 }
 
 /** Waits until the `generation`-th restart was taken in: the configuration is unchanged, so the parent
- *  keeps the daemons (docs/restarts.md) and says so once per restart. */
+ *  has its daemons replaced one at a time (docs/restarts.md) and says so once per restart. */
 async function daemonsOfNewGeneration(apache: Apache, generation: number): Promise<void> {
   await waitFor(() => (apache.log().match(/WSGI01119: process group 'pool': configuration unchanged/g) ?? []).length >= generation, 20000, 50, `generation ${generation}`)
 }

@@ -98,16 +98,17 @@ ${ALLOW_FIXTURES}
       for (const pid of before) process.kill(pid, 'SIGUSR1')
     })
     assertNoFailure(t, 'SIGUSR1', run)
-    await waitFor(() => daemonPidsOf(apache).every((p) => !before.includes(p)), 15000, 50, 'both processes replaced')
+    await waitFor(() => daemonPidsOf(apache).every((p) => !before.includes(p)), 30000, 50, 'both processes replaced')
     t.match(apache.log(), /WSGI01116: [^\n]*\(signal\)/, 'reason signal')
   })
 
-  await t.test('apachectl graceful, configuration unchanged: the daemons are kept', async (t) => {
+  await t.test('apachectl graceful, configuration unchanged: each daemon is replaced start-first (new code loads)', async (t) => {
     const before = daemonPidsOf(apache)
-    const run = await underLoad(apache, '/app', 4000, 1000, () => apache.graceful())
+    const run = await underLoad(apache, '/app', 5000, 1000, () => apache.graceful())
     assertNoFailure(t, 'graceful, unchanged', run, true)
-    await apache.waitForLog(/WSGI01119: process group 'pool': configuration unchanged/)
-    t.same(daemonPidsOf(apache), before, 'the same processes serve on')
+    await apache.waitForLog(/WSGI01119: process group 'pool': configuration unchanged, its daemon processes are replaced one at a time/)
+    await waitFor(() => daemonPidsOf(apache).every((p) => !before.includes(p)), 20000, 50, 'both processes replaced')
+    t.match(apache.log(), /WSGI01116: [^\n]*\(graceful-restart\)/, 'reason graceful-restart')
   })
 
   await t.test('apachectl graceful, configuration changed: new daemons take over when ready', async (t) => {
