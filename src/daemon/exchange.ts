@@ -87,4 +87,6 @@ export interface Exchange {
   abandoned(): void
   /** What the exchange serves, for log lines (a URI, a hook). */
   uri(): string
+  /** "[client ADDR:PORT] [request ID] " for log lines about it ('' when unknown), as Apache's are tagged. */
+  tag(): string
 }

@@ -21,6 +21,10 @@ export interface JobOwner {
 
 export class RequestJob implements Job {
   startedAt = 0
+  /** When a thread took it, µs since the epoch (request statistics); 0 until then. */
+  admittedUs = 0
+  /** The HTTP status of its answer, once known (the first HEAD or ERROR); 0 until then. */
+  status = 0
   queued = false
   /** Holds one of the `threads` slots while active (WSGI requests and hooks do; an ASGI request handed
    *  to an event loop gives its slot back: Dispatcher.release). */

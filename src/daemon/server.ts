@@ -4,7 +4,7 @@
 import { closeSync } from 'node:fs'
 import type * as net from 'node:net'
 import type { Bridge, BridgeHandlers } from '../native/types'
-import { OutputInfo } from '../protocol/wire'
+import { OUTPUT_STATUS_SHIFT, OutputInfo } from '../protocol/wire'
 import { AcceptGate } from './accept-gate'
 import { Connection, type ConnectionHost } from './connection'
 import { Dispatcher } from './dispatcher'
@@ -12,6 +12,7 @@ import type { SendWithFd } from './file-sender'
 import { E } from './errors'
 import { debug, log } from './log'
 import type { RequestJob } from './request-job'
+import { nowUs, type RequestStats } from './request-stats'
 
 export interface ServerOptions {
   group: string
@@ -29,6 +30,8 @@ export interface ServerOptions {
   processes?: number
   /** The addon's dup(), for the accept gate; without it the process always accepts. */
   dupFd?: ((fd: number) => number) | null
+  /** Where each answered request is counted (the board's request statistics). */
+  stats?: RequestStats | null
 }
 
 export interface ServerHooks {
@@ -63,6 +66,7 @@ export class DaemonServer implements ConnectionHost {
   stopping = false
   /** Requests (not hooks) whose last event came: served, well or not. */
   completed = 0
+  private readonly stats: RequestStats | null
   /** Stopped by force (request-timeout, deadlock-timeout, shutdown-timeout expired): nothing more runs. */
   private forced = false
   private gate: AcceptGate | null = null
@@ -85,13 +89,20 @@ export class DaemonServer implements ConnectionHost {
     this.sendWithFd = opts.sendWithFd ?? null
     this.threads = opts.threads
     this.balancing = (opts.processes ?? 1) > 1 && typeof opts.dupFd === 'function'
+    this.stats = opts.stats ?? null
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
       start: (job) => {
+        job.admittedUs = nowUs()
         job.owner.submit(job)
         // Hooks are not requests of the application: maximum-requests does not count them.
         if (job.kind === 'request') this.hooks.admitted()
       },
-      expire: (job, waited) => job.owner.expire(job, waited),
+      expire: (job, waited) => {
+        job.owner.expire(job, waited)
+        if (job.kind !== 'request') return
+        const now = nowUs()
+        this.stats?.record(503, job.requestStartUs, now, now)
+      },
     })
   }
 
@@ -111,6 +122,7 @@ export class DaemonServer implements ConnectionHost {
           return false
         }
         let pause = false
+        if (job.status === 0 && info >>> OUTPUT_STATUS_SHIFT !== 0) job.status = info >>> OUTPUT_STATUS_SHIFT
         if (final) {
           // First, so that the retry of this request is held, or cannot reach this process's listener.
           if ((info & (OutputInfo.GOAWAY | OutputInfo.RELOAD)) !== 0) this.hooks.restartRequested?.()
@@ -124,7 +136,11 @@ export class DaemonServer implements ConnectionHost {
           job.owner.drop()
         }
         if (final) {
-          if (job.kind === 'request') this.completed++
+          if (job.kind === 'request') {
+            this.completed++
+            // Not run (its script changed): the child sends it again, to the process that serves it.
+            if ((info & OutputInfo.GOAWAY) === 0) this.stats?.record(job.status, job.requestStartUs, job.admittedUs, nowUs())
+          }
           this.dispatcher.finish(id)
           if (this.balancing) this.loadChanged()
         }

@@ -34,6 +34,10 @@ export const REQUEST_RETRYABLE = 0x00000004
  *  draining (stopping gracefully) runs it rather than answering GOAWAY. */
 export const REQUEST_STREAMED = 0x00000008
 
+/** ERROR frame header flag: the daemon logged the failure's cause, naming the request; the child logs its
+ *  own line at info (one line at error per failure). */
+export const ERROR_LOGGED = 0x0001
+
 /** AUTH payload flags. */
 export const AUTH_SSL = 0x00000001
 export const AUTH_LOOKUP = 0x00000002
@@ -77,6 +81,8 @@ export const OutputInfo = {
    *  code already loaded, since its body could not be sent again; the process is to be replaced. */
   RELOAD: 0x20,
 } as const
+/** Bits 16-25 of an output event's `info`: the HTTP status of the first HEAD or ERROR frame (0: none). */
+export const OUTPUT_STATUS_SHIFT = 16
 
 /** END outcomes. */
 export const END_COMPLETE = 0
