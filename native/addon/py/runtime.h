@@ -3,6 +3,7 @@
 #ifndef MODWSGI_ADDON_RUNTIME_H
 #define MODWSGI_ADDON_RUNTIME_H
 
+#include "metrics.h"
 #include "py_internal.h"
 #include "script_registry.h"
 
@@ -42,6 +43,7 @@ public:
 
     const HostOptions &options() const { return options_; }
     const Logger &log() const { return log_; }
+    Metrics &metrics() { return metrics_; }
     EventSink &sink() { return *sink_; }
 
     // Worker bookkeeping, so that shutdown knows when every thread it started is gone.
@@ -59,6 +61,7 @@ private:
     const HostOptions options_;
     const std::shared_ptr<EventSink> sink_;
     const Logger log_;
+    Metrics metrics_;
 
     PyThreadState *main_tstate_ = nullptr;  // the JavaScript thread's, saved after initialisation
     std::mutex groups_mu_;
