@@ -94,6 +94,7 @@ static void unlink_daemon(wsgi_supervisor *sup, wsgi_daemon *d)
 {
     wsgi_daemon **pp;
 
+    wsgi_ledger_watch(sup->ledger, (int32_t)d->proc.pid, 0);
     for (pp = &sup->daemons; *pp; pp = &(*pp)->next) {
         if (*pp == d) {
             *pp = d->next;
@@ -130,36 +131,59 @@ static void send_drain(wsgi_daemon *d)
 }
 
 /*
- * Apache's main loop hands other-child callbacks APR's decoded exit code (the exit status, or the
- * number of the signal that ended the process) without saying which; ap_reclaim_child_processes hands
- * a raw wait status. Say what is known.
+ * How a daemon ended. Apache's main loop hands other-child callbacks APR's decoded exit code (the exit
+ * status, or the number of the signal that ended the process) without saying which; our SIGCHLD handler
+ * noted which in the ledger before the main loop reaped it (wsgi_ledger.c). ap_reclaim_child_processes
+ * hands a raw wait status.
  */
-static const char *describe_exit(apr_pool_t *p, int status)
+typedef struct {
+    int exit_status;            /* -1: none known */
+    int sig;                    /* 0: none */
+    int core;
+    int code;                   /* what Apache passed */
+} wsgi_end;
+
+static wsgi_end end_of(wsgi_supervisor *sup, wsgi_daemon *d, int status)
 {
-    if (status == -1)
-        return "an unknown status (reaped elsewhere)";
-    if (status > 255) {
-        if (WIFEXITED(status))
-            return apr_psprintf(p, "exit status %d", WEXITSTATUS(status));
-        return apr_psprintf(p, "wait status %d", status);
+    wsgi_end e = { -1, 0, 0, status };
+    int code, st;
+
+    if (wsgi_ledger_exit_of(sup->ledger, (int32_t)d->proc.pid, &code, &st)) {
+        if (code == CLD_EXITED)
+            e.exit_status = st;
+        else {
+            e.sig = st;
+            e.core = code == CLD_DUMPED;
+        }
     }
-    if (status == 0)
-        return "exit status 0";
-    return apr_psprintf(p, "code %d (its exit status, or the signal that ended it)", status);
+    else if (status > 255) {
+        if (WIFEXITED(status))
+            e.exit_status = WEXITSTATUS(status);
+        else if (WIFSIGNALED(status))
+            e.sig = WTERMSIG(status);
+    }
+    return e;
+}
+
+static const char *describe_exit(apr_pool_t *p, const wsgi_end *e)
+{
+    return wsgi_ledger_describe(p, e->exit_status, e->sig, e->core, e->code);
 }
 
 /*
  * An exit the daemon chose (docs/daemon-config.md, "exit statuses"): 0, asked to stop (a signal from
  * someone else than us, say SIGTERM sent by hand), or 4, stopped itself to be restarted. Such a process
  * is replaced at once and is never counted as a quick exit: only crashes and failed starts earn the
- * growing delay. APR's decoded code cannot tell exit status 4 from death by signal 4 (SIGILL): a SIGILL
- * is taken as deliberate.
+ * growing delay. When the SIGCHLD handler did not note it, APR's decoded code cannot tell exit status 4
+ * from death by signal 4 (SIGILL): a SIGILL is then taken as deliberate.
  */
-static int deliberate_exit(int status)
+static int deliberate_exit(const wsgi_end *e)
 {
-    if (status > 255)
-        return WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 4);
-    return status == 0 || status == 4;
+    if (e->sig || e->exit_status >= 0)
+        return e->exit_status == 0 || e->exit_status == 4;
+    if (e->code > 255)
+        return WIFEXITED(e->code) && (WEXITSTATUS(e->code) == 0 || WEXITSTATUS(e->code) == 4);
+    return e->code == 0 || e->code == 4;
 }
 
 static int apache_stopping(void)
@@ -224,6 +248,7 @@ static wsgi_daemon *start_daemon(wsgi_supervisor *sup, wsgi_pool *pool, wsgi_gro
         return NULL;
     }
     wsgi_slot_set_u32(s, WSGI_SLOT_PID, (uint32_t)d->proc.pid);
+    wsgi_ledger_watch(sup->ledger, (int32_t)d->proc.pid, 1);
     d->sup = sup;
     d->pool = pool;
     d->slot = slot;
@@ -381,7 +406,7 @@ static void doorbell_rang(void *data)
 /* Deaths                                                                                         */
 
 /* A successor died before it was ready: its predecessor serves on, and asks again after a back-off. */
-static void successor_failed(wsgi_supervisor *sup, wsgi_daemon *n, server_rec *s, apr_pool_t *p, int status)
+static void successor_failed(wsgi_supervisor *sup, wsgi_daemon *n, server_rec *s, const char *how)
 {
     wsgi_daemon *d;
 
@@ -398,13 +423,39 @@ static void successor_failed(wsgi_supervisor *sup, wsgi_daemon *n, server_rec *s
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, WSGILOGNO(01118)
                      "daemon process %d of process group '%s' (pid %ld), started to replace pid %ld, "
                      "exited with %s before it was ready; pid %ld goes on serving",
-                     n->index, n->pool->name, (long)n->proc.pid, (long)d->proc.pid, describe_exit(p, status),
-                     (long)d->proc.pid);
+                     n->index, n->pool->name, (long)n->proc.pid, (long)d->proc.pid, how, (long)d->proc.pid);
         return;
     }
 }
 
-/* A daemon has been reaped: log it, and replace it unless a successor took its place. */
+/* The end of d goes into the ledger (history, its group's totals) and its slot is freed. Returns the
+ * event's number, for record_replacement. */
+static uint64_t record_end(wsgi_supervisor *sup, wsgi_daemon *d, const wsgi_end *e, uint32_t reason,
+                           uint32_t new_pid)
+{
+    unsigned char *slot = slot_of(d);
+    wsgi_ledger_event ev;
+
+    if (!sup->ledger) {
+        wsgi_slot_set_u32(slot, WSGI_SLOT_STATE, WSGI_STATE_FREE);
+        wsgi_slot_set_u32(slot, WSGI_SLOT_PID, 0);
+        return 0;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.time_us = (uint64_t)apr_time_now();
+    ev.slot = d->slot;
+    ev.index = (uint32_t)d->index;
+    ev.generation = (uint32_t)d->generation;
+    ev.old_pid = (uint32_t)d->proc.pid;
+    ev.new_pid = new_pid;
+    ev.reason = reason;
+    ev.exit_status = e->exit_status;
+    ev.signal = e->sig;
+    ev.core = (uint32_t)e->core;
+    return wsgi_ledger_record(sup->ledger, d->pool->name, slot, &ev);
+}
+
+/* A daemon has been reaped: log it, record it, and replace it unless a successor took its place. */
 static void daemon_exited(wsgi_daemon *d, int status)
 {
     wsgi_supervisor *sup = d->sup;
@@ -413,44 +464,49 @@ static void daemon_exited(wsgi_daemon *d, int status)
     apr_pool_t *p = rt ? rt->pconf : s->process->pool;
     wsgi_pool *pool = d->pool;
     unsigned char *slot = slot_of(d);
-    wsgi_daemon *succ = successor_of(sup, d);
+    wsgi_daemon *succ = successor_of(sup, d), *replacement;
     uint32_t predecessor = wsgi_slot_u32(slot, WSGI_SLOT_PREDECESSOR);
     int was_ready = wsgi_slot_u32(slot, WSGI_SLOT_STATE) >= WSGI_STATE_READY;
     wsgi_group *g = d->stop_sent || apache_stopping() ? NULL : group_of(sup, pool);
+    wsgi_end e = end_of(sup, d, status);
+    uint32_t reason = wsgi_ledger_end_reason(slot, was_ready, e.exit_status, e.sig, d->killed,
+                                             d->stop_sent && !d->stop_signal);
+    const char *how = describe_exit(p, &e);
     int quick, deliberate, index = d->index;
     uint32_t slotno = d->slot;
+    uint64_t event;
 
-    wsgi_slot_set_u32(slot, WSGI_SLOT_STATE, WSGI_STATE_FREE);
-    wsgi_slot_set_u32(slot, WSGI_SLOT_PID, 0);
     if (predecessor && !was_ready)
-        successor_failed(sup, d, s, p, status);
+        successor_failed(sup, d, s, how);
 
     if (!g || (succ && is_ready(succ)) || (predecessor && !was_ready)) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, WSGILOGNO(01103)
-                     "daemon process %d of process group '%s' (pid %ld) stopped with %s%s",
-                     d->index, pool->name, (long)d->proc.pid, describe_exit(p, status),
+                     "daemon process %d of process group '%s' (pid %ld) stopped with %s, reason %s%s",
+                     d->index, pool->name, (long)d->proc.pid, how, wsgi_reason_name(reason),
                      succ ? apr_psprintf(p, "; pid %ld replaces it", (long)succ->proc.pid) : "");
+        record_end(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : 0);
         unlink_daemon(sup, d);
         supervise(sup);
         return;
     }
 
-    deliberate = deliberate_exit(status);
+    deliberate = deliberate_exit(&e);
     quick = !deliberate && apr_time_now() - d->started < QUICK_EXIT ? d->quick_exits + 1 : 0;
     ap_log_error(APLOG_MARK,
                  quick ? APLOG_ERR : deliberate ? APLOG_INFO : APLOG_NOTICE, 0, s,
-                 WSGILOGNO(01104) "daemon process %d of process group '%s' (pid %ld) exited with %s"
-                 "%s; %s", d->index, pool->name, (long)d->proc.pid,
-                 describe_exit(p, status),
+                 WSGILOGNO(01104) "daemon process %d of process group '%s' (pid %ld) exited with %s, reason %s"
+                 "%s; %s", d->index, pool->name, (long)d->proc.pid, how, wsgi_reason_name(reason),
                  quick ? apr_psprintf(p, " %d time(s) in a row soon after starting", quick) : "",
                  succ ? apr_psprintf(p, "its successor pid %ld, still starting, replaces it", (long)succ->proc.pid)
                       : "starting a new one");
     /* Its successor, if one was starting, now stands in for nobody: it becomes a process of its own. */
     if (succ)
         wsgi_slot_set_u32(slot_of(succ), WSGI_SLOT_PREDECESSOR, 0);
+    /* Recorded before its slot is reused by its replacement, whose pid is added after. */
+    event = record_end(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : 0);
     unlink_daemon(sup, d);
-    if (!succ)
-        start_daemon(sup, pool, g, slotno, index, quick, NULL);
+    if (!succ && (replacement = start_daemon(sup, pool, g, slotno, index, quick, NULL)) != NULL && sup->ledger)
+        wsgi_ledger_set_new_pid(sup->ledger, event, (uint32_t)replacement->proc.pid);
     supervise(sup);
 }
 
@@ -480,7 +536,8 @@ static void maintenance(int reason, void *data, int status)
 }
 
 /* SIGCHLD interrupts the parent's once-a-second sleep, so that a dead daemon or the doorbell is seen at
- * once. Nothing to do in the handler itself. */
+ * once. Nothing to do in the handler itself but, with a ledger, note how each daemon ended (exit status or
+ * signal, wsgi_ledger.c), which Apache's main loop does not pass on. */
 static void on_sigchld(int sig)
 {
     (void)sig;
@@ -668,8 +725,19 @@ int wsgi_daemons_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     apr_pool_cleanup_register(pconf, ex, generation_stop_pool, apr_pool_cleanup_null);
 
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sigchld;
-    sa.sa_flags = SA_NOCLDSTOP;     /* no SA_RESTART: the sleep it interrupts ends */
+    sup->ledger = wsgi_ledger_get(s->process->pool);
+    if (!sup->ledger)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, WSGILOGNO(01700)
+                     "cannot map the ledger of the daemon processes: the restart history, the health "
+                     "endpoint and counters of replaced processes are not available");
+    if (sup->ledger) {
+        sa.sa_sigaction = wsgi_ledger_sigchld;
+        sa.sa_flags = SA_NOCLDSTOP | SA_SIGINFO;    /* no SA_RESTART: the sleep it interrupts ends */
+    }
+    else {
+        sa.sa_handler = on_sigchld;
+        sa.sa_flags = SA_NOCLDSTOP;
+    }
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCHLD, &sa, NULL);
 
@@ -714,6 +782,7 @@ void wsgi_daemons_child_init(apr_pool_t *pchild, server_rec *s)
         return;
 
     signal(SIGCHLD, SIG_DFL);
+    wsgi_ledger_child_init(sup->ledger);
     for (pool = sup->pools; pool; pool = pool->next) {
         if (pool->listen_fd >= 0)
             close(pool->listen_fd);
@@ -739,6 +808,8 @@ void wsgi_daemons_apache_stopping(server_rec *s)
     wsgi_daemon *d;
     int n = 0;
 
+    /* The health endpoint answers 503 from now on (Apache's children read the ledger). */
+    wsgi_ledger_set_stopping(sup->ledger);
     for (d = sup->daemons; d; d = d->next) {
         unsigned char *slot = slot_of(d);
         if (d->stop_sent)
@@ -749,6 +820,16 @@ void wsgi_daemons_apache_stopping(server_rec *s)
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, WSGILOGNO(01600)
                  "graceful stop: %d daemon process(es) serve on until Apache's children are gone, "
                  "each for at most its graceful-timeout (if set), then stop", n);
+}
+
+wsgi_pool *wsgi_daemons_pools(server_rec *s)
+{
+    return supervisor_get(s->process->pool)->pools;
+}
+
+wsgi_ledger *wsgi_daemons_ledger(server_rec *s)
+{
+    return supervisor_get(s->process->pool)->ledger;
 }
 
 int wsgi_daemons_monitor(apr_pool_t *p, server_rec *s)

@@ -6,6 +6,8 @@
 
 #include "apr_strings.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static void put(wsgi_json *j, const char *s, apr_size_t n)
@@ -127,6 +129,23 @@ void wsgi_json_int(wsgi_json *j, apr_int64_t v)
 
     separate(j);
     apr_snprintf(num, sizeof(num), "%" APR_INT64_T_FMT, v);
+    puts_(j, num);
+}
+
+void wsgi_json_number(wsgi_json *j, double v)
+{
+    char num[48];
+
+    if (!isfinite(v)) {
+        wsgi_json_null(j);
+        return;
+    }
+    separate(j);
+    /* C's snprintf: APR's %g leaves out the 0 before the point, which JSON needs. */
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
+        snprintf(num, sizeof(num), "%lld", (long long)v);
+    else
+        snprintf(num, sizeof(num), "%.15g", v);
     puts_(j, num);
 }
 
