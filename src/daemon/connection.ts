@@ -192,6 +192,7 @@ export class Connection implements ExchangeOwner {
       if (running && !ex.responseStarted && !ex.responseEnded) {
         ex.responseStarted = true
         if (ex.job.status === 0) ex.job.status = status
+        this.host.requestAnswered?.(ex.job, status)
         // The one line at error for this request, naming it and why (the child's is at info then).
         const logged = ex.job.submitted
         if (logged) log.reportTagged(ex.tag(), E.requestInterrupted, this.host.group, status, message, ex.uri())

@@ -25,6 +25,8 @@ export class RequestJob implements Job {
   admittedUs = 0
   /** The HTTP status of its answer, once known (the first HEAD or ERROR); 0 until then. */
   status = 0
+  /** Counted in the request statistics (server.ts requestAnswered). */
+  counted = false
   queued = false
   /** Holds one of the `threads` slots while active (WSGI requests and hooks do; an ASGI request handed
    *  to an event loop gives its slot back: Dispatcher.release). */

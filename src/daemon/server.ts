@@ -98,10 +98,8 @@ export class DaemonServer implements ConnectionHost {
         if (job.kind === 'request') this.hooks.admitted()
       },
       expire: (job, waited) => {
+        this.requestAnswered(job, 503)
         job.owner.expire(job, waited)
-        if (job.kind !== 'request') return
-        const now = nowUs()
-        this.stats?.record(503, job.requestStartUs, now, now)
       },
     })
   }
@@ -128,6 +126,9 @@ export class DaemonServer implements ConnectionHost {
           if ((info & (OutputInfo.GOAWAY | OutputInfo.RELOAD)) !== 0) this.hooks.restartRequested?.()
           // A request that failed may have run out of memory: then the process restarts.
           else if ((info & OutputInfo.FAILED) !== 0 || (info & OutputInfo.ENDS) === 0) this.checkMemory()
+          // Counted before its last bytes go out: whoever has the response sees it counted. A request
+          // not run (its script changed) is sent again by the child, to the process that serves it.
+          if ((info & OutputInfo.GOAWAY) === 0) this.requestAnswered(job, job.status)
         }
         try {
           pause = job.owner.output(job, data, final, fd, info)
@@ -136,11 +137,7 @@ export class DaemonServer implements ConnectionHost {
           job.owner.drop()
         }
         if (final) {
-          if (job.kind === 'request') {
-            this.completed++
-            // Not run (its script changed): the child sends it again, to the process that serves it.
-            if ((info & OutputInfo.GOAWAY) === 0) this.stats?.record(job.status, job.requestStartUs, job.admittedUs, nowUs())
-          }
+          if (job.kind === 'request') this.completed++
           this.dispatcher.finish(id)
           if (this.balancing) this.loadChanged()
         }
@@ -162,6 +159,14 @@ export class DaemonServer implements ConnectionHost {
     if (n === this.memoryErrors) return
     this.memoryErrors = n
     this.hooks.memoryExhausted?.(n)
+  }
+
+  /** A request's answer goes out (or is about to): counted once, in the board's request statistics. */
+  requestAnswered(job: RequestJob, status: number): void {
+    if (job.kind !== 'request' || job.counted) return
+    job.counted = true
+    const now = nowUs()
+    this.stats?.record(status, job.requestStartUs, job.admittedUs > 0 ? job.admittedUs : now, now)
   }
 
   nextId(): number {
