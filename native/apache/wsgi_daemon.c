@@ -131,46 +131,6 @@ static void send_drain(wsgi_daemon *d)
 }
 
 /*
- * How a daemon ended. Apache's main loop hands other-child callbacks APR's decoded exit code (the exit
- * status, or the number of the signal that ended the process) without saying which; our SIGCHLD handler
- * noted which in the ledger before the main loop reaped it (wsgi_ledger.c). ap_reclaim_child_processes
- * hands a raw wait status.
- */
-typedef struct {
-    int exit_status;            /* -1: none known */
-    int sig;                    /* 0: none */
-    int core;
-    int code;                   /* what Apache passed */
-} wsgi_end;
-
-static wsgi_end end_of(wsgi_supervisor *sup, wsgi_daemon *d, int status)
-{
-    wsgi_end e = { -1, 0, 0, status };
-    int code, st;
-
-    if (wsgi_ledger_exit_of(sup->ledger, (int32_t)d->proc.pid, &code, &st)) {
-        if (code == CLD_EXITED)
-            e.exit_status = st;
-        else {
-            e.sig = st;
-            e.core = code == CLD_DUMPED;
-        }
-    }
-    else if (status > 255) {
-        if (WIFEXITED(status))
-            e.exit_status = WEXITSTATUS(status);
-        else if (WIFSIGNALED(status))
-            e.sig = WTERMSIG(status);
-    }
-    return e;
-}
-
-static const char *describe_exit(apr_pool_t *p, const wsgi_end *e)
-{
-    return wsgi_ledger_describe(p, e->exit_status, e->sig, e->core, e->code);
-}
-
-/*
  * An exit the daemon chose (docs/daemon-config.md, "exit statuses"): 0, asked to stop (a signal from
  * someone else than us, say SIGTERM sent by hand), or 4, stopped itself to be restarted. Such a process
  * is replaced at once and is never counted as a quick exit: only crashes and failed starts earn the
@@ -428,33 +388,6 @@ static void successor_failed(wsgi_supervisor *sup, wsgi_daemon *n, server_rec *s
     }
 }
 
-/* The end of d goes into the ledger (history, its group's totals) and its slot is freed. Returns the
- * event's number, for record_replacement. */
-static uint64_t record_end(wsgi_supervisor *sup, wsgi_daemon *d, const wsgi_end *e, uint32_t reason,
-                           uint32_t new_pid)
-{
-    unsigned char *slot = slot_of(d);
-    wsgi_ledger_event ev;
-
-    if (!sup->ledger) {
-        wsgi_slot_set_u32(slot, WSGI_SLOT_STATE, WSGI_STATE_FREE);
-        wsgi_slot_set_u32(slot, WSGI_SLOT_PID, 0);
-        return 0;
-    }
-    memset(&ev, 0, sizeof(ev));
-    ev.time_us = (uint64_t)apr_time_now();
-    ev.slot = d->slot;
-    ev.index = (uint32_t)d->index;
-    ev.generation = (uint32_t)d->generation;
-    ev.old_pid = (uint32_t)d->proc.pid;
-    ev.new_pid = new_pid;
-    ev.reason = reason;
-    ev.exit_status = e->exit_status;
-    ev.signal = e->sig;
-    ev.core = (uint32_t)e->core;
-    return wsgi_ledger_record(sup->ledger, d->pool->name, slot, &ev);
-}
-
 /* A daemon has been reaped: log it, record it, and replace it unless a successor took its place. */
 static void daemon_exited(wsgi_daemon *d, int status)
 {
@@ -468,10 +401,10 @@ static void daemon_exited(wsgi_daemon *d, int status)
     uint32_t predecessor = wsgi_slot_u32(slot, WSGI_SLOT_PREDECESSOR);
     int was_ready = wsgi_slot_u32(slot, WSGI_SLOT_STATE) >= WSGI_STATE_READY;
     wsgi_group *g = d->stop_sent || apache_stopping() ? NULL : group_of(sup, pool);
-    wsgi_end e = end_of(sup, d, status);
+    wsgi_end e = wsgi_end_of(sup, d, status);
     uint32_t reason = wsgi_ledger_end_reason(slot, was_ready, e.exit_status, e.sig, d->killed,
                                              d->stop_sent && !d->stop_signal);
-    const char *how = describe_exit(p, &e);
+    const char *how = wsgi_end_describe(p, &e);
     int quick, deliberate, index = d->index;
     uint32_t slotno = d->slot;
     uint64_t event;
@@ -484,7 +417,7 @@ static void daemon_exited(wsgi_daemon *d, int status)
                      "daemon process %d of process group '%s' (pid %ld) stopped with %s, reason %s%s",
                      d->index, pool->name, (long)d->proc.pid, how, wsgi_reason_name(reason),
                      succ ? apr_psprintf(p, "; pid %ld replaces it", (long)succ->proc.pid) : "");
-        record_end(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : 0);
+        wsgi_end_record(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : 0);
         unlink_daemon(sup, d);
         supervise(sup);
         return;
@@ -503,7 +436,7 @@ static void daemon_exited(wsgi_daemon *d, int status)
     if (succ)
         wsgi_slot_set_u32(slot_of(succ), WSGI_SLOT_PREDECESSOR, 0);
     /* Recorded before its slot is reused by its replacement, whose pid is added after. */
-    event = record_end(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : 0);
+    event = wsgi_end_record(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : 0);
     unlink_daemon(sup, d);
     if (!succ && (replacement = start_daemon(sup, pool, g, slotno, index, quick, NULL)) != NULL && sup->ledger)
         wsgi_ledger_set_new_pid(sup->ledger, event, (uint32_t)replacement->proc.pid);

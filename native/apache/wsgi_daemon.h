@@ -105,6 +105,24 @@ int wsgi_daemons_monitor(apr_pool_t *p, server_rec *s);
  * serve on until it ends (wsgi_stop.c). */
 void wsgi_daemons_apache_stopping(server_rec *s);
 
+/* wsgi_ends.c: how a daemon ended and its record in the ledger. */
+typedef struct {
+    int exit_status;            /* -1: none known */
+    int sig;                    /* 0: none */
+    int core;
+    int code;                   /* what Apache passed: APR's decoded code, a raw wait status, or -1 */
+} wsgi_end;
+
+/* From the SIGCHLD handler's note, else what Apache passed. */
+wsgi_end wsgi_end_of(wsgi_supervisor *sup, wsgi_daemon *d, int status);
+
+/* "code 9 (killed by signal 9, SIGKILL)" and the like, for log lines. */
+const char *wsgi_end_describe(apr_pool_t *p, const wsgi_end *e);
+
+/* Its end into the ledger (history, its group's totals) and its slot freed; the event's number, to add
+ * the pid of a replacement started after (wsgi_ledger_set_new_pid). */
+uint64_t wsgi_end_record(wsgi_supervisor *sup, wsgi_daemon *d, const wsgi_end *e, uint32_t reason, uint32_t new_pid);
+
 /* For the status pages (wsgi_status.c), in any process: the pools this process knows (an Apache child:
  * those that existed when it was forked; their segments are mapped) and the ledger, or NULL. */
 wsgi_pool *wsgi_daemons_pools(server_rec *s);

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { fixture, FIXTURES, sleep, startApache, waitFor, type Apache } from '../helpers/apache'
+import { fixture, FIXTURES, sleep, startApache, waitFor, type Apache, type Response } from '../helpers/apache'
 import { groupPids } from '../helpers/daemons'
 
 const APP = fixture('status-codes')
@@ -38,6 +38,13 @@ function accessEntry(apache: Apache, name: string): { id: string; logId: string;
   }
   const m = new RegExp(`^(\\S+) (\\S+) "GET [^"]*[?&]case=${name}[& ][^"]*" (\\d+)$`, 'm').exec(text)
   return m ? { id: m[1], logId: m[2], status: Number(m[3]) } : null
+}
+
+type Entry = { id: string; logId: string; status: number }
+
+/** Waits for the access log entry of case NAME. */
+async function entry(apache: Apache, name: string, timeoutMs: number): Promise<Entry> {
+  return (await waitFor(() => accessEntry(apache, name), timeoutMs, 50, `the access log entry of ${name}`)) as Entry
 }
 
 /** Error-level lines about request `id` that carry a message code. */
@@ -97,22 +104,22 @@ t.test('each 5xx: one error line with a code, naming the cause and the request; 
     const status = await pending.get(c.name)
     t.equal(status, c.status, `${c.name}: ${c.status}`)
   }
-  const okEntry = await waitFor(() => accessEntry(apache, 'ok'), 5000, 50, 'the access log')
+  const okEntry = await entry(apache, 'ok', 5000)
   t.equal(ok.headers['x-request-id'], okEntry.id, "environ['mod_wsgi.request_id'] is the id of the access log's %{mod_wsgi.request_id}n")
   t.equal(okEntry.logId, okEntry.id, "and of Apache's %L")
   t.match(okEntry.id, /^[A-Za-z0-9@_+\/-]{8,}$/, 'an id of a few characters')
 
   const ids = new Set<string>()
   for (const c of CASES) {
-    const e = await waitFor(() => accessEntry(apache, c.name), 10000, 50, `the access log entry of ${c.name}`)
+    const e = await entry(apache, c.name, 10000)
     t.equal(e.status, c.status, `${c.name}: logged with its status`)
     t.equal(e.logId, e.id, `${c.name}: the note and %L agree`)
     ids.add(e.id)
     // The daemon's line may come a moment after the answer.
-    const lines = await waitFor(() => {
+    const lines = ((await waitFor(() => {
       const l = errorLines(apache, e.id)
       return l.length > 0 && l.some((x) => c.cause.test(x)) ? l : null
-    }, 10000, 50, `the error line of ${c.name}`).catch(() => errorLines(apache, e.id))
+    }, 10000, 50, `the error line of ${c.name}`).catch(() => errorLines(apache, e.id))) ?? []) as string[]
     await sleep(c.name === 'crash' ? 300 : 0)
     const settled = errorLines(apache, e.id)
     t.equal(settled.length, 1, `${c.name}: exactly one error line with a code about the request: ${settled.join('\n')}`)
@@ -147,11 +154,11 @@ WSGIScriptAlias /main ${APP} process-group=main
 </Directory>
 `,
   })
-  const r = await waitFor(async () => {
+  const r = (await waitFor(async () => {
     const x = await apache.request('/main?case=uid')
     return x.status === 200 ? x : null
-  }, 20000, 100, 'an answer')
-  const e = await waitFor(() => accessEntry(apache, 'uid'), 5000, 50, 'the access log')
+  }, 20000, 100, 'an answer')) as Response
+  const e = await entry(apache, 'uid', 5000)
   t.equal(e.logId, e.id, 'the note is UNIQUE_ID')
   t.equal(r.headers['x-request-id'], e.id, 'and so is the environ value')
   t.match(e.id, /^[A-Za-z0-9@_-]{20,}$/, "mod_unique_id's form")

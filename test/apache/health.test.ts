@@ -5,7 +5,7 @@
 import { once } from 'node:events'
 import * as net from 'node:net'
 import t from 'tap'
-import { fixture, FIXTURES, sleep, startApache, waitFor } from '../helpers/apache'
+import { fixture, FIXTURES, sleep, startApache, waitFor, type Response } from '../helpers/apache'
 import { groupPids } from '../helpers/daemons'
 
 const CONFIG = `
@@ -31,20 +31,20 @@ t.test('503 while a group has no ready process, 200 once it has; again after its
   t.equal(early.status, 503, 'not ready while a group imports its application')
   t.match(early.text, /^not ready: process group 'slow' has no ready process\n$/, 'says which group')
   t.equal(early.headers['cache-control'], 'no-store')
-  const ok = await waitFor(async () => {
+  const ok = (await waitFor<Response | null>(async () => {
     const r = await apache.request('/wsgi-health')
     return r.status === 200 ? r : null
-  }, 20000, 100, 'health 200')
+  }, 20000, 100, 'health 200')) as Response
   t.match(ok.text, /^ready: every process group has a ready process\n$/)
   t.equal((await apache.request('/slow')).status, 200, 'the slow group serves')
 
   const slow = groupPids(apache, 'slow')[0]
   t.ok(slow, 'found the slow group\'s process')
   process.kill(slow as number, 'SIGKILL')
-  const down = await waitFor(async () => {
+  const down = (await waitFor<Response | null>(async () => {
     const r = await apache.request('/wsgi-health')
     return r.status === 503 ? r : null
-  }, 5000, 20, 'health 503 after the kill')
+  }, 5000, 20, 'health 503 after the kill')) as Response
   t.match(down.text, /process group 'slow' has no ready process/, 'until its replacement has imported its application')
   t.ok(await waitFor(async () => (await apache.request('/wsgi-health')).status === 200, 20000, 100, 'health 200 again'))
 })

@@ -105,10 +105,10 @@ const group = (s: Status, name: string): Group => {
 }
 
 async function ready(apache: Apache, name: string, n: number): Promise<Status> {
-  return waitFor(async () => {
+  return waitFor<Status | null>(async () => {
     const s = await status(apache)
     return group(s, name).processes_by_state.ready === n ? s : null
-  }, 20000, 100, `${n} ready processes in ${name}`)
+  }, 20000, 100, `${n} ready processes in ${name}`) as Promise<Status>
 }
 
 t.test('counters after N requests across 2 processes sum to N, by status class and in the histograms', async (t) => {
@@ -170,11 +170,11 @@ t.test('a SIGKILLed daemon: the history holds the crash with signal 9 and the ne
   const victim = group(s0, 'pool').process[0]
   const survivor = group(s0, 'pool').process[1]
   process.kill(victim.pid, 'SIGKILL')
-  const s1 = await waitFor(async () => {
+  const s1 = (await waitFor<Status | null>(async () => {
     const s = await status(apache)
     const g = group(s, 'pool')
     return g.processes_by_state.ready === 2 && !g.process.some((p) => p.pid === victim.pid) ? s : null
-  }, 20000, 100, 'a replacement ready')
+  }, 20000, 100, 'a replacement ready')) as Status
   const g1 = group(s1, 'pool')
   const crash = s1.restarts[0]
   t.ok(crash, 'the history has an entry')
@@ -206,10 +206,10 @@ ${HANDLERS}`,
   await ready(apache, 'mr', 1)
   const first = group(await status(apache), 'mr').process[0].pid
   for (let i = 0; i < 5; i++) t.equal((await apache.request('/mr')).status, 200)
-  const s = await waitFor(async () => {
+  const s = (await waitFor<Status | null>(async () => {
     const x = await status(apache)
     return x.restarts.length > 0 && group(x, 'mr').processes_by_state.ready === 1 && group(x, 'mr').process.length === 1 ? x : null
-  }, 20000, 100, 'the restart recorded')
+  }, 20000, 100, 'the restart recorded')) as Status
   t.match(s.restarts[0], { reason: 'maximum-requests', exit_status: 4, signal: null, old_pid: first })
   t.not(s.restarts[0].new_pid, null, 'its successor named')
   t.equal(group(s, 'mr').restarts['maximum-requests'], 1)

@@ -165,10 +165,10 @@ t.test('--server-status, --metrics, --health-check: the daemons\' status, metric
   t.match(s.stdout(), `Metrics            : ${base}/wsgi-metrics`)
   t.match(s.stdout(), `Health Check       : ${base}/wsgi-health`)
   t.equal((await request(s.port, '/hello')).status, 200)
-  const health = await waitFor(async () => {
+  const health = (await waitFor(async () => {
     const r = await request(s.port, '/wsgi-health')
     return r.status === 200 ? r : null
-  }, 15000, 100, 'health 200')
+  }, 15000, 100, 'health 200')) as { text: string }
   t.match(health.text, /^ready/)
   const before = JSON.parse((await request(s.port, '/wsgi-status')).text)
   t.equal(before.groups[0].processes, 2, 'the JSON status of the daemon group')
