@@ -399,7 +399,8 @@ static void daemon_exited(wsgi_daemon *d, int status)
     unsigned char *slot = slot_of(d);
     wsgi_daemon *succ = successor_of(sup, d), *replacement;
     uint32_t predecessor = wsgi_slot_u32(slot, WSGI_SLOT_PREDECESSOR);
-    int was_ready = wsgi_slot_u32(slot, WSGI_SLOT_STATE) >= WSGI_STATE_READY;
+    /* Its ready time, not its state: a process that never got ready still says STOPPING as it exits. */
+    int was_ready = wsgi_slot_u64(slot, WSGI_SLOT_READY_US) != 0;
     wsgi_group *g = d->stop_sent || apache_stopping() ? NULL : group_of(sup, pool);
     wsgi_end e = wsgi_end_of(sup, d, status);
     uint32_t reason = wsgi_ledger_end_reason(slot, was_ready, e.exit_status, e.sig, d->killed,

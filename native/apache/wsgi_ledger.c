@@ -305,7 +305,9 @@ const char *wsgi_ledger_describe(apr_pool_t *p, int exit_status, int sig, int co
         return apr_psprintf(p, "code %d (killed by signal %d, SIG%s%s)", sig, sig, name ? name : "?",
                             core ? ", core dumped" : "");
     }
-    if (exit_status >= 0)
+    if (exit_status == 0)
+        return "exit status 0";
+    if (exit_status > 0)
         return apr_psprintf(p, "code %d (exit status %d)", exit_status, exit_status);
     if (code == -1)
         return "an unknown status (reaped elsewhere)";
