@@ -388,6 +388,18 @@ static void successor_failed(wsgi_supervisor *sup, wsgi_daemon *n, server_rec *s
     }
 }
 
+/* The process of a newer pool of d's group with d's index (a graceful restart that changed the group's
+ * configuration replaced d's pool): its pid, for the restart history; 0 for none. */
+static uint32_t stand_in(wsgi_supervisor *sup, const wsgi_daemon *d)
+{
+    const wsgi_daemon *n;
+
+    for (n = sup->daemons; n; n = n->next)
+        if (n->pool != d->pool && !n->pool->retired && n->index == d->index && !strcmp(n->pool->name, d->pool->name))
+            return (uint32_t)n->proc.pid;
+    return 0;
+}
+
 /* A daemon has been reaped: log it, record it, and replace it unless a successor took its place. */
 static void daemon_exited(wsgi_daemon *d, int status)
 {
@@ -418,7 +430,7 @@ static void daemon_exited(wsgi_daemon *d, int status)
                      "daemon process %d of process group '%s' (pid %ld) stopped with %s, reason %s%s",
                      d->index, pool->name, (long)d->proc.pid, how, wsgi_reason_name(reason),
                      succ ? apr_psprintf(p, "; pid %ld replaces it", (long)succ->proc.pid) : "");
-        wsgi_end_record(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : 0);
+        wsgi_end_record(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : stand_in(sup, d));
         unlink_daemon(sup, d);
         supervise(sup);
         return;

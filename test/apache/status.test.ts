@@ -245,3 +245,38 @@ t.test('nothing is exposed by default, and Require applies', async (t) => {
   t.equal((await apache.request('/wsgi-status', { method: 'POST', body: 'x' })).status, 405, 'GET only')
   await sleep(10)
 })
+
+t.test('SIGUSR1 and a graceful restart with a changed configuration: the reason words signal and graceful-restart', async (t) => {
+  const conf = (threads: number) => `
+WSGIDaemonProcess rg processes=1 threads=${threads}
+WSGIScriptAlias /rg ${fixture('status-codes')} process-group=rg
+<Directory ${FIXTURES}>
+  Require all granted
+</Directory>
+${HANDLERS}`
+  const apache = await startApache(t, { config: conf(2) })
+  const s0 = await ready(apache, 'rg', 1)
+  const first = group(s0, 'rg').process[0].pid
+  process.kill(first, 'SIGUSR1')
+  const s1 = (await waitFor<Status | null>(async () => {
+    const x = await status(apache)
+    return x.restarts.some((r) => r.old_pid === first) ? x : null
+  }, 20000, 100, 'the SIGUSR1 restart recorded')) as Status
+  const usr1 = s1.restarts.find((r) => r.old_pid === first) as Restart
+  t.match(usr1, { reason: 'signal', exit_status: 0, signal: null }, 'SIGUSR1: reason signal, a clean exit')
+  const second = usr1.new_pid as number
+  t.ok(second > 0 && second !== first, 'its successor named')
+  t.equal(group(s1, 'rg').restarts.signal, 1)
+
+  await apache.graceful(conf(3))
+  const s2 = (await waitFor<Status | null>(async () => {
+    const x = await status(apache).catch(() => null)
+    return x !== null && x.restarts.some((r) => r.old_pid === second) ? x : null
+  }, 30000, 200, 'the graceful restart recorded')) as Status
+  const graceful = s2.restarts.find((r) => r.old_pid === second) as Restart
+  t.match(graceful, { reason: 'graceful-restart', signal: null }, 'the old configuration\'s process ended for graceful-restart')
+  const now = group(s2, 'rg').process.map((p) => p.pid)
+  t.ok(graceful.new_pid !== null && now.includes(graceful.new_pid), 'the history names the process of the new configuration')
+  t.equal(group(s2, 'rg').threads, 3, 'the group as configured now')
+  t.equal(group(s2, 'rg').restarts['graceful-restart'], 1)
+})
