@@ -5,7 +5,7 @@
 // configuration puts a handler somewhere, and Apache's Require applies.
 import t from 'tap'
 import { fixture, FIXTURES, sleep, startApache, waitFor, type Apache } from '../helpers/apache'
-import { pidOf } from '../helpers/daemons'
+import { pause, pidOf } from '../helpers/daemons'
 
 const HANDLERS = `
 <Location /wsgi-status>
@@ -279,4 +279,30 @@ ${HANDLERS}`
   t.ok(graceful.new_pid !== null && now.includes(graceful.new_pid), 'the history names the process of the new configuration')
   t.equal(group(s2, 'rg').threads, 3, 'the group as configured now')
   t.equal(group(s2, 'rg').restarts['graceful-restart'], 1)
+})
+
+t.test("requests waiting in the group's socket show as its accept queue", async (t) => {
+  const apache = await startApache(t, {
+    config: `
+WSGIDaemonProcess q processes=1 threads=1 listen-backlog=10
+WSGIScriptAlias /q ${fixture('status-codes')} process-group=q
+<Directory ${FIXTURES}>
+  Require all granted
+</Directory>
+${HANDLERS}`,
+    modules: ['status'],
+  })
+  const s0 = await ready(apache, 'q', 1)
+  const resume = pause(t, group(s0, 'q').process[0].pid)
+  // The stopped daemon accepts nothing: these wait in the socket's backlog.
+  const waiting = Array.from({ length: 3 }, () => apache.request('/q'))
+  const s = (await waitFor<Status | null>(async () => {
+    const x = await status(apache)
+    return (group(x, 'q').accept_queue ?? 0) >= 3 ? x : null
+  }, 10000, 100, 'the accept queue')) as Status
+  t.equal(group(s, 'q').accept_queue, 3, 'three connections wait to be accepted')
+  t.match((await apache.request('/server-status?auto')).text, /^WSGI q AcceptQueue: 3$/m)
+  resume()
+  t.same((await Promise.all(waiting)).map((r) => r.status), [200, 200, 200], 'and are served once the daemon runs again')
+  t.equal(group(await status(apache), 'q').accept_queue, 0, 'none waits any more')
 })
