@@ -11,8 +11,9 @@ PACKAGES="$PACKAGES python3-starlette python3-fastapi python3-django-channels py
 # Tools only for bench/ and the tests: wrk (load), strace, clang with libFuzzer for the fuzz run on the
 # module's C decoder (test/fuzz/c-decoder.test.ts); HAProxy, iproute2 (ip netns) and curl for
 # test/reliability/scale-out.test.ts (several Apaches in network namespaces behind a balancer), and
-# python3-yaml to check the Kubernetes and Compose files of apache-conf/ (test/packaging/manifests).
-EXTRA=${MOD_WSGI_SETUP_EXTRA-"wrk strace clang-14 libclang-rt-14-dev haproxy iproute2 curl python3-yaml"}
+# python3-yaml to check the Kubernetes and Compose files of apache-conf/ (test/packaging/manifests);
+# Prometheus (its server and promtool) to scrape wsgi-metrics in test/apache/prometheus.test.ts.
+EXTRA=${MOD_WSGI_SETUP_EXTRA-"wrk strace clang-14 libclang-rt-14-dev haproxy iproute2 curl python3-yaml prometheus"}
 # Apache modules only for bench/ (the original mod_wsgi, side by side) and the test that Apache refuses
 # mod_python beside mod_wsgi. They are unpacked under build/debian, never installed: installing them
 # would enable them in the system's Apache.

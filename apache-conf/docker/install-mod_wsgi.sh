@@ -88,6 +88,13 @@ WSGIScriptAlias / $prefix/wsgi/app.wsgi
 <Directory $prefix/wsgi>
     Require all granted
 </Directory>
+
+# The health endpoint that apache-conf/kubernetes and apache-conf/compose probe: 200 while every daemon
+# process group has a ready process and Apache is not stopping (its graceful stop, the image's
+# STOPSIGNAL), else 503.
+<Location /wsgi-health>
+    SetHandler wsgi-health
+</Location>
 # END mod_wsgi
 EOF
 

@@ -9,6 +9,8 @@
  *   wsgi_stop.c                                    Apache's graceful stop, for the daemons
  *   wsgi_forward.c, wsgi_request.c, wsgi_response.c, wsgi_conn.c   forwarding requests to daemons
  *   wsgi_auth.c, wsgi_auth_call.c, wsgi_lookup.c   access/auth/group hooks, mod_ssl variable lookups
+ *   wsgi_ledger.c, wsgi_status*.c, wsgi_metrics.c, wsgi_health.c, wsgi_backlog.c
+ *                                                  what the daemons do: status, metrics, health, history
  * No Python runs in Apache's processes: every WSGI application lives in a daemon process group.
  */
 #include "httpd.h"
@@ -36,6 +38,7 @@
 #include "wsgi_forward.h"
 #include "wsgi_log.h"
 #include "wsgi_python.h"
+#include "wsgi_status.h"
 
 #define MOD_WSGI_VERSION_STRING "4.1.0"
 
@@ -191,6 +194,7 @@ static void wsgi_register_hooks(apr_pool_t *p)
     ap_hook_handler(wsgi_handler, NULL, NULL, APR_HOOK_MIDDLE);
     wsgi_auth_register_hooks(p);
     wsgi_stop_register_hooks(p);
+    wsgi_status_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(wsgi) = {

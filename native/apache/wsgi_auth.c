@@ -144,7 +144,7 @@ static int wsgi_check_access(request_rec *r)
         return OK;
     if (res.outcome == WSGI_AUTH_NOT_FOUND)
         return DECLINED;
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01319)
+    wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01319)
                   "Client denied by server configuration (WSGIAccessScript '%s'): '%s'",
                   dc->access_script->script, r->filename ? r->filename : r->uri);
     return HTTP_FORBIDDEN;
@@ -156,7 +156,7 @@ static const wsgi_auth_script *user_script(request_rec *r)
 
     if (dc && dc->auth_user_script)
         return dc->auth_user_script;
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01320)
+    wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01320)
                   "Location of WSGI user authentication script not provided (WSGIAuthUserScript is "
                   "needed with the 'wsgi' authentication provider)");
     return NULL;
@@ -212,7 +212,7 @@ static authz_status wsgi_check_groups(request_rec *r, const char *require_args, 
     if (!r->user)
         return AUTHZ_DENIED_NO_USER;
     if (!dc || !dc->auth_group_script) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01321)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01321)
                       "Location of WSGI group authorization script not provided (WSGIAuthGroupScript "
                       "is needed with 'Require wsgi-group')");
         return AUTHZ_DENIED;
@@ -231,7 +231,7 @@ static authz_status wsgi_check_groups(request_rec *r, const char *require_args, 
     if (res->outcome != WSGI_AUTH_GRANTED)
         return AUTHZ_DENIED;
     if (res->values->nelts == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01322)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01322)
                       "Authorization of user '%s' to access '%s' failed. User is not a member of any "
                       "groups.", r->user, r->uri);
         return AUTHZ_DENIED;
@@ -242,7 +242,7 @@ static authz_status wsgi_check_groups(request_rec *r, const char *require_args, 
                 return AUTHZ_GRANTED;
         }
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01323)
+    wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01323)
                   "Authorization of user '%s' to access '%s' failed. User is not a member of "
                   "designated groups.", r->user, r->uri);
     return AUTHZ_DENIED;

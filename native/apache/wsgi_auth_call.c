@@ -105,6 +105,7 @@ static apr_array_header_t *hook_environ(request_rec *r)
     add_var(vars, "REQUEST_METHOD", r->method);
     add_var(vars, "QUERY_STRING", r->args ? r->args : "");
     add_var(vars, "REQUEST_URI", original_uri(r));
+    add_var(vars, "mod_wsgi.request_id", wsgi_request_id(r));
     if (r->path_info && *r->path_info) {
         add_var(vars, "SCRIPT_NAME", apr_pstrndup(r->pool, r->uri, ap_find_path_info(r->uri, r->path_info)));
         add_var(vars, "PATH_INFO", r->path_info);
@@ -153,7 +154,7 @@ static unsigned char *build_frame(request_rec *r, const wsgi_auth_script *s, int
     for (i = 0; i < vars->nelts; ++i)
         size += wsgi_string_size(strlen(v[i].name)) + wsgi_string_size(strlen(v[i].value));
     if (size - WSGI_WIRE_HEADER_SIZE > WSGI_LIMIT_AUTH) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01310)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01310)
                       "Request details too large to run hook script '%s' in daemon process '%s'",
                       s->script, g->name);
         return NULL;
@@ -190,13 +191,13 @@ static wsgi_group *hook_group(request_rec *r, const wsgi_auth_script *s)
     wsgi_group *g = wsgi_group_find(sc->state, name);
 
     if (!g || !g->rt || !g->rt->conns) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01311)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01311)
                       "No WSGI daemon process called '%s' has been configured to run hook script '%s'",
                       name, s->script);
         return NULL;
     }
     if (!wsgi_group_visible(g, r->server)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01312)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01312)
                       "Daemon process called '%s' cannot be accessed by hook script '%s'", name, s->script);
         return NULL;
     }
@@ -241,7 +242,7 @@ static int exchange(request_rec *r, wsgi_group *g, wsgi_conn *c, const char *scr
         if ((rv = wsgi_conn_fill(c, WSGI_WIRE_HEADER_SIZE)) != APR_SUCCESS) {
             if (!looked_up && !wsgi_conn_avail(c) && APR_STATUS_IS_ECONNRESET(rv))
                 return -1;
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EOF ? 0 : rv, r, WSGILOGNO(01313)
+            wsgi_rlog(APLOG_ERR, rv == APR_EOF ? 0 : rv, r, WSGILOGNO(01313)
                           "%s daemon process '%s' for hook script '%s'",
                           APR_STATUS_IS_TIMEUP(rv) ? "Timeout waiting for the answer of"
                                                    : "No answer (connection closed) from",
@@ -261,7 +262,7 @@ static int exchange(request_rec *r, wsgi_group *g, wsgi_conn *c, const char *scr
             h.type != WSGI_FRAME_ERROR)
             break;
         if ((rv = wsgi_conn_fill(c, WSGI_WIRE_HEADER_SIZE + h.length)) != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EOF ? 0 : rv, r, WSGILOGNO(01314)
+            wsgi_rlog(APLOG_ERR, rv == APR_EOF ? 0 : rv, r, WSGILOGNO(01314)
                           "Truncated answer from daemon process '%s' for hook script '%s'", g->name,
                           script);
             return 0;
@@ -270,7 +271,7 @@ static int exchange(request_rec *r, wsgi_group *g, wsgi_conn *c, const char *scr
             if ((rv = wsgi_lookup_answer(r, c, h.length)) == APR_EGENERAL)
                 return 0;
             if (rv != APR_SUCCESS) {
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, WSGILOGNO(01315)
+                wsgi_rlog(APLOG_ERR, rv, r, WSGILOGNO(01315)
                               "Unable to send a variable to daemon process '%s'", g->name);
                 return 0;
             }
@@ -286,7 +287,7 @@ static int exchange(request_rec *r, wsgi_group *g, wsgi_conn *c, const char *scr
             wsgi_read_string(&rd, &msg, &n);
             if (!rd.ok || rd.left)
                 break;
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01316)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01316)
                           "Daemon process '%s' failed hook script '%s' with status %u: %.*s", g->name,
                           script, status, (int)n, msg);
             c->rpos += WSGI_WIRE_HEADER_SIZE + h.length;
@@ -297,7 +298,7 @@ static int exchange(request_rec *r, wsgi_group *g, wsgi_conn *c, const char *scr
             break;
         return 1;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01317)
+    wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01317)
                   "Malformed answer from daemon process '%s' for hook script '%s'; connection dropped",
                   g->name, script);
     return 0;
@@ -341,7 +342,7 @@ void wsgi_auth_run(request_rec *r, const wsgi_auth_script *s, int hook, const ch
             return;
         }
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01318)
+    wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01318)
                   "Daemon processes of '%s' went away %d times without running hook script '%s'",
                   g->name, max_attempts, s->script);
 }

@@ -126,7 +126,7 @@ static int connect_new(request_rec *r, wsgi_group *g, wsgi_conn_pool *pool, int 
         ++attempts;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r, WSGILOGNO(01200)
+            wsgi_rlog(APLOG_ERR, errno, r, WSGILOGNO(01200)
                           "Unable to create socket to connect to WSGI daemon process '%s'", g->name);
             return HTTP_SERVICE_UNAVAILABLE;
         }
@@ -142,7 +142,7 @@ static int connect_new(request_rec *r, wsgi_group *g, wsgi_conn_pool *pool, int 
                 delay *= 2;
             continue;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, err, r, WSGILOGNO(01201)
+        wsgi_rlog(APLOG_ERR, err, r, WSGILOGNO(01201)
                       "Unable to connect to WSGI daemon process '%s' on '%s' after %d attempt(s) "
                       "within connect-timeout %d s (listen backlog full, daemon not started, or "
                       "socket missing)", g->name, g->rt->socket_path, attempts, g->connect_timeout);
@@ -161,7 +161,7 @@ static int connect_new(request_rec *r, wsgi_group *g, wsgi_conn_pool *pool, int 
          setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &g->send_buffer_size, sizeof(int)) < 0) ||
         (g->socket_timeout_us && (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
                                   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0))) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r, WSGILOGNO(01202)
+        wsgi_rlog(APLOG_ERR, errno, r, WSGILOGNO(01202)
                       "Unable to set up the connection to WSGI daemon process '%s'", g->name);
         close(fd);
         return HTTP_SERVICE_UNAVAILABLE;
@@ -200,7 +200,7 @@ int wsgi_conn_acquire(request_rec *r, wsgi_group *g, int fresh, wsgi_conn **out)
     c = malloc(sizeof(*c));
     if (!c) {
         close(fd);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, APR_ENOMEM, r, WSGILOGNO(01203)
+        wsgi_rlog(APLOG_ERR, APR_ENOMEM, r, WSGILOGNO(01203)
                       "Out of memory for a connection to WSGI daemon process '%s'", g->name);
         return HTTP_SERVICE_UNAVAILABLE;
     }

@@ -34,7 +34,8 @@ APLOG_USE_MODULE(wsgi);
 #define KILL_GRACE      5                       /* seconds past its own timeout, in the monitor */
 
 /* SIGCHLD interrupts the parent's once-a-second sleep, so that a dead daemon or the doorbell is seen at
- * once. Nothing to do in the handler itself. */
+ * once. Nothing to do in the handler itself but, with a ledger, note how each daemon ended (exit status or
+ * signal, wsgi_ledger.c), which Apache's main loop does not pass on. */
 static void on_sigchld(int sig)
 {
     (void)sig;
@@ -231,8 +232,19 @@ int wsgi_daemons_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     apr_pool_cleanup_register(pconf, ex, generation_stop_pool, apr_pool_cleanup_null);
 
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sigchld;
-    sa.sa_flags = SA_NOCLDSTOP;     /* no SA_RESTART: the sleep it interrupts ends */
+    sup->ledger = wsgi_ledger_get(s->process->pool);
+    if (!sup->ledger)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, WSGILOGNO(01700)
+                     "cannot map the ledger of the daemon processes: the restart history, the health "
+                     "endpoint and counters of replaced processes are not available");
+    if (sup->ledger) {
+        sa.sa_sigaction = wsgi_ledger_sigchld;
+        sa.sa_flags = SA_NOCLDSTOP | SA_SIGINFO;    /* no SA_RESTART: the sleep it interrupts ends */
+    }
+    else {
+        sa.sa_handler = on_sigchld;
+        sa.sa_flags = SA_NOCLDSTOP;
+    }
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCHLD, &sa, NULL);
 
@@ -277,6 +289,7 @@ void wsgi_daemons_child_init(apr_pool_t *pchild, server_rec *s)
         return;
 
     signal(SIGCHLD, SIG_DFL);
+    wsgi_ledger_child_init(sup->ledger);
     for (pool = sup->pools; pool; pool = pool->next) {
         if (pool->listen_fd >= 0)
             close(pool->listen_fd);
@@ -302,6 +315,8 @@ void wsgi_daemons_apache_stopping(server_rec *s)
     wsgi_daemon *d;
     int n = 0;
 
+    /* The health endpoint answers 503 from now on (Apache's children read the ledger). */
+    wsgi_ledger_set_stopping(sup->ledger);
     for (d = sup->daemons; d; d = d->next) {
         unsigned char *slot = wsgi_daemon_slot(d);
         if (d->stop_sent)
@@ -312,6 +327,16 @@ void wsgi_daemons_apache_stopping(server_rec *s)
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, WSGILOGNO(01600)
                  "graceful stop: %d daemon process(es) serve on until Apache's children are gone, "
                  "each for at most its graceful-timeout (if set), then stop", n);
+}
+
+wsgi_pool *wsgi_daemons_pools(server_rec *s)
+{
+    return wsgi_supervisor_get(s->process->pool)->pools;
+}
+
+wsgi_ledger *wsgi_daemons_ledger(server_rec *s)
+{
+    return wsgi_supervisor_get(s->process->pool)->ledger;
 }
 
 int wsgi_daemons_monitor(apr_pool_t *p, server_rec *s)

@@ -20,6 +20,7 @@
 #define WSGI_DAEMON_H
 
 #include "wsgi_config.h"
+#include "wsgi_ledger.h"
 #include "wsgi_segment.h"
 
 #include "apr_thread_proc.h"
@@ -35,6 +36,7 @@ typedef struct wsgi_pool {
     char *pending_path;         /* while its daemons start to replace an older pool: where it listens,
                                    renamed onto socket_path once they are ready; NULL once in place */
     int listen_fd;
+    unsigned long listen_ino;   /* its inode: how status pages ask the kernel for its accept queue */
     wsgi_segment *seg;
     int processes;
     int retired;                /* replaced, or its group removed: no new daemons, the old ones drain */
@@ -87,6 +89,7 @@ typedef struct wsgi_supervisor {
     wsgi_pool *pools;
     wsgi_runtime *current;      /* NULL between generations */
     wsgi_doorbell bell;
+    wsgi_ledger *ledger;        /* what the parent vouches for (wsgi_ledger.h); NULL if it could not be made */
 } wsgi_supervisor;
 
 /* post_config (not the dry run): pools, daemons, hand-over from the previous generation. */
@@ -101,6 +104,29 @@ int wsgi_daemons_monitor(apr_pool_t *p, server_rec *s);
 /* Apache's graceful stop has begun: tell the daemons (the APACHE_STOPPING flag on their board slots) to
  * serve on until it ends (wsgi_stop.c). */
 void wsgi_daemons_apache_stopping(server_rec *s);
+
+/* wsgi_ends.c: how a daemon ended and its record in the ledger. */
+typedef struct {
+    int exit_status;            /* -1: none known */
+    int sig;                    /* 0: none */
+    int core;
+    int code;                   /* what Apache passed: APR's decoded code, a raw wait status, or -1 */
+} wsgi_end;
+
+/* From the SIGCHLD handler's note, else what Apache passed. */
+wsgi_end wsgi_end_of(wsgi_supervisor *sup, wsgi_daemon *d, int status);
+
+/* "code 9 (killed by signal 9, SIGKILL)" and the like, for log lines. */
+const char *wsgi_end_describe(apr_pool_t *p, const wsgi_end *e);
+
+/* Its end into the ledger (history, its group's totals) and its slot freed; the event's number, to add
+ * the pid of a replacement started after (wsgi_ledger_set_new_pid). */
+uint64_t wsgi_end_record(wsgi_supervisor *sup, wsgi_daemon *d, const wsgi_end *e, uint32_t reason, uint32_t new_pid);
+
+/* For the status pages (wsgi_status.c), in any process: the pools this process knows (an Apache child:
+ * those that existed when it was forked; their segments are mapped) and the ledger, or NULL. */
+wsgi_pool *wsgi_daemons_pools(server_rec *s);
+wsgi_ledger *wsgi_daemons_ledger(server_rec *s);
 
 /* register_hooks: noticing Apache's graceful stop (wsgi_stop.c). */
 void wsgi_stop_register_hooks(apr_pool_t *p);

@@ -201,7 +201,7 @@ static int check_script_owner(request_rec *r, wsgi_group *g)
     parent = ap_make_dirstr_parent(r->pool, r->filename);
     if (apr_stat(&dir, parent, APR_FINFO_OWNER | APR_FINFO_PROT, r->pool) != APR_SUCCESS ||
         !(r->finfo.valid & APR_FINFO_OWNER)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01230)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01230)
                       "Unable to stat the WSGI script file or its directory: %s", r->filename);
         return HTTP_FORBIDDEN;
     }
@@ -209,7 +209,7 @@ static int check_script_owner(request_rec *r, wsgi_group *g)
         if (r->finfo.user != g->script_uid || dir.user != g->script_uid ||
             (r->finfo.protection & (APR_FPROT_GWRITE | APR_FPROT_WWRITE)) ||
             (dir.protection & (APR_FPROT_GWRITE | APR_FPROT_WWRITE))) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01231)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01231)
                           "WSGI script file or its directory is not owned by, or is writable by "
                           "others than, user '%s' (script-user of process group '%s'): %s",
                           g->script_user, g->name, r->filename);
@@ -219,7 +219,7 @@ static int check_script_owner(request_rec *r, wsgi_group *g)
     if (g->script_group) {
         if (r->finfo.group != g->script_gid || dir.group != g->script_gid ||
             (r->finfo.protection & APR_FPROT_WWRITE) || (dir.protection & APR_FPROT_WWRITE)) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01232)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01232)
                           "WSGI script file or its directory does not belong to group '%s' "
                           "(script-group of process group '%s') or is world writable: %s",
                           g->script_group, g->name, r->filename);
@@ -269,6 +269,7 @@ static int forward(wsgi_req *q)
         if ((status = wsgi_conn_acquire(r, q->group, attempt > 0 || q->body_follows, &c)) != OK)
             return status;
         set_retryable(q, attempt);
+        q->sent_at = apr_time_now();
         iov.iov_base = q->head;
         iov.iov_len = q->head_len;
         rv = wsgi_conn_writev(c, &iov, 1);
@@ -276,7 +277,7 @@ static int forward(wsgi_req *q)
             wsgi_conn_close(c);
             if (!APR_STATUS_IS_TIMEUP(rv))
                 continue;   /* closed before it read anything: nothing was processed */
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, WSGILOGNO(01233)
+            wsgi_rlog(APLOG_ERR, rv, r, WSGILOGNO(01233)
                           "Timeout when sending request details to daemon process '%s'",
                           q->group->name);
             return HTTP_GATEWAY_TIME_OUT;
@@ -288,11 +289,11 @@ static int forward(wsgi_req *q)
         status = wsgi_response_relay(q, c, &retry);
         if (!retry)
             return status;
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, WSGILOGNO(01234)
+        wsgi_rlog(APLOG_DEBUG, 0, r, WSGILOGNO(01234)
                       "Daemon process '%s' did not process the request; sending it again",
                       q->group->name);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01235)
+    wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01235)
                   "Daemon processes of '%s' went away %d times without processing the request",
                   q->group->name, max_attempts);
     return HTTP_SERVICE_UNAVAILABLE;
@@ -307,7 +308,7 @@ static int choose_group(wsgi_req *q, wsgi_dir_conf *dc)
     wsgi_group *g;
 
     if (dc->restrict_process && !apr_table_get(dc->restrict_process, q->process_group)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01236)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01236)
                       "Daemon process called '%s' cannot be accessed by this WSGI application as "
                       "not a member of allowed groups: %s", q->process_group, r->filename);
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -315,17 +316,17 @@ static int choose_group(wsgi_req *q, wsgi_dir_conf *dc)
     g = wsgi_group_find(st, q->process_group);
     if (!g || !g->rt || !g->rt->conns) {
         if (!*q->process_group && st->restrict_embedded == 1)
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01237)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01237)
                           "Embedded mode of mod_wsgi disabled by runtime configuration: %s",
                           r->filename);
         else
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01238)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01238)
                           "No WSGI daemon process called '%s' has been configured: %s",
                           q->process_group, r->filename);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!wsgi_group_visible(g, r->server)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01239)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01239)
                       "Daemon process called '%s' cannot be accessed by this WSGI application: %s",
                       q->process_group, r->filename);
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -351,17 +352,17 @@ int wsgi_handler(request_rec *r)
         if (aliased)
             alias = ap_get_module_config(r->request_config, &wsgi_module);
         else if (!(ap_allow_options(r) & OPT_EXECCGI)) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01240)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01240)
                           "Options ExecCGI is off in this directory: %s", r->filename);
             return HTTP_FORBIDDEN;
         }
         if (r->finfo.filetype == APR_NOFILE) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01241)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01241)
                           "Target WSGI script not found or unable to stat: %s", r->filename);
             return HTTP_NOT_FOUND;
         }
         if (r->finfo.filetype == APR_DIR) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01242)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01242)
                           "Attempt to invoke directory as WSGI application: %s", r->filename);
             return HTTP_FORBIDDEN;
         }
@@ -372,19 +373,19 @@ int wsgi_handler(request_rec *r)
     }
 
     if (r->used_path_info == AP_REQ_REJECT_PATH_INFO && r->path_info && *r->path_info) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01243)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01243)
                       "AcceptPathInfo off disallows user's path: %s", r->filename);
         return HTTP_NOT_FOUND;
     }
     if ((tenc = apr_table_get(r->headers_in, "Transfer-Encoding")) != NULL) {
         if (strcasecmp(tenc, "chunked")) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01244)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01244)
                           "Unexpected value for Transfer-Encoding of '%s' supplied. Only "
                           "'chunked' supported.", tenc);
             return HTTP_NOT_IMPLEMENTED;
         }
         if (dc->chunked_request != 1) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01245)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01245)
                           "Request requires chunked transfer encoding, but support for chunked "
                           "transfer encoding has not been enabled (WSGIChunkedRequest).");
             return HTTP_LENGTH_REQUIRED;
@@ -425,6 +426,26 @@ int wsgi_handler(request_rec *r)
     if ((status = choose_group(q, dc)) != OK)
         return status;
     return forward(q);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The request id (wsgi_log.h)                                                                    */
+
+#define REQUEST_ID_NOTE "mod_wsgi.request_id"
+
+const char *wsgi_request_id(const request_rec *rc)
+{
+    request_rec *r = (request_rec *)rc;
+
+    /* Apache's log id, made the way Apache makes it (mod_unique_id's UNIQUE_ID, else the core's id),
+     * so that %L in ErrorLogFormat and LogFormat shows the same id as our lines. */
+    if (!r->log_id)
+        ap_run_generate_log_id(r->connection, r, &r->log_id);
+    if (!r->log_id)
+        return "-";
+    if (!apr_table_get(r->notes, REQUEST_ID_NOTE))
+        apr_table_setn(r->notes, REQUEST_ID_NOTE, r->log_id);
+    return r->log_id;
 }
 
 /* ---------------------------------------------------------------------------------------------- */

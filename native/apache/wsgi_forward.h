@@ -37,6 +37,7 @@ typedef struct wsgi_req {
     int ssl;                    /* client connection is SSL: the daemon may send VAR_LOOKUP */
     int response_seen;          /* while streaming the body, a response frame is buffered: no more
                                    lookups are looked for until the relay reads it */
+    apr_time_t sent_at;         /* when the request went to the daemon (the last attempt) */
 } wsgi_req;
 
 /*
@@ -45,6 +46,13 @@ typedef struct wsgi_req {
  */
 int wsgi_asgi_known(const wsgi_req *q);
 void wsgi_asgi_note(const wsgi_req *q, int asgi);
+
+/*
+ * wsgi_died.c: the daemon closed the connection in the middle of the request. Whether one of the group's
+ * processes ended meanwhile, as the Apache parent recorded it (the ledger): "pid N was killed by signal 9
+ * (SIGKILL)" and so on, or NULL when none did (within a short wait for the parent to notice).
+ */
+const char *wsgi_daemon_death(wsgi_req *q);
 
 /* translate_name: WSGIScriptAlias and WSGIScriptAliasMatch. */
 int wsgi_translate_name(request_rec *r);

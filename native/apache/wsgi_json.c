@@ -6,6 +6,7 @@
 
 #include "apr_strings.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -131,16 +132,21 @@ void wsgi_json_int(wsgi_json *j, apr_int64_t v)
     puts_(j, num);
 }
 
-void wsgi_json_double(wsgi_json *j, double v)
+void wsgi_json_number(wsgi_json *j, double v)
 {
-    char num[40];
+    char num[48], *comma;
 
-    char *comma;
-
+    if (!isfinite(v)) {
+        wsgi_json_null(j);
+        return;
+    }
     separate(j);
-    /* The C library's %.17g round-trips (apr_snprintf's %g writes ".5", which JSON refuses); a locale's
-     * decimal comma becomes a point. JSON has no NaN or infinity: callers pass only finite values. */
-    snprintf(num, sizeof(num), "%.17g", v);
+    /* The C library's snprintf (APR's %g leaves out the 0 before the point, which JSON needs); integers
+     * without a fraction; a locale's decimal comma becomes a point. */
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
+        snprintf(num, sizeof(num), "%lld", (long long)v);
+    else
+        snprintf(num, sizeof(num), "%.15g", v);
     if ((comma = strchr(num, ',')) != NULL)
         *comma = '.';
     puts_(j, num);

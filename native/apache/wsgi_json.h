@@ -1,5 +1,5 @@
 /*
- * A small JSON writer for MOD_WSGI_DAEMON_CONFIG (wsgi_json.c). It writes into a growing buffer from a
+ * A small JSON writer for MOD_WSGI_DAEMON_CONFIG and the status page (wsgi_json.c). It writes into a growing buffer from a
  * pool; strings are escaped as JSON requires (quote, backslash, control characters), other bytes are
  * passed through (configuration text is UTF-8).
  */
@@ -28,7 +28,7 @@ void wsgi_json_key(wsgi_json *j, const char *key);
 /* Values; a NULL string is written as null. */
 void wsgi_json_string(wsgi_json *j, const char *s);
 void wsgi_json_int(wsgi_json *j, apr_int64_t v);
-void wsgi_json_double(wsgi_json *j, double v);
+void wsgi_json_number(wsgi_json *j, double v);      /* integers without a fraction; not finite: null */
 void wsgi_json_bool(wsgi_json *j, int v);
 void wsgi_json_null(wsgi_json *j);
 

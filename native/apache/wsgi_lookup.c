@@ -88,7 +88,7 @@ apr_status_t wsgi_lookup_answer(request_rec *r, wsgi_conn *c, apr_size_t len)
     wsgi_reader_init(&rd, c->buf + c->rpos + WSGI_WIRE_HEADER_SIZE, len);
     wsgi_read_string(&rd, &name, &nlen);
     if (!rd.ok || rd.left || !nlen || nlen > WSGI_LIMIT_VAR_NAME || memchr(name, '\0', nlen)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01300)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01300)
                       "Malformed variable lookup from daemon process; connection dropped");
         return APR_EGENERAL;
     }
@@ -100,13 +100,13 @@ apr_status_t wsgi_lookup_answer(request_rec *r, wsgi_conn *c, apr_size_t len)
     value = ap_ssl_var_lookup(p, r->server, r->connection, r, name);
     vlen = value ? strlen(value) : 0;
     if (vlen > WSGI_LIMIT_VAR_VALUE - 8) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, WSGILOGNO(01301)
+        wsgi_rlog(APLOG_WARNING, 0, r, WSGILOGNO(01301)
                       "Value of variable '%s' is longer than %u bytes; the daemon is told it is not set",
                       name, WSGI_LIMIT_VAR_VALUE - 8);
         value = NULL;
         vlen = 0;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, WSGILOGNO(01303) "Variable lookup '%s' from daemon "
+    wsgi_rlog(APLOG_TRACE2, 0, r, WSGILOGNO(01303) "Variable lookup '%s' from daemon "
                   "process '%s': %s", name, c->pool->group->name, value ? "set" : "not set");
     if (value && vlen <= WSGI_LEARN_VALUE)
         learn(c->pool, name);

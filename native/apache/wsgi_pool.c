@@ -189,6 +189,10 @@ wsgi_pool *wsgi_pool_create(server_rec *s, wsgi_group *g, const char *socket_pat
         wsgi_pool_destroy(pool, 0);
         return NULL;
     }
+    {
+        struct stat sb;
+        pool->listen_ino = fstat(pool->listen_fd, &sb) == 0 ? (unsigned long)sb.st_ino : 0;
+    }
     pool->seg = wsgi_segment_create(g->name, slots_for(g), g->processes, g->threads, generation);
     if (!pool->seg) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s, WSGILOGNO(01113)

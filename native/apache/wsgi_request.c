@@ -99,7 +99,7 @@ static int read_small_body(request_rec *r, apr_size_t length, unsigned char *dst
 
         if (rv != APR_SUCCESS) {
             /* AP_FILTER_ERROR: an input filter already answered (413, 400): not our error. */
-            ap_log_rerror(APLOG_MARK, rv == AP_FILTER_ERROR ? APLOG_INFO : APLOG_ERR, rv, r,
+            wsgi_rlog(rv == AP_FILTER_ERROR ? APLOG_INFO : APLOG_ERR, rv, r,
                           WSGILOGNO(01210) "Request data read error when reading the request body");
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
@@ -114,7 +114,7 @@ static int read_small_body(request_rec *r, apr_size_t length, unsigned char *dst
                 continue;
             rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ);
             if (rv != APR_SUCCESS || total + len > length) {
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, WSGILOGNO(01211)
+                wsgi_rlog(APLOG_ERR, rv, r, WSGILOGNO(01211)
                               "Request body read error or longer than its Content-Length");
                 return HTTP_BAD_REQUEST;
             }
@@ -186,6 +186,7 @@ int wsgi_request_build(wsgi_req *q)
     add_var(extra_vars, "mod_wsgi.enable_sendfile", q->enable_sendfile ? "1" : "0");
     add_var(extra_vars, "mod_wsgi.handler_script", q->handler_script ? q->handler_script : "");
     add_var(extra_vars, "mod_wsgi.url_scheme", scheme);
+    add_var(extra_vars, "mod_wsgi.request_id", wsgi_request_id(r));
     /* Informational, as mod_wsgi 4.1.0 puts them in the environ. */
     add_var(extra_vars, "mod_wsgi.request_handler", r->handler);
     add_var(extra_vars, "mod_wsgi.listener_host",
@@ -213,7 +214,7 @@ int wsgi_request_build(wsgi_req *q)
     else if ((value = apr_table_get(r->headers_in, "Content-Length")) != NULL) {
         char *end;
         if (apr_strtoff(&body_length, value, &end, 10) != APR_SUCCESS || *end || body_length < 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01212)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01212)
                           "Invalid Content-Length header value of '%s' was supplied", value);
             return HTTP_BAD_REQUEST;
         }
@@ -237,7 +238,7 @@ int wsgi_request_build(wsgi_req *q)
         size += 8 + strlen(extra[i].name) + strlen(extra[i].value);
     count += (apr_uint32_t)nextra;
     if (size - WSGI_WIRE_HEADER_SIZE > WSGI_LIMIT_REQUEST) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01213)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01213)
                       "Request variables too large for the daemon (%" APR_SIZE_T_FMT " bytes)", size);
         return HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
@@ -291,12 +292,12 @@ static int send_frames(wsgi_req *q, wsgi_conn *c, struct iovec *iov, int n)
     if (rv == APR_SUCCESS)
         return OK;
     if (APR_STATUS_IS_TIMEUP(rv)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, q->r, WSGILOGNO(01214)
+        wsgi_rlog(APLOG_ERR, rv, q->r, WSGILOGNO(01214)
                       "Timeout when sending the request body to daemon process '%s'", q->group->name);
         return HTTP_GATEWAY_TIME_OUT;
     }
     /* The daemon stopped reading; it may still have answered (e.g. an early 413). */
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, q->r, WSGILOGNO(01215)
+    wsgi_rlog(APLOG_INFO, rv, q->r, WSGILOGNO(01215)
                   "Daemon process '%s' stopped reading the request body", q->group->name);
     return DONE;
 }
@@ -319,7 +320,7 @@ int wsgi_request_stream_body(wsgi_req *q, wsgi_conn *c)
         int n = 1;
 
         if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, rv == AP_FILTER_ERROR ? APLOG_INFO : APLOG_ERR, rv, r,
+            wsgi_rlog(rv == AP_FILTER_ERROR ? APLOG_INFO : APLOG_ERR, rv, r,
                           WSGILOGNO(01216) "Request data read error when proxying data to daemon "
                           "process '%s'", q->group->name);
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
@@ -334,7 +335,7 @@ int wsgi_request_stream_body(wsgi_req *q, wsgi_conn *c)
             if (APR_BUCKET_IS_METADATA(b))
                 continue;
             if ((rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ)) != APR_SUCCESS) {
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, WSGILOGNO(01217)
+                wsgi_rlog(APLOG_ERR, rv, r, WSGILOGNO(01217)
                               "Request data read error when proxying data to daemon process '%s'",
                               q->group->name);
                 return HTTP_BAD_REQUEST;

@@ -124,7 +124,7 @@ static int daemon_failed(relay *x, int status)
 
 static int malformed(relay *x, const char *what)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r, WSGILOGNO(01220)
+    wsgi_rlog(APLOG_ERR, 0, x->r, WSGILOGNO(01220)
                   "Malformed response from daemon process '%s': %s; connection dropped",
                   x->q->group->name, what);
     return daemon_failed(x, HTTP_BAD_GATEWAY);
@@ -134,7 +134,7 @@ static int malformed(relay *x, const char *what)
  * well-known words, then `detail`. */
 static int oversized_head(relay *x, const char *detail)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r, WSGILOGNO(01229)
+    wsgi_rlog(APLOG_ERR, 0, x->r, WSGILOGNO(01229)
                   "Truncated or oversized response headers received from daemon process '%s': %s%s",
                   x->q->group->name, x->r->filename, detail);
     apr_table_clear(x->r->headers_out);
@@ -146,7 +146,7 @@ static int oversized_head(relay *x, const char *detail)
  * daemon sees its connection close) and nothing more is sent to the client. */
 static int client_left(relay *x)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, WSGILOGNO(01500)
+    wsgi_rlog(APLOG_INFO, 0, x->r, WSGILOGNO(01500)
                   "Client closed the connection while daemon process '%s' was preparing the "
                   "response; request abandoned", x->q->group->name);
     x->r->connection->aborted = 1;
@@ -155,16 +155,21 @@ static int client_left(relay *x)
 
 static int read_failed(relay *x, apr_status_t rv)
 {
+    const char *death;
+
     if (rv == APR_ECONNABORTED)
         return client_left(x);
     if (APR_STATUS_IS_TIMEUP(rv)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, WSGILOGNO(01221)
-                      "Timeout when reading response from daemon process '%s'", x->q->group->name);
+        wsgi_rlog(APLOG_ERR, rv, x->r, WSGILOGNO(01221)
+                      "Timeout when reading response from daemon process '%s' (socket-timeout %d s): %s",
+                      x->q->group->name, (int)apr_time_sec(x->q->group->socket_timeout_us), x->r->filename);
         return daemon_failed(x, HTTP_GATEWAY_TIME_OUT);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EOF ? 0 : rv, x->r, WSGILOGNO(01222)
-                  "Daemon process '%s' closed the connection before the response was complete",
-                  x->q->group->name);
+    /* Mid-response: what the parent knows about the process that served it. */
+    death = wsgi_daemon_death(x->q);
+    wsgi_rlog(APLOG_ERR, rv == APR_EOF ? 0 : rv, x->r, WSGILOGNO(01702)
+                  "Daemon process '%s' closed the connection before the response was complete: %s: %s",
+                  x->q->group->name, death ? death : "none of its processes ended meanwhile", x->r->filename);
     return daemon_failed(x, HTTP_BAD_GATEWAY);
 }
 
@@ -182,7 +187,7 @@ static int relay_lookup(relay *x, apr_uint32_t len)
     if (rv == APR_EGENERAL)
         return daemon_failed(x, HTTP_BAD_GATEWAY);   /* logged by wsgi_lookup_answer */
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r, WSGILOGNO(01302)
+        wsgi_rlog(APLOG_ERR, rv, x->r, WSGILOGNO(01302)
                       "Unable to send a variable to daemon process '%s'", x->q->group->name);
         return daemon_failed(x, APR_STATUS_IS_TIMEUP(rv) ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY);
     }
@@ -300,7 +305,7 @@ static int relay_body(relay *x)
         return OK;
     }
     if (outcome == WSGI_END_INCOMPLETE) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, x->r, WSGILOGNO(01223)
+        wsgi_rlog(APLOG_INFO, 0, x->r, WSGILOGNO(01223)
                       "Response from daemon process '%s' is incomplete (the application failed "
                       "after starting it); aborting the client connection", x->q->group->name);
         abort_client(x);
@@ -418,7 +423,7 @@ static int read_head(relay *x, apr_size_t len, apr_status_t *rv)
     return apply_head(x, p, len);
 }
 
-static int read_error_frame(relay *x, apr_size_t len)
+static int read_error_frame(relay *x, apr_size_t len, apr_uint16_t flags)
 {
     wsgi_reader rd;
     const char *msg;
@@ -434,7 +439,9 @@ static int read_error_frame(relay *x, apr_size_t len)
     wsgi_read_string(&rd, &msg, &msg_len);
     if (!rd.ok || rd.left)
         return malformed(x, "ERROR frame payload");
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r, WSGILOGNO(01224)
+    /* The daemon logged the cause already, naming the request (WSGI_ERROR_F_LOGGED): one line at error
+     * per failure, this one at info. */
+    wsgi_rlog((flags & WSGI_ERROR_F_LOGGED) ? APLOG_INFO : APLOG_ERR, 0, x->r, WSGILOGNO(01224)
                   "Daemon process '%s' failed the request with status %u: %.*s",
                   x->q->group->name, status, (int)msg_len, msg);
     x->c->rpos += WSGI_WIRE_HEADER_SIZE + len;
@@ -481,15 +488,22 @@ next_frame:
             return OK;
         }
         if (APR_STATUS_IS_TIMEUP(rv)) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, WSGILOGNO(01225)
-                          "Timeout when reading response headers from daemon process '%s': %s",
-                          q->group->name, r->filename);
+            wsgi_rlog(APLOG_ERR, rv, r, WSGILOGNO(01225)
+                          "Timeout when reading response headers from daemon process '%s' (socket-timeout "
+                          "%d s): %s", q->group->name, (int)apr_time_sec(q->group->socket_timeout_us),
+                          r->filename);
             return daemon_failed(&x, HTTP_GATEWAY_TIME_OUT);
         }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == APR_EOF ? 0 : rv, r, WSGILOGNO(01226)
-                      "Truncated or oversized response headers received from daemon process "
-                      "'%s': %s", q->group->name, r->filename);
-        return daemon_failed(&x, HTTP_INTERNAL_SERVER_ERROR);
+        /* It read the request and the connection ended: as mod_wsgi 6, a 502, and what the parent knows
+         * of the process (it died: which signal), instead of "truncated or oversized headers". */
+        {
+            const char *death = wsgi_daemon_death(q);
+            wsgi_rlog(APLOG_ERR, rv == APR_EOF ? 0 : rv, r, WSGILOGNO(01701)
+                          "Daemon process '%s' closed connection before sending complete response headers: "
+                          "%s: %s", q->group->name, death ? death : "none of its processes ended meanwhile",
+                          r->filename);
+        }
+        return daemon_failed(&x, HTTP_BAD_GATEWAY);
     }
 
     wsgi_frame_header_unpack(c->buf + c->rpos, &h);
@@ -507,7 +521,7 @@ next_frame:
     case WSGI_FRAME_GOAWAY:
         wsgi_conn_close(c);
         if (h.length != 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01227)
+            wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01227)
                           "Malformed response from daemon process '%s': GOAWAY with a payload",
                           q->group->name);
             return HTTP_BAD_GATEWAY;
@@ -516,13 +530,13 @@ next_frame:
             *retry = 1;
             return OK;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, WSGILOGNO(01228)
+        wsgi_rlog(APLOG_ERR, 0, r, WSGILOGNO(01228)
                       "Daemon process '%s' went away without processing the request, whose body "
                       "was already sent and cannot be sent again", q->group->name);
         return HTTP_SERVICE_UNAVAILABLE;
 
     case WSGI_FRAME_ERROR:
-        return read_error_frame(&x, h.length);
+        return read_error_frame(&x, h.length, h.flags);
 
     case WSGI_FRAME_HEAD:
         /* Lines are limited one by one (apply_head); the whole head by this bound on memory. */

@@ -207,7 +207,7 @@ static void json_options(wsgi_json *j, wsgi_state *st, wsgi_group *g)
     JSON_INT("interrupt_timeout", g->interrupt_timeout);
     wsgi_json_key(j, "switch_interval");
     if (switch_interval > 0)
-        wsgi_json_double(j, switch_interval);
+        wsgi_json_number(j, switch_interval);
     else
         wsgi_json_null(j);
     JSON_INT("graceful_timeout", g->graceful_timeout);

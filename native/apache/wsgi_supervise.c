@@ -87,6 +87,7 @@ void wsgi_unlink_daemon(wsgi_supervisor *sup, wsgi_daemon *d)
 {
     wsgi_daemon **pp;
 
+    wsgi_ledger_watch(sup->ledger, (int32_t)d->proc.pid, 0);
     for (pp = &sup->daemons; *pp; pp = &(*pp)->next) {
         if (*pp == d) {
             *pp = d->next;
@@ -123,36 +124,19 @@ void wsgi_send_drain(wsgi_daemon *d)
 }
 
 /*
- * Apache's main loop hands other-child callbacks APR's decoded exit code (the exit status, or the
- * number of the signal that ended the process) without saying which; ap_reclaim_child_processes hands
- * a raw wait status. Say what is known.
- */
-static const char *describe_exit(apr_pool_t *p, int status)
-{
-    if (status == -1)
-        return "an unknown status (reaped elsewhere)";
-    if (status > 255) {
-        if (WIFEXITED(status))
-            return apr_psprintf(p, "exit status %d", WEXITSTATUS(status));
-        return apr_psprintf(p, "wait status %d", status);
-    }
-    if (status == 0)
-        return "exit status 0";
-    return apr_psprintf(p, "code %d (its exit status, or the signal that ended it)", status);
-}
-
-/*
  * An exit the daemon chose (docs/daemon-config.md, "exit statuses"): 0, asked to stop (a signal from
  * someone else than us, say SIGTERM sent by hand), or 4, stopped itself to be restarted. Such a process
  * is replaced at once and is never counted as a quick exit: only crashes and failed starts earn the
- * growing delay. APR's decoded code cannot tell exit status 4 from death by signal 4 (SIGILL): a SIGILL
- * is taken as deliberate.
+ * growing delay. When the SIGCHLD handler did not note it, APR's decoded code cannot tell exit status 4
+ * from death by signal 4 (SIGILL): a SIGILL is then taken as deliberate.
  */
-static int deliberate_exit(int status)
+static int deliberate_exit(const wsgi_end *e)
 {
-    if (status > 255)
-        return WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 4);
-    return status == 0 || status == 4;
+    if (e->sig || e->exit_status >= 0)
+        return e->exit_status == 0 || e->exit_status == 4;
+    if (e->code > 255)
+        return WIFEXITED(e->code) && (WEXITSTATUS(e->code) == 0 || WEXITSTATUS(e->code) == 4);
+    return e->code == 0 || e->code == 4;
 }
 
 static int apache_stopping(void)
@@ -215,6 +199,7 @@ wsgi_daemon *wsgi_start_daemon(wsgi_supervisor *sup, wsgi_pool *pool, wsgi_group
         return NULL;
     }
     wsgi_slot_set_u32(s, WSGI_SLOT_PID, (uint32_t)d->proc.pid);
+    wsgi_ledger_watch(sup->ledger, (int32_t)d->proc.pid, 1);
     d->sup = sup;
     d->pool = pool;
     d->slot = slot;
@@ -372,7 +357,7 @@ void wsgi_doorbell_rang(void *data)
 /* Deaths                                                                                         */
 
 /* A successor died before it was ready: its predecessor serves on, and asks again after a back-off. */
-static void successor_failed(wsgi_supervisor *sup, wsgi_daemon *n, server_rec *s, apr_pool_t *p, int status)
+static void successor_failed(wsgi_supervisor *sup, wsgi_daemon *n, server_rec *s, const char *how)
 {
     wsgi_daemon *d;
 
@@ -389,13 +374,24 @@ static void successor_failed(wsgi_supervisor *sup, wsgi_daemon *n, server_rec *s
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, WSGILOGNO(01118)
                      "daemon process %d of process group '%s' (pid %ld), started to replace pid %ld, "
                      "exited with %s before it was ready; pid %ld goes on serving",
-                     n->index, n->pool->name, (long)n->proc.pid, (long)d->proc.pid, describe_exit(p, status),
-                     (long)d->proc.pid);
+                     n->index, n->pool->name, (long)n->proc.pid, (long)d->proc.pid, how, (long)d->proc.pid);
         return;
     }
 }
 
-/* A daemon has been reaped: log it, and replace it unless a successor took its place. */
+/* The process of a newer pool of d's group with d's index (a graceful restart that changed the group's
+ * configuration replaced d's pool): its pid, for the restart history; 0 for none. */
+static uint32_t stand_in(wsgi_supervisor *sup, const wsgi_daemon *d)
+{
+    const wsgi_daemon *n;
+
+    for (n = sup->daemons; n; n = n->next)
+        if (n->pool != d->pool && !n->pool->retired && n->index == d->index && !strcmp(n->pool->name, d->pool->name))
+            return (uint32_t)n->proc.pid;
+    return 0;
+}
+
+/* A daemon has been reaped: log it, record it, and replace it unless a successor took its place. */
 static void daemon_exited(wsgi_daemon *d, int status)
 {
     wsgi_supervisor *sup = d->sup;
@@ -404,44 +400,50 @@ static void daemon_exited(wsgi_daemon *d, int status)
     apr_pool_t *p = rt ? rt->pconf : s->process->pool;
     wsgi_pool *pool = d->pool;
     unsigned char *slot = wsgi_daemon_slot(d);
-    wsgi_daemon *succ = successor_of(sup, d);
+    wsgi_daemon *succ = successor_of(sup, d), *replacement;
     uint32_t predecessor = wsgi_slot_u32(slot, WSGI_SLOT_PREDECESSOR);
-    int was_ready = wsgi_slot_u32(slot, WSGI_SLOT_STATE) >= WSGI_STATE_READY;
+    /* Its ready time, not its state: a process that never got ready still says STOPPING as it exits. */
+    int was_ready = wsgi_slot_u64(slot, WSGI_SLOT_READY_US) != 0;
     wsgi_group *g = d->stop_sent || apache_stopping() ? NULL : group_of(sup, pool);
+    wsgi_end e = wsgi_end_of(sup, d, status);
+    uint32_t reason = wsgi_ledger_end_reason(slot, was_ready, e.exit_status, e.sig, d->killed,
+                                             d->stop_sent && !d->stop_signal);
+    const char *how = wsgi_end_describe(p, &e);
     int quick, deliberate, index = d->index;
     uint32_t slotno = d->slot;
+    uint64_t event;
 
-    wsgi_slot_set_u32(slot, WSGI_SLOT_STATE, WSGI_STATE_FREE);
-    wsgi_slot_set_u32(slot, WSGI_SLOT_PID, 0);
     if (predecessor && !was_ready)
-        successor_failed(sup, d, s, p, status);
+        successor_failed(sup, d, s, how);
 
     if (!g || (succ && is_ready(succ)) || (predecessor && !was_ready)) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, WSGILOGNO(01103)
-                     "daemon process %d of process group '%s' (pid %ld) stopped with %s%s",
-                     d->index, pool->name, (long)d->proc.pid, describe_exit(p, status),
+                     "daemon process %d of process group '%s' (pid %ld) stopped with %s, reason %s%s",
+                     d->index, pool->name, (long)d->proc.pid, how, wsgi_reason_name(reason),
                      succ ? apr_psprintf(p, "; pid %ld replaces it", (long)succ->proc.pid) : "");
+        wsgi_end_record(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : stand_in(sup, d));
         wsgi_unlink_daemon(sup, d);
         wsgi_supervise(sup);
         return;
     }
 
-    deliberate = deliberate_exit(status);
+    deliberate = deliberate_exit(&e);
     quick = !deliberate && apr_time_now() - d->started < QUICK_EXIT ? d->quick_exits + 1 : 0;
     ap_log_error(APLOG_MARK,
                  quick ? APLOG_ERR : deliberate ? APLOG_INFO : APLOG_NOTICE, 0, s,
-                 WSGILOGNO(01104) "daemon process %d of process group '%s' (pid %ld) exited with %s"
-                 "%s; %s", d->index, pool->name, (long)d->proc.pid,
-                 describe_exit(p, status),
+                 WSGILOGNO(01104) "daemon process %d of process group '%s' (pid %ld) exited with %s, reason %s"
+                 "%s; %s", d->index, pool->name, (long)d->proc.pid, how, wsgi_reason_name(reason),
                  quick ? apr_psprintf(p, " %d time(s) in a row soon after starting", quick) : "",
                  succ ? apr_psprintf(p, "its successor pid %ld, still starting, replaces it", (long)succ->proc.pid)
                       : "starting a new one");
     /* Its successor, if one was starting, now stands in for nobody: it becomes a process of its own. */
     if (succ)
         wsgi_slot_set_u32(wsgi_daemon_slot(succ), WSGI_SLOT_PREDECESSOR, 0);
+    /* Recorded before its slot is reused by its replacement, whose pid is added after. */
+    event = wsgi_end_record(sup, d, &e, reason, succ ? (uint32_t)succ->proc.pid : 0);
     wsgi_unlink_daemon(sup, d);
-    if (!succ)
-        wsgi_start_daemon(sup, pool, g, slotno, index, quick, NULL);
+    if (!succ && (replacement = wsgi_start_daemon(sup, pool, g, slotno, index, quick, NULL)) != NULL && sup->ledger)
+        wsgi_ledger_set_new_pid(sup->ledger, event, (uint32_t)replacement->proc.pid);
     wsgi_supervise(sup);
 }
 

@@ -12,7 +12,7 @@
  * is trusted for anything but its own group: a group's daemons can only mislead about that group.
  *
  * All integers are little-endian host order (the segment never leaves the machine), at their natural
- * alignment. src/daemon/board-layout.ts mirrors this file; test/unit/board-agreement.test.ts checks both.
+ * alignment. src/protocol/board-layout.ts mirrors this file; test/unit/wire-agreement.test.ts checks both.
  */
 #ifndef WSGI_BOARD_H
 #define WSGI_BOARD_H
@@ -57,8 +57,29 @@
 #define WSGI_SLOT_WEBSOCKETS        84      /* u32 open WebSocket connections */
 #define WSGI_SLOT_RSS               88      /* u64 resident set, bytes */
 #define WSGI_SLOT_CPU_US            96      /* u64 user + system CPU, microseconds */
-#define WSGI_SLOT_STATS             128     /* 384 bytes for request statistics (status, metrics) */
+#define WSGI_SLOT_STATS             128     /* 384 bytes of request statistics (below) */
 #define WSGI_SLOT_STATS_SIZE        384
+
+/* Slot: request statistics (D), written as each request ends, for status and metrics. Every field is an
+ * f64 (an IEEE double, written whole: one aligned 8-byte store): the daemon's JavaScript writes doubles
+ * cheaply, and counts stay exact below 2^53. A reader treats a value that is not finite or is negative as
+ * 0 (a daemon can only mislead about its own group). Requests answered by the daemon count here: those
+ * its application answered and those it answered itself (queue-timeout, a forced stop); not those sent
+ * back with GOAWAY (another process serves them), nor access/authentication hooks.
+ *   STATUS       6 counters: requests answered 1xx, 2xx, 3xx, 4xx, 5xx, and other (600-999)
+ *   DURATION     WSGI_BOARD_BUCKETS counters, then the sum in seconds: how long requests took, from when
+ *                Apache read the request line (request_start) to the end of the response in the daemon
+ *   QUEUE_WAIT   the same for the wait before an application thread took the request (from
+ *                request_start; for a request that timed out in the queue, its whole wait)
+ * A histogram's counters are per bucket (not cumulative): a request adds 1 to the first bucket whose
+ * bound (wsgi_board_bounds) is >= its time, the last bucket being +Inf; its count is their sum. */
+#define WSGI_SLOT_STATUS            128     /* f64 x WSGI_BOARD_STATUS_CLASSES */
+#define WSGI_BOARD_STATUS_CLASSES   6
+#define WSGI_SLOT_DURATION          176     /* f64 x WSGI_BOARD_BUCKETS */
+#define WSGI_SLOT_DURATION_SUM      304     /* f64 seconds */
+#define WSGI_SLOT_QUEUE_WAIT        312     /* f64 x WSGI_BOARD_BUCKETS */
+#define WSGI_SLOT_QUEUE_WAIT_SUM    440     /* f64 seconds */
+#define WSGI_BOARD_BUCKETS          16
 
 /* Slot: the scripts the process has loaded (D, written when it asks for a successor, which imports
  * them before it is ready): u32 count, then count x (string script, string application group), each
@@ -100,6 +121,12 @@
 #define WSGI_REASON_STOP                15      /* Apache stops, SIGTERM */
 #define WSGI_REASON_INTERNAL_ERROR      16
 #define WSGI_REASON_COUNT               17
+
+/* The upper bounds of the histogram buckets, in seconds; the last bucket (+Inf) has none. The same in
+ * board-layout.ts (BUCKET_BOUNDS). */
+static const double wsgi_board_bounds[WSGI_BOARD_BUCKETS - 1] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+};
 
 static inline const char *wsgi_reason_name(uint32_t reason)
 {

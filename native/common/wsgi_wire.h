@@ -32,6 +32,11 @@
 #define WSGI_FRAME_AUTH_RESULT   0x17   /* the outcome of an AUTH */
 #define WSGI_FRAME_VAR_LOOKUP    0x18   /* mod_ssl.var_lookup(name): asks the child for a variable */
 
+/* ERROR frame header flags */
+#define WSGI_ERROR_F_LOGGED       0x0001u       /* the daemon logged this failure's cause, naming the request:
+                                                   the child logs its own line at info, so that the failure
+                                                   has one line at error */
+
 /* REQUEST payload flags */
 #define WSGI_REQUEST_BODY_FOLLOWS 0x00000001u
 #define WSGI_REQUEST_SSL          0x00000002u   /* client connection is SSL: the child answers VAR_LOOKUP */
@@ -101,6 +106,8 @@
 #define WSGI_OUT_RELOAD          0x20   /* not from the frames: the request ran a script that has changed
                                            on disk with the code already loaded (its body could not be
                                            sent again); the process is to be replaced */
+/* Bits 16-25 of the summary: the HTTP status of the first HEAD or ERROR frame of the batch (0: none). */
+#define WSGI_OUT_STATUS_SHIFT    16
 
 typedef struct wsgi_frame_header {
     uint8_t  version;
@@ -256,6 +263,11 @@ static inline unsigned wsgi_output_info(const unsigned char *p, size_t n)
         if (type == WSGI_FRAME_ERROR ||
             (type == WSGI_FRAME_END && len == 4 && wsgi_get_u32(p + WSGI_WIRE_HEADER_SIZE) != WSGI_END_COMPLETE))
             info |= WSGI_OUT_FAILED;
+        if ((type == WSGI_FRAME_HEAD || type == WSGI_FRAME_ERROR) && len >= 4 && !(info >> WSGI_OUT_STATUS_SHIFT)) {
+            uint32_t status = wsgi_get_u32(p + WSGI_WIRE_HEADER_SIZE);
+            if (status >= 100 && status <= 999)
+                info |= status << WSGI_OUT_STATUS_SHIFT;
+        }
         last = type;
         p += WSGI_WIRE_HEADER_SIZE + len;
         n -= WSGI_WIRE_HEADER_SIZE + len;

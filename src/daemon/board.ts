@@ -47,6 +47,17 @@ export class BoardSlot {
     this.mem.writeBigUInt64LE(BigInt(Math.max(0, Math.floor(v))), this.at + field)
   }
 
+  /** The whole segment and where this slot starts in it (request-stats.ts writes its statistics there). */
+  get region(): { mem: Buffer; at: number } {
+    return { mem: this.mem, at: this.at }
+  }
+
+  /** This process stops, and why (the parent records the reason when it is gone). */
+  stopping(reason: number): void {
+    this.setU32(Slot.REASON, reason)
+    this.state = SlotState.STOPPING
+  }
+
   get state(): number {
     return this.u32(Slot.STATE)
   }

@@ -191,10 +191,14 @@ export class Connection implements ExchangeOwner {
     if (!this.closing) {
       if (running && !ex.responseStarted && !ex.responseEnded) {
         ex.responseStarted = true
+        if (ex.job.status === 0) ex.job.status = status
+        this.host.requestAnswered?.(ex.job, status)
+        // The one line at error for this request, naming it and why (the child's is at info then).
+        const logged = ex.job.submitted
+        if (logged) log.reportTagged(ex.tag(), E.requestInterrupted, this.host.group, status, message, ex.uri())
         // GOAWAY behind the answer, in the same write: the child would otherwise pool this connection
         // and could send its next request on it before our end of file arrives (a 500, not a retry).
-        this.socket.write(Buffer.concat([encodeError(status, message), GOAWAY_FRAME]))
-        if (ex.job.submitted) log.report(E.requestInterrupted, ex.uri())
+        this.socket.write(Buffer.concat([encodeError(status, message, logged), GOAWAY_FRAME]))
       } else if (!running || ex.responseEnded) {
         // Between requests (or the response complete, its `final` not yet come): a request the child
         // sent meanwhile was not run, and GOAWAY lets it send it again instead of failing it.
@@ -474,7 +478,8 @@ export class Connection implements ExchangeOwner {
       : this.lookupPending && !(ex?.inputOpen ?? false)
         ? 'waiting for a variable lookup from'
         : 'reading the request body from'
-    log.report(E.socketTimeout, Math.round(this.host.socketTimeoutMs / 1000), doing, ex !== null && !ex.done ? ex.uri() : '-')
+    const current = ex !== null && !ex.done
+    log.reportTagged(current ? ex.tag() : '', E.socketTimeout, Math.round(this.host.socketTimeoutMs / 1000), doing, current ? ex.uri() : '-')
     this.fail()
   }
 

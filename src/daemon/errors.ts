@@ -101,7 +101,8 @@ export const E = {
   truncatedFrame: m(2045, 'error', (detail: string) => `Connection from Apache child closed in the middle of a frame: ${detail}.`),
   fileSend: m(2046, 'error', (err: string) => `Unable to send file contents of response: ${err}.`),
   unknownOutput: m(2047, 'warn', (id: number) => `Output for unknown request ${id} discarded.`),
-  requestInterrupted: m(2048, 'error', (uri: string) => `Request interrupted by daemon restart: ${uri}.`),
+  requestInterrupted: m(2048, 'error', (group: string, status: number, why: string, uri: string) =>
+    `Request interrupted by daemon restart: ${uri} (daemon process '${group}' answered ${status}: ${why}).`),
   socketBuffers: m(2049, 'warn', (err: string) => `Unable to set send-buffer-size / receive-buffer-size on a connection: ${err}.`),
 
   // Python versions and interrupt-timeout (2100-2119) -------------------------------------------------

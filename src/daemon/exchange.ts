@@ -27,6 +27,8 @@ export interface ConnectionHost {
   /** A RETRYABLE request arriving now should be sent back with GOAWAY (no free thread, and other
    *  processes of the group may have one). */
   readonly shouldRedirect?: boolean
+  /** A request is answered with `status` by the daemon itself (a forced stop): counted now. */
+  requestAnswered?(job: RequestJob, status: number): void
   /** The dispatcher's load changed (a request was queued or admitted): the accept gate follows it. */
   loadChanged?(): void
   /** A connection whose request was refused because its script changed asks to keep its GOAWAY until
@@ -87,4 +89,6 @@ export interface Exchange {
   abandoned(): void
   /** What the exchange serves, for log lines (a URI, a hook). */
   uri(): string
+  /** "[client ADDR:PORT] [request ID] " for log lines about it ('' when unknown), as Apache's are tagged. */
+  tag(): string
 }

@@ -22,6 +22,9 @@ export abstract class JobExchange implements Exchange, JobOwner {
 
   abstract onFrame(type: number, payload: Buffer): void
   abstract uri(): string
+  tag(): string {
+    return ''
+  }
   /** Hands the job to the bridge (submit or submitAuth), or only to an ASGI event loop (`loopOnly`);
    *  returns where it went, 'declined' when `loopOnly` and it is not for a loop. Throws what the bridge
    *  throws. */
@@ -60,8 +63,8 @@ export abstract class JobExchange implements Exchange, JobOwner {
       const malformed = addonErrorCode(e) === 'ERR_WSGI_MALFORMED'
       if (malformed) log.report(E.malformed, (e as Error).message)
       else {
-        log.report(E.uncaught, host.group, `submit failed: ${(e as Error)?.message ?? String(e)}`)
-        this.answerError(500, 'Internal Server Error: the daemon could not run the request')
+        log.reportTagged(this.tag(), E.uncaught, host.group, `submit failed: ${(e as Error)?.message ?? String(e)}`)
+        this.answerError(500, 'Internal Server Error: the daemon could not run the request', true)
       }
       host.dispatcher.finish(job.id)
       if (malformed) this.conn.fail()
@@ -77,9 +80,10 @@ export abstract class JobExchange implements Exchange, JobOwner {
   }
 
   expire(job: RequestJob, waitedMs: number): void {
-    log.report(E.queueTimeout, this.conn.host.group, waitedMs, this.uri())
+    log.reportTagged(this.tag(), E.queueTimeout, this.conn.host.group, waitedMs, this.uri())
     job.payload = null
-    this.answerError(503, 'Service Unavailable: request queue timeout expired in daemon process')
+    job.status = 503
+    this.answerError(503, 'Service Unavailable: request queue timeout expired in daemon process', true)
   }
 
   refuse(job: RequestJob): void {
@@ -98,12 +102,13 @@ export abstract class JobExchange implements Exchange, JobOwner {
     this.conn.fail()
   }
 
-  /** An answer of the daemon's own (queue-timeout, a failed submit): one ERROR, the job complete. */
-  protected answerError(status: number, message: string): void {
+  /** An answer of the daemon's own (queue-timeout, a failed submit): one ERROR, the job complete.
+   *  `logged`: the cause was logged, naming the request (the child then logs its line at info). */
+  protected answerError(status: number, message: string, logged = false): void {
     if (!this.current) return
     if (!this.conn.closed) {
       this.responseStarted = true
-      this.conn.write(encodeError(status, message))
+      this.conn.write(encodeError(status, message, logged))
     }
     this.complete()
   }
@@ -122,7 +127,7 @@ export abstract class JobExchange implements Exchange, JobOwner {
     if (this.done) return
     if (job.queued) host.dispatcher.cancel(job)
     else if (job.submitted) {
-      log.report(E.clientGone, job.id)
+      log.reportTagged(this.tag(), E.clientGone, job.id)
       host.bridge.abort(job.id)
     }
     // Its `final` still comes through the bridge and frees the dispatcher slot.

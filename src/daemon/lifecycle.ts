@@ -108,6 +108,9 @@ export class Lifecycle {
   /** Why a successor was asked for, while it is awaited. */
   private retiringFor: StopReason | null = null
   private forcedTimer: NodeJS.Timeout | null = null
+  /** Why the process ends, in the board's words (the first reason given); hooks learn it at the end. */
+  private endReason: Reason = 'none'
+  private readonly onEnd: Array<(reason: Reason) => void> = []
 
   private readonly exit: (code: number) => void
   private readonly now: () => number
@@ -187,6 +190,12 @@ export class Lifecycle {
     this.onBegin.push(fn)
   }
 
+  /** `fn` runs just before the process exits, with why it ends (board.ts writes it on the slot, where
+   *  the Apache parent reads it for the restart history). */
+  onFinish(fn: (reason: Reason) => void): void {
+    this.onEnd.push(fn)
+  }
+
   /** Requests handed to the bridge so far. */
   get requestsAdmitted(): number {
     return this.admittedCount
@@ -211,6 +220,7 @@ export class Lifecycle {
     this.forcedTimer = null
     this.handover?.stop()
     if (first) {
+      this.endReason = reasonWord(reason)
       this.code =
         reason === 'signal' || reason === 'graceful-signal' || reason === 'parent-died' || reason === 'graceful-restart' || reason === 'apache-stopping'
           ? Exit.OK
@@ -260,10 +270,11 @@ export class Lifecycle {
   }
 
   /** Initialisation was interrupted (or failed) before serving: end Python if it started, then exit. */
-  abandonStartup(code: number, bridge: Bridge | null): void {
+  abandonStartup(code: number, bridge: Bridge | null, reason: Reason = 'startup-failure'): void {
     if (this.phase === 'finishing') return
     this.bridge = bridge
     this.code = code
+    this.endReason = reason
     // A preload may still be importing: Python gets the shutdown-timeout, not more.
     this.finish(Math.max(this.opts.shutdownTimeoutMs, 500))
   }
@@ -272,6 +283,7 @@ export class Lifecycle {
   crash(): void {
     if (this.phase === 'finishing') return
     this.code = Exit.INTERNAL
+    this.endReason = 'internal-error'
     try {
       this.server?.forceCloseAll(500, 'daemon process internal error')
     } catch {
@@ -307,7 +319,7 @@ export class Lifecycle {
     if (this.now() < this.deadline) return
     const active = server.dispatcher.activeCount
     log.report(E.aborting, this.opts.group, active)
-    server.forceCloseAll(503, 'daemon process shutting down')
+    server.forceCloseAll(503, `daemon process shutting down: shutdown-timeout (${this.opts.shutdownTimeoutMs / 1000} s) expired`)
     // What still runs was told to stop; Python gets a short moment, the shutdown-timeout is spent.
     this.finish(500)
   }
@@ -331,6 +343,13 @@ export class Lifecycle {
         if (!clean) log.report(E.pythonShutdown, this.opts.group)
       }
       log.report(E.exiting, this.opts.group, this.code)
+      for (const fn of this.onEnd) {
+        try {
+          fn(this.endReason)
+        } catch {
+          /* exiting anyway */
+        }
+      }
       this.exit(this.code)
     })
   }

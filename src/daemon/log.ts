@@ -45,6 +45,12 @@ export class Logger {
 
   /** Logs a catalogued message: "WSGI02nnn: text". */
   report<A extends unknown[]>(msg: Message<A>, ...args: A): void {
+    this.reportTagged('', msg, ...args)
+  }
+
+  /** Logs a catalogued message about one request: `tag` names it as Apache's lines do,
+   *  "[client ADDR:PORT] [request ID] " (exchange.ts, tag()), before the code. */
+  reportTagged<A extends unknown[]>(tag: string, msg: Message<A>, ...args: A): void {
     if (!this.enabled(msg.level)) return
     let text: string
     try {
@@ -52,7 +58,7 @@ export class Logger {
     } catch (e) {
       text = `(message formatting failed: ${String(e)})`
     }
-    this.line(msg.level, `${msg.code}: ${text}`)
+    this.line(msg.level, `${tag}${msg.code}: ${text}`)
   }
 
   /** Writes one formatted line, whatever the level filter says (callers filter). Never throws. */

@@ -9,7 +9,7 @@
 // From the configuration on, the daemon also watches its Apache parent: when that is gone it stops.
 import * as inspector from 'node:inspector'
 import { parseDaemonConfig, type DaemonConfig } from '../config/daemon-config'
-import { SlotState } from '../protocol/board-layout'
+import { reasonCode, SlotState } from '../protocol/board-layout'
 import { BoardSlot } from './board'
 import { Handover, scriptVersions } from './handover'
 import { Reporter } from './reporter'
@@ -28,6 +28,7 @@ import { applyLimits, applyProcessEnvironment } from './process-setup'
 import { processTitle } from './process-title'
 import { pythonOptions, pythonRequest } from './python-options'
 import { payloadUri, RequestInterrupter } from './request-interrupt'
+import { RequestStats } from './request-stats'
 import { DaemonServer } from './server'
 import { Watchdog } from './timeouts'
 
@@ -64,7 +65,8 @@ async function main(): Promise<void> {
   let preloading: Bridge | null = null
   const abandon = (lc: Lifecycle, group: string, bridge: Bridge, sig: NodeJS.Signals): void => {
     log.report(E.signalDuringInit, group, sig)
-    lc.abandonStartup(SIGNALS[sig] === 'cpu-time-limit' ? Exit.RESTART : Exit.OK, bridge)
+    const retire = SIGNALS[sig] === 'cpu-time-limit'
+    lc.abandonStartup(retire ? Exit.RESTART : Exit.OK, bridge, retire ? 'cpu-time-limit' : 'stop')
   }
   let crashed = false
 
@@ -91,6 +93,10 @@ async function main(): Promise<void> {
     else lifecycle.stop(reason)
   }
   for (const sig of Object.keys(SIGNALS)) process.on(sig as NodeJS.Signals, (s: NodeJS.Signals) => onSignal(s))
+  // SIGUSR2: the Python stack of every thread, with the request each serves, to the error log. Installed
+  // first thing: its default action would end the process.
+  let dumpStacks: (() => void) | null = null
+  process.on('SIGUSR2', () => dumpStacks?.())
   // Node prints its own warnings (deprecations, experimental features) on stderr as two bare lines; the
   // error log gets one line with a level instead, like everything else the daemon writes.
   process.removeAllListeners('warning')
@@ -209,6 +215,7 @@ async function main(): Promise<void> {
           : null,
       processes: o.processes,
       dupFd: addon.processControl.dupFd?.bind(addon.processControl) ?? null,
+      stats: new RequestStats(slot?.region ?? null),
     },
     {
       touch: () => watchdog?.touch(),
@@ -242,10 +249,17 @@ async function main(): Promise<void> {
   }
   server.attach(bridge)
   lc.attach(server, bridge)
+  dumpStacks = () => {
+    try {
+      bridge.dumpStacks('SIGUSR2 received')
+    } catch (e) {
+      debug('dumpStacks: %s', errText(e))
+    }
+  }
   if (o.startupTimeout > 0) {
     startupTimer = setTimeout(() => {
       log.report(E.startupTimeout, c.group, o.startupTimeout)
-      lc.abandonStartup(Exit.STARTUP, bridge)
+      lc.abandonStartup(Exit.STARTUP, bridge, 'startup-timeout')
     }, o.startupTimeout * 1000)
     startupTimer.unref()
   }
@@ -287,6 +301,7 @@ async function main(): Promise<void> {
     lc.onStopBegin(() => {
       s.state = SlotState.DRAINING
     })
+    lc.onFinish((reason) => s.stopping(reasonCode(reason)))
   }
 
   preloading = bridge

@@ -22,6 +22,12 @@ export interface JobOwner {
 
 export class RequestJob implements Job {
   startedAt = 0
+  /** When a thread took it, µs since the epoch (request statistics); 0 until then. */
+  admittedUs = 0
+  /** The HTTP status of its answer, once known (the first HEAD or ERROR); 0 until then. */
+  status = 0
+  /** Counted in the request statistics (server.ts requestAnswered). */
+  counted = false
   queued = false
   /** Running on an ASGI event loop (dispatcher.ts), not holding a thread. */
   onLoop = false

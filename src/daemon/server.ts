@@ -4,7 +4,7 @@
 import { closeSync } from 'node:fs'
 import type * as net from 'node:net'
 import type { Bridge, BridgeHandlers } from '../native/types'
-import { OutputInfo } from '../protocol/wire'
+import { OUTPUT_STATUS_SHIFT, OutputInfo } from '../protocol/wire'
 import { AcceptGate } from './accept-gate'
 import { Connection, type ConnectionHost } from './connection'
 import { Dispatcher } from './dispatcher'
@@ -12,6 +12,7 @@ import type { SendWithFd } from './file-sender'
 import { E } from './errors'
 import { debug, log } from './log'
 import type { RequestJob } from './request-job'
+import { nowUs, type RequestStats } from './request-stats'
 
 export interface ServerOptions {
   group: string
@@ -29,6 +30,8 @@ export interface ServerOptions {
   processes?: number
   /** The addon's dup(), for the accept gate; without it the process always accepts. */
   dupFd?: ((fd: number) => number) | null
+  /** Where each answered request is counted (the board's request statistics). */
+  stats?: RequestStats | null
 }
 
 export interface ServerHooks {
@@ -63,6 +66,7 @@ export class DaemonServer implements ConnectionHost {
   stopping = false
   /** Requests (not hooks) whose last event came: served, well or not. */
   completed = 0
+  private readonly stats: RequestStats | null
   /** Stopped by force (request-timeout, deadlock-timeout, shutdown-timeout expired): nothing more runs. */
   private forced = false
   private gate: AcceptGate | null = null
@@ -85,14 +89,20 @@ export class DaemonServer implements ConnectionHost {
     this.sendWithFd = opts.sendWithFd ?? null
     this.threads = opts.threads
     this.balancing = (opts.processes ?? 1) > 1 && typeof opts.dupFd === 'function'
+    this.stats = opts.stats ?? null
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
       start: (job, loopOnly) => {
+        const admittedUs = nowUs()
         const where = job.owner.submit(job, loopOnly)
+        if (where !== 'declined') job.admittedUs = admittedUs
         // Hooks are not requests of the application: maximum-requests does not count them.
         if (job.kind === 'request' && where !== 'declined') this.hooks.admitted()
         return where
       },
-      expire: (job, waited) => job.owner.expire(job, waited),
+      expire: (job, waited) => {
+        this.requestAnswered(job, 503)
+        job.owner.expire(job, waited)
+      },
     })
   }
 
@@ -114,11 +124,15 @@ export class DaemonServer implements ConnectionHost {
         let pause = false
         // An ASGI request's request-timeout counts from its last output (asgi/request-timeout.ts).
         if (job.onLoop) job.progressAt = Date.now()
+        if (job.status === 0 && info >>> OUTPUT_STATUS_SHIFT !== 0) job.status = info >>> OUTPUT_STATUS_SHIFT
         if (final) {
           // First, so that the retry of this request is held, or cannot reach this process's listener.
           if ((info & (OutputInfo.GOAWAY | OutputInfo.RELOAD)) !== 0) this.hooks.restartRequested?.()
           // A request that failed may have run out of memory: then the process restarts.
           else if ((info & OutputInfo.FAILED) !== 0 || (info & OutputInfo.ENDS) === 0) this.checkMemory()
+          // Counted before its last bytes go out: whoever has the response sees it counted. A request
+          // not run (its script changed) is sent again by the child, to the process that serves it.
+          if ((info & OutputInfo.GOAWAY) === 0) this.requestAnswered(job, job.status)
         }
         try {
           pause = job.owner.output(job, data, final, fd, info)
@@ -154,6 +168,14 @@ export class DaemonServer implements ConnectionHost {
     if (n === this.memoryErrors) return
     this.memoryErrors = n
     this.hooks.memoryExhausted?.(n)
+  }
+
+  /** A request's answer goes out (or is about to): counted once, in the board's request statistics. */
+  requestAnswered(job: RequestJob, status: number): void {
+    if (job.kind !== 'request' || job.counted) return
+    job.counted = true
+    const now = nowUs()
+    this.stats?.record(status, job.requestStartUs, job.admittedUs > 0 ? job.admittedUs : now, now)
   }
 
   nextId(): number {

@@ -159,6 +159,15 @@ export class RequestExchange extends JobExchange {
     if (p === null) return `request ${this.job.id}`
     return findRequestVar(p, 'REQUEST_URI') ?? findRequestVar(p, 'SCRIPT_FILENAME') ?? `request ${this.job.id}`
   }
+
+  override tag(): string {
+    const p = this.job.payload
+    if (p === null) return ''
+    const addr = findRequestVar(p, 'REMOTE_ADDR')
+    const port = findRequestVar(p, 'REMOTE_PORT')
+    const id = findRequestVar(p, 'mod_wsgi.request_id')
+    return (addr ? `[client ${addr}${port ? `:${port}` : ''}] ` : '') + (id ? `[request ${id}] ` : '')
+  }
 }
 
 /** A REQUEST/AUTH payload kept for the life of its job (log lines name its URI): copied out of the

@@ -35,6 +35,9 @@ export interface ExpressOptions {
   errorDocument: Array<[string, string]>
   keepAliveTimeout: number
   serverStatus: boolean
+  metrics: boolean
+  healthCheck: boolean
+  statusAllowFrom: string[]
   includeFile: string[]
   workingDirectory: string | null
   pidFile: string | null
@@ -102,7 +105,10 @@ export const OPTION_SPECS: OptionSpec[] = [
   { flag: 'url-alias', key: 'urlAlias', kind: 'pair', default: [], pairNames: ['URL', 'PATH'], describe: 'Serve the file or directory PATH at URL (repeatable).' },
   { flag: 'error-document', key: 'errorDocument', kind: 'pair', default: [], pairNames: ['STATUS', 'DOCUMENT'], describe: 'Use DOCUMENT (a URL path) for error responses with STATUS (repeatable).' },
   { flag: 'keep-alive-timeout', key: 'keepAliveTimeout', kind: 'number', default: 0, describe: 'Seconds to keep idle client connections open; 0 turns keep-alive off.' },
-  { flag: 'server-status', key: 'serverStatus', kind: 'boolean', default: false, describe: 'Serve Apache server status at /server-status (from localhost only).' },
+  { flag: 'server-status', key: 'serverStatus', kind: 'boolean', default: false, describe: "Serve Apache's server status, with a section for the daemon processes, at /server-status, and the daemons' status as JSON at /wsgi-status (from localhost only, unless --status-allow-from)." },
+  { flag: 'metrics', key: 'metrics', kind: 'boolean', default: false, describe: 'Serve Prometheus metrics of the daemon processes at /wsgi-metrics (from localhost only, unless --status-allow-from).' },
+  { flag: 'health-check', key: 'healthCheck', kind: 'boolean', default: false, describe: 'Serve the health endpoint at /wsgi-health for load balancers and probes: 200 while every daemon process group has a ready process, 503 otherwise (from anywhere).' },
+  { flag: 'status-allow-from', key: 'statusAllowFrom', kind: 'list', default: [], describe: 'Also allow this address or network (e.g. 10.0.0.0/8) to reach /server-status, /wsgi-status and /wsgi-metrics (repeatable).' },
   { flag: 'include-file', key: 'includeFile', kind: 'list', default: [], describe: 'An extra Apache configuration file to include (repeatable).' },
   { flag: 'working-directory', key: 'workingDirectory', kind: 'string', default: null, describe: 'Working directory of the daemon processes, first on sys.path (default: the current directory).' },
   { flag: 'pid-file', key: 'pidFile', kind: 'string', default: null, describe: "Where Apache writes its pid (default: httpd.pid in the server root)." },

@@ -25,6 +25,26 @@ export interface ServerLayout {
 export const TERMINAL_ERROR_FD = 3
 
 /** Quotes a value for an Apache directive argument. */
+/** The status, metrics and health URLs the options switch on (README, "Status, metrics and health"). */
+export function statusPaths(o: ExpressOptions): string[] {
+  return [
+    ...(o.serverStatus ? ['/server-status', '/wsgi-status'] : []),
+    ...(o.metrics ? ['/wsgi-metrics'] : []),
+    ...(o.healthCheck ? ['/wsgi-health'] : []),
+  ]
+}
+
+/** Their <Location> blocks: from localhost (and --status-allow-from) only, the health check from anywhere. */
+function statusLocations(o: ExpressOptions): string[] {
+  const allow = `    Require local${o.statusAllowFrom.length ? `\n    Require ip ${o.statusAllowFrom.join(' ')}` : ''}`
+  const at = (path: string, handler: string, require: string) => `<Location ${path}>\n    SetHandler ${handler}\n${require}\n</Location>`
+  return [
+    o.serverStatus ? `ExtendedStatus On\n${at('/server-status', 'server-status', allow)}\n${at('/wsgi-status', 'wsgi-status', allow)}` : '',
+    o.metrics ? at('/wsgi-metrics', 'wsgi-metrics', allow) : '',
+    o.healthCheck ? at('/wsgi-health', 'wsgi-health', '    Require all granted') : '',
+  ]
+}
+
 export function quote(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
 }
@@ -117,13 +137,13 @@ export function renderConfig(o: ExpressOptions, apache: ApacheInstall, l: Server
     `WSGIDaemonProcess ${quote(l.processGroup)} \\\n    ${daemonOptions.join(' \\\n    ')}`,
     `WSGIPassAuthorization On`,
     '',
-    o.serverStatus ? `ExtendedStatus On\n<Location /server-status>\n    SetHandler server-status\n    Require local\n</Location>` : '',
+    ...statusLocations(o),
     '',
     `DocumentRoot ${quote(l.documentRoot)}`,
     `<Directory ${quote(l.serverRoot)}>\n<Files handler.wsgi>\n    Require all granted\n</Files>\n</Directory>`,
     // A request for anything that is not a static file under the document root goes to the application.
     `<Directory ${quote(l.documentRoot)}>\n    RewriteEngine On\n    RewriteCond %{REQUEST_FILENAME} !-f\n` +
-      (o.serverStatus ? `    RewriteCond %{REQUEST_URI} !/server-status\n` : '') +
+      statusPaths(o).map((p) => `    RewriteCond %{REQUEST_URI} !^${p}$\n`).join('') +
       `    RewriteRule .* - [H=wsgi-handler]\n    Require all granted\n</Directory>`,
     `WSGIHandlerScript wsgi-handler ${quote(l.handlerScript)} \\\n    process-group=${quote(l.processGroup)} application-group=%{GLOBAL}`,
     `WSGIImportScript ${quote(l.handlerScript)} \\\n    process-group=${quote(l.processGroup)} application-group=%{GLOBAL}`,

@@ -1,8 +1,15 @@
 // Running the generated server: what start-server prints, and Apache in the foreground until Ctrl-C.
 import { spawn } from 'node:child_process'
 import type { ExpressOptions } from './options'
-import { maxClients } from './render-config'
+import { maxClients, statusPaths } from './render-config'
 import type { ServerRoot } from './server-root'
+
+const STATUS_TITLES: Record<string, string> = {
+  '/server-status': 'Server Status',
+  '/wsgi-status': 'Daemon Status',
+  '/wsgi-metrics': 'Metrics',
+  '/wsgi-health': 'Health Check',
+}
 
 export function describeServer(o: ExpressOptions, root: ServerRoot): string {
   const l = root.layout
@@ -23,6 +30,7 @@ export function describeServer(o: ExpressOptions, root: ServerRoot): string {
     `Server Capacity    : ${maxClients(o)} (client connections)`,
     `Server Backlog     : ${o.serverBacklog} (connections)`,
     ...(o.reloadOnChanges ? [`Reload On Changes  : yes (imported Python files are watched)`] : []),
+    ...statusPaths(o).map((p) => `${STATUS_TITLES[p].padEnd(19)}: http://${o.host ?? 'localhost'}:${o.port}${p}`),
   ]
   return lines.join('\n')
 }

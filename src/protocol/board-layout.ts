@@ -43,9 +43,22 @@ export const Slot = {
   CPU_US: 96,
   STATS: 128,
   STATS_SIZE: 384,
+  /** Request statistics, f64 each (wsgi_board.h): the status classes, then two histograms. */
+  STATUS: 128,
+  DURATION: 176,
+  DURATION_SUM: 304,
+  QUEUE_WAIT: 312,
+  QUEUE_WAIT_SUM: 440,
   SCRIPTS: 512,
   SCRIPTS_SIZE: 4096 - 512,
 } as const
+
+/** Status classes counted at Slot.STATUS: 1xx, 2xx, 3xx, 4xx, 5xx, other. */
+export const BOARD_STATUS_CLASSES = 6
+/** Buckets of each histogram (the last is +Inf). */
+export const BOARD_BUCKETS = 16
+/** The buckets' upper bounds in seconds (wsgi_board_bounds of wsgi_board.h). */
+export const BUCKET_BOUNDS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
 export const SlotState = {
   FREE: 0,

@@ -3,6 +3,7 @@
 // encoder are written as ISO-8859-1 (latin1), so every byte 0..255 round-trips.
 import { ProtocolError } from './protocol-error'
 import {
+  ERROR_LOGGED,
   END_COMPLETE,
   FrameType,
   HEADER_SIZE,
@@ -342,12 +343,13 @@ export interface ErrorPayload {
   message: string
 }
 
-export function encodeError(status: number, message: Bytes): Buffer {
+/** An ERROR frame; `logged`: the daemon has logged the failure's cause (the ERROR_LOGGED flag). */
+export function encodeError(status: number, message: Bytes, logged = false): Buffer {
   // The message is for a log line: keep the frame within its limit whatever the caller passes.
   let msg = typeof message === 'string' ? Buffer.from(message, 'latin1') : message
   if (msg.length > 60 * 1024) msg = msg.subarray(0, 60 * 1024)
   const out = Buffer.allocUnsafe(HEADER_SIZE + 8 + msg.length)
-  writeHeader(out, 0, FrameType.ERROR, 8 + msg.length)
+  writeHeader(out, 0, FrameType.ERROR, 8 + msg.length, logged ? ERROR_LOGGED : 0)
   out.writeUInt32BE(status, HEADER_SIZE)
   putString(out, HEADER_SIZE + 4, msg)
   return out

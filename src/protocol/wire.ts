@@ -34,6 +34,10 @@ export const REQUEST_RETRYABLE = 0x00000004
  *  draining (stopping gracefully) runs it rather than answering GOAWAY. */
 export const REQUEST_STREAMED = 0x00000008
 
+/** ERROR frame header flag: the daemon logged the failure's cause, naming the request; the child logs its
+ *  own line at info (one line at error per failure). */
+export const ERROR_LOGGED = 0x0001
+
 /** AUTH payload flags. */
 /** HEAD frame flags: from an ASGI application (the child may leave out, for this script's later requests,
  *  variables only a WSGI environ uses). Set by the addon (native/addon/py/asgi_http.cc). */
@@ -81,6 +85,8 @@ export const OutputInfo = {
    *  code already loaded, since its body could not be sent again; the process is to be replaced. */
   RELOAD: 0x20,
 } as const
+/** Bits 16-25 of an output event's `info`: the HTTP status of the first HEAD or ERROR frame (0: none). */
+export const OUTPUT_STATUS_SHIFT = 16
 
 /** END outcomes. */
 export const END_COMPLETE = 0

@@ -265,7 +265,7 @@ Alias /static-pg ${dir}/static
     const from = (a: string, path = '/access') => get(port, path, { localAddress: a })
     t.equal((await from('127.0.0.1')).status, 200, 'True: allowed')
     t.equal((await from('127.0.0.2')).status, 403, 'False: forbidden')
-    await apache.waitForLog(/client 127\.0\.0\.2:\d+\] WSGI01319: Client denied by server configuration/)
+    await apache.waitForLog(/client 127\.0\.0\.2:\d+\] \[request [^\]]+\] WSGI01319: Client denied by server configuration/)
     t.equal((await from('127.0.0.3')).status, 200, 'None: no opinion, Require all granted decides')
     t.equal((await from('127.0.0.3', '/access-ip')).status, 403, 'None: no opinion, Require ip decides')
     t.equal((await from('127.0.0.4')).status, 403, 'an exception denies (403, as mod_wsgi)')

@@ -44,7 +44,7 @@ t.test('SIGTERM: the active request finishes within shutdown-timeout, then Apach
   t.equal(pidOf(await apache.request('/hello')), second, 'the new daemon serves')
   const log = apache.log()
   t.match(log, new RegExp(`\\[pid ${first}:tid \\d+\\] WSGI02020: Shutdown requested 'g' \\(SIGTERM\\)`))
-  t.match(log, new RegExp(`WSGI01104: daemon process 1 of process group 'g' \\(pid ${first}\\) exited with exit status 0; starting a new one|\\(pid ${first}\\) exited with code 0`))
+  t.match(log, new RegExp(`WSGI01104: daemon process 1 of process group 'g' \\(pid ${first}\\) exited with exit status 0, reason stop; starting a new one|\\(pid ${first}\\) exited with code 0`))
 })
 
 t.test('SIGTERM: a request still running at shutdown-timeout is abandoned (503), the daemon exits', async (t) => {

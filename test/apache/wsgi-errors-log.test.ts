@@ -31,7 +31,7 @@ WSGIScriptAlias /log ${fixture('errors-log')}
     `WARNING:errors-log:logging ${tag}`,
     `unterminated ${tag}`,
   ]
-  const line = /^\[\w{3} \w{3} \d\d \d\d:\d\d:\d\d\.\d{6} \d{4}\] \[wsgi:error\] \[pid (\d+):tid \d+\] (?:\[client 127\.0\.0\.1:\d+\] )?(.*)$/
+  const line = /^\[\w{3} \w{3} \d\d \d\d:\d\d:\d\d\.\d{6} \d{4}\] \[wsgi:error\] \[pid (\d+):tid \d+\] (?:\[client 127\.0\.0\.1:\d+\] \[request [^\]]+\] )?(.*)$/
   await waitFor(() => tags.every((tag) => apache.log().includes(`unterminated ${tag}\n`)), 10000, 50, 'every line')
   const lines = apache.log().split('\n')
   for (const tag of tags) {
@@ -50,5 +50,5 @@ WSGIScriptAlias /log ${fixture('errors-log')}
     t.ok(daemons.includes([...pids][0]), `${tag}: the pid of the daemon process that ran it`)
   }
   const tagged = lines.filter((l) => / errors tag0$/.test(l))
-  t.match(tagged[0], /\[client 127\.0\.0\.1:\d+\] errors tag0$/, 'wsgi.errors lines name the client, as mod_wsgi does')
+  t.match(tagged[0], /\[client 127\.0\.0\.1:\d+\] \[request [^\]]+\] errors tag0$/, 'wsgi.errors lines name the client, as mod_wsgi does, and the request')
 })

@@ -48,6 +48,8 @@ t.test("the defaults are mod_wsgi 4.1.0's", async (t) => {
     callableObject: 'application',
     keepAliveTimeout: 0,
     serverStatus: false,
+    metrics: false,
+    healthCheck: false,
     logLevel: 'info',
     accessLog: false,
     logToTerminal: false,
@@ -55,6 +57,7 @@ t.test("the defaults are mod_wsgi 4.1.0's", async (t) => {
   })
   t.same(d.urlAlias, [])
   t.same(d.includeFile, [])
+  t.same(d.statusAllowFrom, [])
 })
 
 t.test('--processes and --threads: daemon processes, wsgi.multiprocess and wsgi.multithread', async (t) => {
@@ -152,4 +155,29 @@ t.test('--restart-interval, --startup-timeout and --memory-recycle reach WSGIDae
   t.equal(bad.status, 0)
   t.not(badTest.status, 0, 'a memory-recycle below 64M is refused by apache2 -t')
   t.match(badTest.stderr + badTest.stdout, /option 'memory-recycle' must be 0 \(the default\) or a size of at least 64M/)
+})
+
+t.test('--server-status, --metrics, --health-check: the daemons\' status, metrics and health, their URLs printed', async (t) => {
+  const s = await startExpress(t, [fixture('hello-world'), '--processes', '2', '--server-status', '--metrics', '--health-check'])
+  const base = `http://127.0.0.1:${s.port}`
+  t.match(s.stdout(), `Server Status      : ${base}/server-status`)
+  t.match(s.stdout(), `Daemon Status      : ${base}/wsgi-status`)
+  t.match(s.stdout(), `Metrics            : ${base}/wsgi-metrics`)
+  t.match(s.stdout(), `Health Check       : ${base}/wsgi-health`)
+  t.equal((await request(s.port, '/hello')).status, 200)
+  const health = (await waitFor(async () => {
+    const r = await request(s.port, '/wsgi-health')
+    return r.status === 200 ? r : null
+  }, 15000, 100, 'health 200')) as { text: string }
+  t.match(health.text, /^ready/)
+  const before = JSON.parse((await request(s.port, '/wsgi-status')).text)
+  t.equal(before.groups[0].processes, 2, 'the JSON status of the daemon group')
+  const n = before.groups[0].requests as number
+  t.equal((await request(s.port, '/hello')).status, 200)
+  t.equal(JSON.parse((await request(s.port, '/wsgi-status')).text).groups[0].requests, n + 1, 'which counts each request')
+  t.match((await request(s.port, '/wsgi-metrics')).text, new RegExp(`^mod_wsgi_requests_total\\{group="[^"]+",status_class="2xx"\\} ${n + 1}$`, 'm'), 'the metrics')
+  t.match((await request(s.port, '/server-status?auto')).text, new RegExp(`^WSGI [^\\n]+ Requests: ${n + 1}$`, 'm'), "mod_status's page has the daemons' section")
+  const conf = readFileSync(join(s.root, 'httpd.conf'), 'utf8')
+  t.match(conf, /<Location \/wsgi-metrics>\n    SetHandler wsgi-metrics\n    Require local\n<\/Location>/, 'status and metrics from localhost only')
+  t.match(conf, /<Location \/wsgi-health>\n    SetHandler wsgi-health\n    Require all granted\n<\/Location>/, 'the health check from anywhere')
 })

@@ -22,15 +22,15 @@ import { Haproxy, haproxyAvailable, type ServerStat } from '../helpers/haproxy'
 import { Lab, netnsUnavailable, type Netns } from '../helpers/netns'
 import { parseWrk, WRK, wrkAvailable, type WrkResult } from '../helpers/wrk'
 
-// The balancer's health check. A plain application URL until the module's own health handler is on
-// main; then switch to it by changing the one line `const HEALTH = ...` below to `= WSGI_HEALTH`.
+// The balancer's health check: the module's health endpoint (SetHandler wsgi-health). APP_HEALTH, a plain
+// application URL, is what the test used before the module had one.
 interface HealthCheck {
   path: string
   apacheConfig: string
 }
 export const APP_HEALTH: HealthCheck = { path: '/app/health', apacheConfig: '' }
 export const WSGI_HEALTH: HealthCheck = { path: '/wsgi-health', apacheConfig: '<Location /wsgi-health>\n  SetHandler wsgi-health\n</Location>' }
-const HEALTH: HealthCheck = APP_HEALTH
+const HEALTH: HealthCheck = WSGI_HEALTH
 
 const HOSTS = ['h1', 'h2', 'h3']
 const PORT = 8000

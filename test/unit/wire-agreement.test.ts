@@ -34,6 +34,8 @@ const PAIRS: Record<string, string | null> = {
   REQUEST_RETRYABLE: 'WSGI_REQUEST_RETRYABLE',
   REQUEST_STREAMED: 'WSGI_REQUEST_STREAMED',
   HEAD_ASGI: 'WSGI_HEAD_ASGI',
+  ERROR_LOGGED: 'WSGI_ERROR_F_LOGGED',
+  OUTPUT_STATUS_SHIFT: 'WSGI_OUT_STATUS_SHIFT',
   AUTH_SSL: 'WSGI_AUTH_SSL',
   AUTH_LOOKUP: 'WSGI_AUTH_LOOKUP',
   AUTH_RELOADING: 'WSGI_AUTH_RELOADING',
@@ -175,4 +177,27 @@ t.test('every constant of board-layout.ts has the value of its wsgi_board.h twin
   twinned.add('WSGI_REASON_COUNT')
   t.equal(c.get('WSGI_REASON_COUNT'), BigInt(board.REASONS.length))
   for (const m of macros) if (!twinned.has(m)) t.fail(`wsgi_board.h defines ${m} with no twin in board-layout.ts`)
+})
+
+t.test("the histograms' bucket bounds of wsgi_board.h are those of board-layout.ts", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wire-agreement-'))
+  try {
+    const prog = [
+      '#include <stdio.h>',
+      '#include "wsgi_board.h"',
+      'int main(void) {',
+      '    for (int i = 0; i < WSGI_BOARD_BUCKETS - 1; ++i) printf("%.17g\\n", wsgi_board_bounds[i]);',
+      '    return 0;',
+      '}',
+    ].join('\n')
+    writeFileSync(join(dir, 'b.c'), prog)
+    const cc = spawnSync('cc', ['-Wall', '-I', join(ROOT, 'native', 'common'), '-o', join(dir, 'b'), join(dir, 'b.c')], { encoding: 'utf8' })
+    t.equal(cc.status, 0, `compiles: ${cc.stderr}`)
+    const c = spawnSync(join(dir, 'b'), { encoding: 'utf8' }).stdout.trim().split('\n').map(Number)
+    t.same(c, [...board.BUCKET_BOUNDS], 'the same bounds, in the same order')
+    t.equal(board.BUCKET_BOUNDS.length, board.BOARD_BUCKETS - 1, 'one bound per bucket but the last (+Inf)')
+    t.ok(board.BUCKET_BOUNDS.every((b, i) => i === 0 || b > board.BUCKET_BOUNDS[i - 1]), 'increasing')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })

@@ -313,10 +313,10 @@ std::string run_auth(InterpState &st, Request &req) {
     std::string client;
     try {
         if (parse(req.payload(), &a)) {
-            // "addr:port" for log lines, as for requests.
+            // The tag of log lines, as for requests.
             wsgi_reader r = a.vars;
             uint32_t count = wsgi_read_u32(&r);
-            std::string_view addr, port;
+            std::string_view addr, port, id;
             for (uint32_t i = 0; i < count && r.ok; ++i) {
                 const char *n, *v;
                 uint32_t nlen, vlen;
@@ -327,9 +327,11 @@ std::string run_auth(InterpState &st, Request &req) {
                     addr = std::string_view(v, vlen);
                 else if (name == "REMOTE_PORT")
                     port = std::string_view(v, vlen);
+                else if (name == "mod_wsgi.request_id")
+                    id = std::string_view(v, vlen);
             }
-            if (!addr.empty())
-                client.append(addr).append(port.empty() ? "" : ":").append(port);
+            client = request_tag(addr, port, id);
+            CurrentRequest current(client);
             outcome = call_hook(st, req, a, client, &values);
         } else {
             runtime_logger(*st.rt).write(LogLevel::kError, kLogAuthMalformed,

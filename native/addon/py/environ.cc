@@ -23,11 +23,21 @@ bool set_borrowed(PyObject *env, PyObject *key, PyObject *value) { return PyDict
 // Remembers the variables the worker itself needs (views into the payload, which outlives the call).
 void note(Call &call, std::string_view name, std::string_view value) {
     switch (name.size()) {
+    case 19:
+        if (name == "mod_wsgi.request_id")
+            call.request_id = value;
+        break;
     case 11:
         if (name == "REMOTE_ADDR")
             call.remote_addr = value;
         else if (name == "REMOTE_PORT")
             call.remote_port = value;
+        else if (name == "REQUEST_URI")
+            call.uri = value;
+        break;
+    case 20:
+        if (name == "mod_wsgi.queue_start")
+            call.queue_start = strtoull(std::string(value).c_str(), nullptr, 10);
         break;
     case 14:
         if (name == "REQUEST_METHOD")
@@ -133,11 +143,7 @@ PyObject *build_environ(Call &call) {
     if (call.callable.empty())
         call.callable = "application";
     call.head_method = call.method == "HEAD";
-    if (!call.remote_addr.empty()) {
-        call.client.assign(call.remote_addr);
-        if (!call.remote_port.empty())
-            call.client.append(":").append(call.remote_port);
-    }
+    call.client = request_tag(call.remote_addr, call.remote_port, call.request_id);
 
     PyObject *e = env.get();
     const EnvironKeys &k = st.k;

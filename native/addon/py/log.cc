@@ -17,7 +17,7 @@ const char *log_level_name(LogLevel level) {
     return (i >= 0 && i < 8) ? names[i] : "error";
 }
 
-void Logger::write(LogLevel level, int code, std::string_view message, std::string_view client) const {
+void Logger::write(LogLevel level, int code, std::string_view message, std::string_view tag) const {
     if (!enabled(level))
         return;
     // Apache's default ErrorLogFormat: [Tue Nov 24 20:20:03.123456 2026] [wsgi:error] [pid P:tid T]
@@ -35,13 +35,9 @@ void Logger::write(LogLevel level, int code, std::string_view message, std::stri
                        stamp, static_cast<long>(tv.tv_usec), year, log_level_name(level),
                        static_cast<long>(getpid()), static_cast<long>(syscall(SYS_gettid)));
     std::string line;
-    line.reserve(static_cast<size_t>(len) + message.size() + client.size() + 24);
+    line.reserve(static_cast<size_t>(len) + message.size() + tag.size() + 24);
     line.append(prefix, static_cast<size_t>(len));
-    if (!client.empty()) {
-        line.append("[client ");
-        line.append(client);
-        line.append("] ");
-    }
+    line.append(tag);
     if (code) {
         char c[16];
         int cl = snprintf(c, sizeof c, "WSGI%05d: ", code);

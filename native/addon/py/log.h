@@ -57,8 +57,9 @@ public:
     bool enabled(LogLevel level) const { return level <= level_ || verbose_; }
     bool verbose() const { return verbose_; }
 
-    // Writes one line (newlines inside `message` are replaced). `client` adds "[client ...] ".
-    void write(LogLevel level, int code, std::string_view message, std::string_view client = {}) const;
+    // Writes one line (newlines inside `message` are replaced). `tag` names the request the line is
+    // about, as Apache's lines do, and goes before the code: "[client ADDR:PORT] [request ID] ".
+    void write(LogLevel level, int code, std::string_view message, std::string_view tag = {}) const;
 
     // Verbose-only step messages (WSGIVerboseDebugging).
     void step(int code, std::string_view message) const {

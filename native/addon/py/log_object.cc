@@ -14,7 +14,7 @@ struct LogObject {
     PyObject_HEAD
     InterpState *st;
     std::string *buffer;  // text after the last newline
-    std::string *client;  // "[client ...]" tag of wsgi.errors lines, or null
+    std::string *client;  // the request's tag of wsgi.errors lines (request_tag()), or null
     const char *name;
     int level;
     int closed;
@@ -194,6 +194,19 @@ void log_object_flush(PyObject *obj) {
     auto *self = reinterpret_cast<LogObject *>(obj);
     if (!self->buffer->empty())
         drain(self, true);
+}
+
+std::string request_tag(std::string_view addr, std::string_view port, std::string_view request_id) {
+    std::string tag;
+    if (!addr.empty()) {
+        tag.append("[client ").append(addr);
+        if (!port.empty())
+            tag.append(":").append(port);
+        tag.append("] ");
+    }
+    if (!request_id.empty())
+        tag.append("[request ").append(request_id).append("] ");
+    return tag;
 }
 
 void log_text_lines(const Logger &log, LogLevel level, std::string_view text, std::string_view client) {

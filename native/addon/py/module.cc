@@ -97,7 +97,8 @@ bool install_mod_wsgi_module(InterpState &st) {
     if (PyModule_AddObject(m, "version", st.mod_wsgi_version) < 0 ||
         PyModule_AddObject(m, "process_group", st.process_group) < 0 ||
         PyModule_AddObject(m, "application_group", st.application_group) < 0 ||
-        PyModule_AddIntConstant(m, "threads_per_process", o.threads) < 0 || !request_timeout_install(st, m))
+        PyModule_AddIntConstant(m, "threads_per_process", o.threads) < 0 || !request_timeout_install(st, m) ||
+        !install_metrics_functions(st, m) || !install_log_handler(st, m))
         return false;
     return PyDict_SetItemString(PyImport_GetModuleDict(), "mod_wsgi", m) == 0;
 }

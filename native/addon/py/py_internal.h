@@ -151,8 +151,12 @@ struct Call {
     std::string_view remote_port;
     bool reloading = false;
     bool head_method = false;  // REQUEST_METHOD HEAD: no body bytes are sent
+    std::string_view request_id;      // mod_wsgi.request_id: names the request in log lines
+    std::string_view uri;             // REQUEST_URI, for stack dumps
+    uint64_t queue_start = 0;         // mod_wsgi.queue_start: when the Apache child sent it (µs)
+    bool metered = false;             // counted as started in Metrics (metrics.h)
     uint64_t request_start = 0;
-    std::string client;  // "addr:port" for wsgi.errors lines
+    std::string client;  // "[client addr:port] [request ID] ": the tag of the request's log lines
 
     // The response (response.cc).
     bool status_set = false;
@@ -240,6 +244,8 @@ std::string run_auth(InterpState &st, Request &req);
 PyObject *input_new(InterpState &st, std::shared_ptr<Request> req);
 
 // --- log_object.cc ---
+// The tag of a request's log lines, "[client ADDR:PORT] [request ID] " (parts that are unknown left out).
+std::string request_tag(std::string_view addr, std::string_view port, std::string_view request_id);
 PyObject *log_new(InterpState &st, LogLevel level, std::string_view client, const char *name);
 // Logs the unterminated last line of a log object made by log_new.
 void log_object_flush(PyObject *log);
@@ -266,10 +272,26 @@ PyTypeObject *restricted_type_new();
 // --- module.cc ---
 PyObject *restricted_new(InterpState &st, const char *what);
 bool install_mod_wsgi_module(InterpState &st);
+
+// --- metrics.cc: mod_wsgi.process_metrics() and mod_wsgi.request_metrics() ---
+bool install_metrics_functions(InterpState &st, PyObject *module);
+
+// --- log_handler.cc: mod_wsgi.LogHandler, Python logging at Apache's levels ---
+bool install_log_handler(InterpState &st, PyObject *module);
+// The tag of the request the calling worker thread runs ("" when none): LogHandler's lines carry it.
+// Set for the duration of a request or hook by CurrentRequest.
+class CurrentRequest {
+public:
+    explicit CurrentRequest(const std::string &tag);
+    ~CurrentRequest();
+    static const std::string *tag();
+};
 bool install_signal_restriction(InterpState &st);
 
 // Accessors the Python objects need from the runtime (runtime.cc).
 const Logger &runtime_logger(Runtime &rt);
+class Metrics;
+Metrics &runtime_metrics(Runtime &rt);
 // The scripts this process loaded, across interpreters (script.cc records them, runtime.cc keeps them).
 class ScriptRegistry;
 ScriptRegistry &runtime_scripts(Runtime &rt);

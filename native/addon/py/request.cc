@@ -1,5 +1,6 @@
 #include "request.h"
 
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,8 +10,16 @@
 
 namespace modwsgi {
 
+namespace {
+uint64_t wall_us() {
+    struct timeval tv;
+    gettimeofday(&tv, nullptr);
+    return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
+}
+}  // namespace
+
 Request::Request(double id, std::vector<uint8_t> payload, bool has_body, std::shared_ptr<EventSink> sink)
-    : id_(id), payload_(std::move(payload)), sink_(std::move(sink)), eof_(!has_body) {}
+    : id_(id), received_us_(wall_us()), payload_(std::move(payload)), sink_(std::move(sink)), eof_(!has_body) {}
 
 void Request::notify(RequestListener *l) {
     if (l)

@@ -42,6 +42,8 @@ public:
     Request(double id, std::vector<uint8_t> payload, bool has_body, std::shared_ptr<EventSink> sink);
 
     double id() const { return id_; }
+    // When the daemon handed it to a worker's queue, µs since the epoch (mod_wsgi's daemon_start).
+    uint64_t received_us() const { return received_us_; }
     const std::vector<uint8_t> &payload() const { return payload_; }
 
     // --- JavaScript thread ---
@@ -106,6 +108,7 @@ private:
     void notify(RequestListener *l);
 
     const double id_;
+    const uint64_t received_us_;
     const std::vector<uint8_t> payload_;
     const std::shared_ptr<EventSink> sink_;
 

@@ -27,9 +27,9 @@ struct AdapterObject {
     PyObject *write;  // the write() callable, made on the first start_response
 };
 
-void append_frame(std::string &out, uint8_t type, const char *payload, size_t n) {
+void append_frame(std::string &out, uint8_t type, const char *payload, size_t n, uint16_t flags = 0) {
     unsigned char h[WSGI_WIRE_HEADER_SIZE];
-    wsgi_frame_header_pack(h, type, 0, static_cast<uint32_t>(n));
+    wsgi_frame_header_pack(h, type, flags, static_cast<uint32_t>(n));
     out.append(reinterpret_cast<const char *>(h), sizeof h);
     if (n)
         out.append(payload, n);
@@ -465,7 +465,8 @@ std::string response_finish(Call &call) {
         std::string payload;
         append_u32(payload, call.error_status);
         append_string(payload, text);
-        append_frame(out, WSGI_FRAME_ERROR, payload.data(), payload.size());
+        // Every way here was logged, naming the request (a traceback, no start_response()...).
+        append_frame(out, WSGI_FRAME_ERROR, payload.data(), payload.size(), WSGI_ERROR_F_LOGGED);
         return out;
     }
     if (!call.head_queued)

@@ -98,13 +98,14 @@ std::unique_ptr<Host> start_host(const HostOptions &options, std::shared_ptr<Eve
 }
 
 const Logger &runtime_logger(Runtime &rt) { return rt.log(); }
+Metrics &runtime_metrics(Runtime &rt) { return rt.metrics(); }
 const HostOptions &runtime_options(Runtime &rt) { return rt.options(); }
 void runtime_note_memory_error(Runtime &rt) { rt.note_memory_error(); }
 ScriptRegistry &runtime_scripts(Runtime &rt) { return rt.scripts(); }
 AsgiHub &runtime_asgi(Runtime &rt) { return rt.asgi(); }
 
 Runtime::Runtime(const HostOptions &options, std::shared_ptr<EventSink> sink)
-    : options_(options), sink_(std::move(sink)), log_(options.log_level, options.verbose),
+    : options_(options), sink_(std::move(sink)), log_(options.log_level, options.verbose), metrics_(options.threads),
       asgi_(std::make_unique<AsgiHub>(*this)) {}
 
 Runtime::~Runtime() = default;
@@ -313,7 +314,8 @@ void Runtime::dump_stacks(const std::string &reason) {
         text.append(buf, static_cast<size_t>(n));
     }
     close(fd);
-    log_text_lines(log_, LogLevel::kError, text);
+    // Each busy worker's "Thread 0x..." line says which request it serves and for how long.
+    log_text_lines(log_, LogLevel::kError, metrics_.annotate(text));
 }
 
 bool Runtime::shutdown(int timeout_ms) {

@@ -3,6 +3,7 @@
 #ifndef MODWSGI_ADDON_RUNTIME_H
 #define MODWSGI_ADDON_RUNTIME_H
 
+#include "metrics.h"
 #include "py_internal.h"
 #include "script_registry.h"
 
@@ -57,6 +58,7 @@ public:
     // WSGIPerInterpreterGIL asked for and safe with this CPython: sub-interpreters get their own GIL.
     bool own_gil() const { return own_gil_; }
     const Logger &log() const { return log_; }
+    Metrics &metrics() { return metrics_; }
     EventSink &sink() { return *sink_; }
     AsgiHub &asgi() { return *asgi_; }
 
@@ -82,6 +84,7 @@ private:
     const HostOptions options_;
     const std::shared_ptr<EventSink> sink_;
     const Logger log_;
+    Metrics metrics_;
 
     PyThreadState *main_tstate_ = nullptr;  // the JavaScript thread's, saved after initialisation
     bool own_gil_ = false;                  // set by init(), read-only afterwards

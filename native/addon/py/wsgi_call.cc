@@ -5,6 +5,7 @@
 #include <new>
 
 #include "asgi.h"
+#include "metrics.h"
 #include "runtime.h"
 #include "wsgi_wire.h"
 
@@ -100,6 +101,9 @@ void execute(Call &call, PyObject **adapter_out) {
     PyRef environ(build_environ(call));
     if (!environ)
         return fail_with_exception(call);
+    runtime_metrics(*st.rt).request_started(call.uri, call.request_id, call.request_start, call.queue_start,
+                                            call.req.received_us());
+    call.metered = true;
     PyRef app(load_application(call));
     if (!app) {
         call.failed = !call.restart;
@@ -143,7 +147,7 @@ std::string out_of_memory_frames(const Call &call) {
     }
     static const char text[] = "Out of memory.";
     size_t n = sizeof text - 1;
-    wsgi_frame_header_pack(buf, WSGI_FRAME_ERROR, 0, static_cast<uint32_t>(4 + 4 + n));
+    wsgi_frame_header_pack(buf, WSGI_FRAME_ERROR, WSGI_ERROR_F_LOGGED, static_cast<uint32_t>(4 + 4 + n));
     wsgi_put_u32(buf + WSGI_WIRE_HEADER_SIZE, 500);
     wsgi_write_string(buf + WSGI_WIRE_HEADER_SIZE + 4, text, static_cast<uint32_t>(n));
     return std::string(reinterpret_cast<char *>(buf), WSGI_WIRE_HEADER_SIZE + 8 + n);
@@ -153,6 +157,7 @@ std::string out_of_memory_frames(const Call &call) {
 
 std::string run_request(InterpState &st, Request &req) {
     Call call(st, req);
+    CurrentRequest current(call.client);  // its tag, for mod_wsgi.LogHandler (filled in with the environ)
     PyObject *adapter = nullptr;
     std::string frames;
     try {
@@ -170,6 +175,8 @@ std::string run_request(InterpState &st, Request &req) {
         frames = out_of_memory_frames(call);
     }
     call.expired = true;
+    if (call.metered)
+        runtime_metrics(*st.rt).request_finished();
     if (call.reload_wanted)
         req.note_info(WSGI_OUT_RELOAD);
     ssl_vars_expire(call.ssl.get());

@@ -146,6 +146,10 @@ AP_DECLARE(apr_status_t) ap_mpm_query(int query_code, int *result)
 
 /* The relay watches the client's socket while it waits for the daemon when there is one; here none. */
 AP_DECLARE(apr_socket_t *) ap_get_conn_socket(conn_rec *c) { return NULL; }
+/* The request id every log line about a request carries (wsgi_forward.c), and what the Apache parent
+ * recorded of a daemon that died mid-request (wsgi_died.c: none here). */
+const char *wsgi_request_id(const request_rec *r) { return "fuzz"; }
+const char *wsgi_daemon_death(wsgi_req *q) { return NULL; }
 
 /* Not reached by the fuzzed paths; defined so that the module's files link. */
 #define UNREACHED(what) do { fprintf(stderr, "relay_fuzz: %s reached\n", what); abort(); } while (0)
