@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { fixture, FIXTURES, sleep, startApache, waitFor, type Apache, type Response } from '../helpers/apache'
 import { groupPids } from '../helpers/daemons'
+import { ALLOW_ASGI, asgiFixture } from '../asgi/helpers'
 
 const APP = fixture('status-codes')
 const CONFIG = `
@@ -162,4 +163,37 @@ WSGIScriptAlias /main ${APP} process-group=main
   t.equal(e.logId, e.id, 'the note is UNIQUE_ID')
   t.equal(r.headers['x-request-id'], e.id, 'and so is the environ value')
   t.match(e.id, /^[A-Za-z0-9@_-]{20,}$/, "mod_unique_id's form")
+})
+
+t.test('ASGI: each failure has one error line with a code, tagged with the request', async (t) => {
+  const apache = await startApache(t, {
+    config: `
+LogFormat "%{mod_wsgi.request_id}n %L \\"%r\\" %>s" wsgi
+CustomLog {{DIR}}/logs/access.log wsgi
+WSGIDaemonProcess asgi processes=1 threads=2
+WSGIScriptAlias /e ${asgiFixture('errors')} process-group=asgi application-group=%{GLOBAL}
+${ALLOW_ASGI}
+`,
+  })
+  const cases: Case[] = [
+    { name: 'araise', path: '/e/raise-before', status: 500, cause: /WSGI03200: Exception occurred processing ASGI application 'application' of script '[^']*'/ },
+    { name: 'anoresp', path: '/e/no-response', status: 500, cause: /WSGI0320\d: ASGI application 'application' of script '[^']*' returned without starting a response/ },
+    { name: 'abadstatus', path: '/e/bad-status', status: 500, cause: /WSGI032\d\d: / },
+  ]
+  for (const c of cases) {
+    const r = await apache.request(`${c.path}?case=${c.name}`)
+    t.equal(r.status, c.status, `${c.name}: ${c.status}`)
+  }
+  for (const c of cases) {
+    const e = await entry(apache, c.name, 10000)
+    const lines = (await waitFor(() => {
+      const l = errorLines(apache, e.id)
+      return l.some((x) => c.cause.test(x)) ? l : null
+    }, 10000, 50, `the error line of ${c.name}`).catch(() => errorLines(apache, e.id))) as string[]
+    await sleep(200)
+    const settled = errorLines(apache, e.id)
+    t.equal(settled.length, 1, `${c.name}: exactly one error line with a code about the request: ${settled.join('\n')}`)
+    t.match(lines[0] ?? '', c.cause, `${c.name}: it names the cause`)
+    t.match(lines[0] ?? '', /\[client 127\.0\.0\.1:\d+\] \[request /, `${c.name}: tagged with client and request`)
+  }
 })

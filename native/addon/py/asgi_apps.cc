@@ -140,7 +140,7 @@ void apps_request(AsgiLoop &loop, std::shared_ptr<Request> req) {
         if (call.restart)
             loop.answer(*req, empty_frame(WSGI_FRAME_GOAWAY));  // this process restarts; the child retries
         else
-            loop.answer(*req, error_frame(500, call.error_text.empty() ? "Internal Server Error" : call.error_text));
+            loop.answer(*req, error_frame(500, call.error_text.empty() ? "Internal Server Error" : call.error_text, true));
         return;
     }
     std::string key = asgi_app_key(call.script, call.callable);

@@ -23,20 +23,22 @@ inline void append_string(std::string &out, std::string_view s) {
     out.append(s.data(), s.size());
 }
 
-inline void append_frame(std::string &out, uint8_t type, const char *payload, size_t n) {
+inline void append_frame(std::string &out, uint8_t type, const char *payload, size_t n, uint16_t flags = 0) {
     unsigned char h[WSGI_WIRE_HEADER_SIZE];
-    wsgi_frame_header_pack(h, type, 0, static_cast<uint32_t>(n));
+    wsgi_frame_header_pack(h, type, flags, static_cast<uint32_t>(n));
     out.append(reinterpret_cast<const char *>(h), sizeof h);
     if (n)
         out.append(payload, n);
 }
 
-inline std::string error_frame(uint32_t status, std::string_view text) {
+// `logged`: the daemon logged the cause at error, naming the request (WSGI_ERROR_F_LOGGED: the Apache
+// child then says it at info only, so that a failed request has one error line).
+inline std::string error_frame(uint32_t status, std::string_view text, bool logged = false) {
     std::string payload;
     append_u32(payload, status);
     append_string(payload, text.substr(0, WSGI_LIMIT_ERROR - 8));
     std::string out;
-    append_frame(out, WSGI_FRAME_ERROR, payload.data(), payload.size());
+    append_frame(out, WSGI_FRAME_ERROR, payload.data(), payload.size(), logged ? WSGI_ERROR_F_LOGGED : 0);
     return out;
 }
 

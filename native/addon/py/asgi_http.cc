@@ -495,7 +495,8 @@ void log_task_exception(HttpState &h, PyObject *exc, int code, const std::string
 
 // The final event of a request whose response did not end normally: ERROR while nothing was posted,
 // else what is queued and END "incomplete".
-void finish_abnormally(HttpState &h, AsgiStrings &s, PyObject *disconnected, uint32_t status, std::string_view text) {
+void finish_abnormally(HttpState &h, AsgiStrings &s, PyObject *disconnected, uint32_t status, std::string_view text,
+                       bool logged = false) {
     if (h.final_posted || h.end_queued)
         return;
     if (h.client_gone) {
@@ -507,7 +508,7 @@ void finish_abnormally(HttpState &h, AsgiStrings &s, PyObject *disconnected, uin
             if (p.fd >= 0)
                 close(p.fd);
         h.out.clear();
-        post(h, Piece{error_frame(status, text)}, true);
+        post(h, Piece{error_frame(status, text, logged)}, true);
         return;
     }
     queue(h, end_frame(WSGI_END_INCOMPLETE));
@@ -548,7 +549,7 @@ PyObject *http_ended(PyObject *self, PyObject *raised) {
         } else if (!h->posted) {
             log_task_exception(*h, exc.get(), kLogAsgiException,
                                "Exception occurred processing ASGI application " + h->label + ".");
-            finish_abnormally(*h, s, loop.disconnected, 500, "Exception occurred processing ASGI application " + h->label);
+            finish_abnormally(*h, s, loop.disconnected, 500, "Exception occurred processing ASGI application " + h->label, true);
         } else {
             log_task_exception(*h, exc.get(), kLogAsgiIncomplete,
                                "Exception occurred in ASGI application " + h->label +
@@ -568,12 +569,12 @@ PyObject *http_ended(PyObject *self, PyObject *raised) {
             log.write(LogLevel::kError, kLogAsgiNoResponse,
                       "ASGI application " + h->label + " returned without starting a response.", h->client);
             finish_abnormally(*h, s, loop.disconnected, 500,
-                              "ASGI application " + h->label + " returned without starting a response");
+                              "ASGI application " + h->label + " returned without starting a response", true);
         } else {
             log.write(LogLevel::kError, kLogAsgiIncomplete,
                       "ASGI application " + h->label + " returned without completing its response.", h->client);
             finish_abnormally(*h, s, loop.disconnected, 500,
-                              "ASGI application " + h->label + " returned without completing its response");
+                              "ASGI application " + h->label + " returned without completing its response", true);
         }
     } else if (h->client_gone && !h->final_posted) {
         post(*h, Piece{end_frame(WSGI_END_INCOMPLETE)}, true);
@@ -653,7 +654,7 @@ void http_start(AsgiLoop &loop, AsgiApp &app, std::shared_ptr<Request> req, Http
             PyRef r(PyObject_CallMethodNoArgs(task.get(), s.cancel));
             PyErr_Clear();
         }
-        loop.answer(*req, error_frame(500, "Exception occurred processing ASGI application " + app.label));
+        loop.answer(*req, error_frame(500, "Exception occurred processing ASGI application " + app.label, true));
         return;
     }
     h.task = task.release();

@@ -19,10 +19,10 @@ struct HttpVars {
     uint32_t flags = 0;
     std::string_view method, protocol, scheme, path_info, script_name, request_uri, query_string;
     std::string_view remote_addr, remote_port, server_addr, listener_port;
-    std::string_view script, handler_script, callable, app_type, reloading;
+    std::string_view script, handler_script, callable, app_type, reloading, request_id;
     // The request headers in arrival order: CONTENT_TYPE, CONTENT_LENGTH and HTTP_* (name as sent).
     std::vector<std::pair<std::string_view, std::string_view>> headers;
-    std::string client;  // "addr:port" for log lines
+    std::string client;  // "[client addr:port] [request ID] ": the tag of the request's log lines
 };
 
 // Parses a REQUEST payload; false when it is malformed (asgi_scope.cc).

@@ -187,6 +187,8 @@ bool http_vars_parse(const std::vector<uint8_t> &payload, HttpVars *v) {
         case 19:
             if (name == "mod_wsgi.url_scheme")
                 v->scheme = value;
+            else if (name == "mod_wsgi.request_id")
+                v->request_id = value;
             break;
         case 22:
             if (name == "mod_wsgi.listener_port")
@@ -210,11 +212,7 @@ bool http_vars_parse(const std::vector<uint8_t> &payload, HttpVars *v) {
             break;
         }
     }
-    if (!v->remote_addr.empty()) {
-        v->client.assign(v->remote_addr);
-        if (!v->remote_port.empty())
-            v->client.append(":").append(v->remote_port);
-    }
+    v->client = request_tag(v->remote_addr, v->remote_port, v->request_id);
     return r.left == 0;
 }
 
