@@ -101,23 +101,6 @@ bool header_bytes(PyObject *o, std::string_view *out) {
     return latin1_view(o, out);
 }
 
-bool parse_length(std::string_view v, int64_t *out) {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-        v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-        v.remove_suffix(1);
-    if (v.empty() || v.size() > 18)
-        return false;
-    int64_t n = 0;
-    for (char c : v) {
-        if (c < '0' || c > '9')
-            return false;
-        n = n * 10 + (c - '0');
-    }
-    *out = n;
-    return true;
-}
-
 // http.response.start: validates status and headers and encodes the HEAD payload.
 bool encode(AsgiStrings &s, PyObject *message, std::string *out, int64_t *content_length) {
     PyObject *status = PyDict_GetItemWithError(message, s.status);
@@ -184,7 +167,7 @@ bool encode(AsgiStrings &s, PyObject *message, std::string *out, int64_t *conten
             if (is_hop_by_hop(n))
                 continue;
             if (n.size() == 14 && strncasecmp(n.data(), "content-length", 14) == 0 &&
-                !parse_length(v, content_length)) {
+                !parse_content_length(v, content_length)) {
                 PyErr_Format(PyExc_ValueError, "invalid content-length in ASGI response headers: %R", value);
                 return false;
             }

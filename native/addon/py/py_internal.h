@@ -210,6 +210,8 @@ int response_flush(Call &call);
 int response_send_file(Call &call, PyObject *wrapper);
 // The last frames of the response (END, or ERROR when nothing was sent yet).
 std::string response_finish(Call &call);
+// A Content-Length value (digits, blanks around them, at most 18 digits); false when it is not one.
+bool parse_content_length(std::string_view v, int64_t *out);
 
 // --- interrupt.cc: mod_wsgi.RequestTimeout (interrupt-timeout) ---
 // Creates this interpreter's RequestTimeout class (st.request_timeout) and adds it to the module.

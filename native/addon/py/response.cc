@@ -72,22 +72,6 @@ bool is_hop_by_hop(std::string_view name) {
     return false;
 }
 
-bool parse_content_length(std::string_view v, int64_t *out) {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-        v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-        v.remove_suffix(1);
-    if (v.empty() || v.size() > 18)
-        return false;
-    int64_t n = 0;
-    for (char c : v) {
-        if (c < '0' || c > '9')
-            return false;
-        n = n * 10 + (c - '0');
-    }
-    *out = n;
-    return true;
-}
 
 // Validates status and headers as PEP 3333 and mod_wsgi require and encodes the HEAD payload.
 bool encode_head(PyObject *status, PyObject *headers, std::string *head, int64_t *content_length) {
@@ -330,6 +314,23 @@ int post_pending(Call &call, int fd) {
 }
 
 }  // namespace
+
+bool parse_content_length(std::string_view v, int64_t *out) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+        v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+        v.remove_suffix(1);
+    if (v.empty() || v.size() > 18)
+        return false;
+    int64_t n = 0;
+    for (char c : v) {
+        if (c < '0' || c > '9')
+            return false;
+        n = n * 10 + (c - '0');
+    }
+    *out = n;
+    return true;
+}
 
 PyTypeObject *adapter_type_new() { return reinterpret_cast<PyTypeObject *>(PyType_FromSpec(&adapter_spec)); }
 
