@@ -12,6 +12,7 @@ import type { SendWithFd } from './file-sender'
 import { E } from './errors'
 import { debug, log } from './log'
 import type { RequestJob } from './request-job'
+import { DEFAULT_WEBSOCKET_OPTIONS, WebSocketRegistry, type WebSocketOptions } from './websocket/registry'
 
 export interface ServerOptions {
   group: string
@@ -29,6 +30,8 @@ export interface ServerOptions {
   processes?: number
   /** The addon's dup(), for the accept gate; without it the process always accepts. */
   dupFd?: ((fd: number) => number) | null
+  /** The WebSocket options (websocket-*); defaults when absent. */
+  webSocket?: WebSocketOptions
 }
 
 export interface ServerHooks {
@@ -60,6 +63,8 @@ export class DaemonServer implements ConnectionHost {
   readonly group: string
   readonly socketTimeoutMs: number
   readonly sendWithFd: SendWithFd | null
+  /** The open WebSockets (websocket/). */
+  readonly webSockets: WebSocketRegistry
   stopping = false
   /** Requests (not hooks) whose last event came: served, well or not. */
   completed = 0
@@ -84,6 +89,7 @@ export class DaemonServer implements ConnectionHost {
     this.socketTimeoutMs = opts.socketTimeoutMs
     this.sendWithFd = opts.sendWithFd ?? null
     this.threads = opts.threads
+    this.webSockets = new WebSocketRegistry(opts.group, opts.webSocket ?? DEFAULT_WEBSOCKET_OPTIONS)
     this.balancing = (opts.processes ?? 1) > 1 && typeof opts.dupFd === 'function'
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
       start: (job, loopOnly) => {
@@ -260,6 +266,12 @@ export class DaemonServer implements ConnectionHost {
     // Queued requests go back to the child (GOAWAY), except, while draining, those it cannot send again.
     for (const job of this.dispatcher.close((job) => this.draining && job.streamed)) job.owner.refuse(job)
     for (const c of this.connections) c.goAwayIfIdle()
+  }
+
+  /** The process stops taking part (graceful-timeout is over, or there is none): open WebSockets are
+   *  closed with 1001, "going away"; their applications get the rest of shutdown-timeout to end. */
+  closeWebSockets(): void {
+    this.webSockets.closeAll(1001)
   }
 
   /** No request running and no connection left open. */
