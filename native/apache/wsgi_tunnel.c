@@ -227,19 +227,20 @@ static void to_daemon(tunnel *t)
     t->up_pos = t->up_len = 0;
 }
 
-/* Reads what the client has sent (until nothing more comes now, or the buffer is full). */
-static void from_client(tunnel *t)
+/* Reads what the client has sent, until nothing more comes now (0) or the buffer is full (1: the filters
+ * may hold more that poll() cannot see). */
+static int from_client(tunnel *t)
 {
     while (!t->client_eof && t->up_len < TUNNEL_UP_BUF) {
         apr_size_t room = TUNNEL_UP_BUF - t->up_len, got = room;
         apr_status_t rv = ap_get_brigade(t->cc->input_filters, t->bb, AP_MODE_READBYTES, APR_NONBLOCK_READ,
                                          (apr_off_t)room);
         if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(t->bb))
-            return;    /* nothing now (a first end of file shows as this; the next read says EOF) */
+            return 0;  /* nothing now (a first end of file shows as this; the next read says EOF) */
         if (rv != APR_SUCCESS) {
             apr_brigade_cleanup(t->bb);
             if (APR_STATUS_IS_EAGAIN(rv))
-                return;
+                return 0;
             t->client_eof = 1;
             if (!APR_STATUS_IS_EOF(rv)) {
                 t->client_failed = 1;
@@ -247,7 +248,7 @@ static void from_client(tunnel *t)
                               "WebSocket client connection failed; closing its tunnel to daemon process '%s'",
                               t->q->group->name);
             }
-            return;
+            return 0;
         }
         if (APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(t->bb)))
             t->client_eof = 1;
@@ -255,10 +256,22 @@ static void from_client(tunnel *t)
         apr_brigade_cleanup(t->bb);
         if (rv != APR_SUCCESS) {
             t->client_eof = t->client_failed = 1;
-            return;
+            return 0;
         }
         t->up_len += got;
     }
+    return !t->client_eof;
+}
+
+/* Client to daemon, as far as both let it go now. */
+static void pump_up(tunnel *t)
+{
+    while (from_client(t)) {
+        to_daemon(t);
+        if (t->up_len)
+            return;     /* the daemon is full: POLLOUT, then more */
+    }
+    to_daemon(t);
 }
 
 /* The daemon went away without its close handshake while the client was still there: a crash, a kill,
@@ -288,8 +301,7 @@ static void run(tunnel *t)
         if (to_client(t, p, n) != APR_SUCCESS)
             t->client_failed = 1;
     }
-    from_client(t);
-    to_daemon(t);
+    pump_up(t);
 
     for (;;) {
         struct pollfd pfd[2];
@@ -303,7 +315,7 @@ static void run(tunnel *t)
             t->up_shut = 1;
         }
         pfd[0].fd = t->cfd;
-        pfd[0].events = (short)((!t->client_eof && t->up_len < TUNNEL_UP_BUF ? POLLIN : 0) |
+        pfd[0].events = (short)((!t->client_eof && !t->up_len ? POLLIN : 0) |
                                 (t->out_pending ? POLLOUT : 0));
         pfd[1].fd = t->c->fd;
         pfd[1].events = (short)((!t->daemon_eof && !t->out_pending ? POLLIN : 0) | (t->up_len ? POLLOUT : 0));
@@ -336,12 +348,10 @@ static void run(tunnel *t)
         if (pfd[1].revents & (POLLOUT | POLLERR | POLLHUP) && t->up_len) {
             to_daemon(t);
             if (!t->up_len)
-                from_client(t);   /* the filters (TLS) may hold client bytes poll() cannot see */
+                pump_up(t);       /* the filters (TLS) may hold client bytes poll() cannot see */
         }
-        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR) && !t->client_eof) {
-            from_client(t);
-            to_daemon(t);
-        }
+        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR) && !t->client_eof && !t->up_len)
+            pump_up(t);
         if (t->daemon_eof && !t->client_eof && !t->client_failed &&
             (t->daemon_failed || !t->close_seen || !at_frame_boundary(t))) {
             daemon_lost(t);
