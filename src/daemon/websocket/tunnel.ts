@@ -157,8 +157,14 @@ export class WebSocketTunnel implements Exchange, JobOwner, OpenWebSocket {
     // Not reading (the application is behind): nothing can be known about the peer now.
     if (opts.pingIntervalMs > 0 && !this.inputPaused) {
       if (this.pingSentAt !== 0 && now - this.pingSentAt > opts.pingTimeoutMs) {
+        // The peer is gone: the application hears 1006 (no close frame came); the wire still gets a
+        // close frame (1011, as websockets' keepalive does) so that the Apache child ends it quietly.
         log.report(E.wsDeadPeer, Math.round(opts.pingTimeoutMs / 1000), this.uri())
-        this.socket.destroy()
+        this.flushBatch()
+        this.tell(1006, '')
+        this.closeReceived = true
+        this.sendClose(1011, 'keepalive ping timeout')
+        setTimeout(() => this.socket.destroy(), 1000).unref()
         return
       }
       if (this.pingSentAt === 0 && now - this.lastReceived >= opts.pingIntervalMs) {
