@@ -23,6 +23,7 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "http_ssl.h"
 #include "util_filter.h"
 #include "apr_base64.h"
 #include "apr_sha1.h"
@@ -97,6 +98,7 @@ typedef struct {
     conn_rec *cc;
     wsgi_conn *c;
     int cfd;                        /* the client's socket, for poll() only */
+    int ssl;                        /* TLS: its filter may hold client bytes the socket no longer shows */
     apr_bucket_brigade *bb;
     ap_filter_t *core_out;          /* the last output filter: called with NULL to write what it holds */
     unsigned char *up;              /* client -> daemon */
@@ -259,6 +261,9 @@ static int from_client(tunnel *t)
             return 0;
         }
         t->up_len += got;
+        /* Plain TCP: less than asked for means the core found the socket empty (it reads greedily). */
+        if (!t->ssl && got < room)
+            return 0;
     }
     return !t->client_eof;
 }
@@ -382,6 +387,7 @@ int wsgi_tunnel_run(wsgi_req *q, wsgi_conn *c)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     t.cfd = cfd;
+    t.ssl = ap_ssl_conn_is_ssl(cc);
 
     /* The handshake's answer: the application's headers (apply_head), ours over them. */
     apr_table_setn(r->headers_out, "Upgrade", "websocket");

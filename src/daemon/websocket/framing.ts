@@ -39,9 +39,24 @@ export interface Sender {
   close(code: number | undefined, data: Buffer | string | undefined, mask: boolean, cb?: (err?: Error) => void): void
 }
 
+export interface FrameOptions {
+  fin: boolean
+  /** 1 text, 2 binary. */
+  opcode: number
+  mask: boolean
+  readOnly: boolean
+  rsv1: boolean
+}
+
+interface SenderClass {
+  new (socket: Duplex): Sender
+  /** One frame of `data`: the header, then `data` itself when it is not empty (not copied). */
+  frame(data: Buffer, options: FrameOptions): Buffer[]
+}
+
 const lib = ws as unknown as {
   Receiver: new (options: ReceiverOptions) => Receiver
-  Sender: new (socket: Duplex) => Sender
+  Sender: SenderClass
 }
 
 export const Receiver = lib.Receiver

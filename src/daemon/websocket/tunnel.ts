@@ -234,27 +234,34 @@ export class WebSocketTunnel implements Exchange, JobOwner, OpenWebSocket {
     if (this.state === 'closed' || data.length === 0) return false
     this.host.touch()
     const bridge = this.host.bridge
-    let wrote = false
-    this.socket.cork()
+    // The event's messages framed (ws's Sender.frame) and written at once: small ones copied into one
+    // buffer (one write, one wake-up of the Apache child), large ones as they are.
+    const parts: Buffer[] = []
+    let size = 0
     try {
       forEachRecord(data, (kind, payload) => {
         if (kind === RecordKind.CLOSE) {
+          this.writeFrames(parts, size)
+          parts.length = size = 0
           const code = payload.length >= 2 ? payload.readUInt16BE(0) : 1000
           this.tell(code, payload.subarray(2))
           this.sendClose(code, payload.subarray(2))
         } else if (!this.closeSent) {
-          this.sender.send(payload, { binary: kind === RecordKind.BINARY, fin: true, mask: false, compress: false }, NOOP)
-          wrote = true
+          for (const b of Sender.frame(payload, kind === RecordKind.BINARY ? BINARY_FRAME : TEXT_FRAME)) {
+            parts.push(b)
+            size += b.length
+          }
         }
       })
     } catch (e) {
       log.report(E.uncaught, this.host.group, (e as Error)?.stack ?? String(e))
       this.socket.destroy()
       return false
-    } finally {
-      this.socket.uncork()
     }
-    if (wrote) this.lastMessage = Date.now()
+    if (size > 0) {
+      this.writeFrames(parts, size)
+      this.lastMessage = Date.now()
+    }
     // Freed once written, not at some later garbage collection.
     if (data.length >= RELEASE_MIN) this.socket.write(EMPTY, () => bridge.release(data))
     if (!final && this.socket.writableLength > OUTPUT_HIGH) {
@@ -320,6 +327,17 @@ export class WebSocketTunnel implements Exchange, JobOwner, OpenWebSocket {
     if (this.closeReceived) this.endSocket()
   }
 
+  private writeFrames(parts: Buffer[], size: number): void {
+    if (parts.length === 0) return
+    if (size <= COALESCE_MAX) {
+      this.socket.write(parts.length === 1 ? parts[0] : Buffer.concat(parts, size))
+      return
+    }
+    this.socket.cork()
+    for (const b of parts) this.socket.write(b)
+    this.socket.uncork()
+  }
+
   /** The handshake is over: our end, once what was written has gone (the child then closes). */
   private endSocket(): void {
     this.socket.end()
@@ -327,6 +345,10 @@ export class WebSocketTunnel implements Exchange, JobOwner, OpenWebSocket {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Frames up to this size in all are copied into one buffer and written at once. */
+const COALESCE_MAX = 64 * 1024
+const TEXT_FRAME = { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false }
+const BINARY_FRAME = { fin: true, opcode: 2, mask: false, readOnly: false, rsv1: false }
 function NOOP(): void {}
 
 function closeQuietly(fd: number): void {
