@@ -37,6 +37,15 @@ export function encodeRecords(records: readonly MessageRecord[]): Buffer {
   return out
 }
 
+/** A record's header alone: a large message goes to the bridge as its header then its own bytes, not
+ *  copied into a batch first. */
+export function recordHeader(kind: number, length: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER)
+  h[0] = kind
+  h.writeUInt32BE(length, 1)
+  return h
+}
+
 /** A CLOSE record's payload: the code, then the reason. */
 export function closePayload(code: number, reason: string | Buffer = ''): Buffer {
   const why = typeof reason === 'string' ? Buffer.from(reason) : reason

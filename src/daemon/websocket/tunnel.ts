@@ -26,7 +26,7 @@ import { log } from '../log'
 import type { JobOwner, RequestJob } from '../request-job'
 import { findRequestVar } from '../../protocol/frames'
 import { Receiver, Sender } from './framing'
-import { closePayload, encodeRecords, forEachRecord, type MessageRecord, RecordKind } from './records'
+import { closePayload, encodeRecords, forEachRecord, type MessageRecord, RecordKind, recordHeader } from './records'
 import type { OpenWebSocket } from './registry'
 
 /** Messages not yet received by the application above which the socket is not read (the bridge tells
@@ -193,13 +193,22 @@ export class WebSocketTunnel implements Exchange, JobOwner, OpenWebSocket {
 
   /** The messages of this turn go to the application in one call (it copies them). */
   private flushBatch(): void {
-    if (this.batch.length === 0) return
-    const records = encodeRecords(this.batch)
+    const batch = this.batch
+    if (batch.length === 0) return
     this.batch = []
     if (this.done || this.told) return
     const bridge = this.host.bridge
-    const buffered = bridge.input(this.job.id, records)
-    if (records.length >= RELEASE_MIN) bridge.release(records)
+    const id = this.job.id
+    let buffered = 0
+    if (batch.length === 1 && batch[0].data.length >= RELEASE_MIN) {
+      // One large message: its bytes go as they are (the bridge copies them once).
+      bridge.input(id, recordHeader(batch[0].kind, batch[0].data.length))
+      buffered = bridge.input(id, batch[0].data)
+    } else {
+      const records = encodeRecords(batch)
+      buffered = bridge.input(id, records)
+      if (records.length >= RELEASE_MIN) bridge.release(records)
+    }
     if (buffered > INPUT_HIGH && !this.inputPaused && this.state !== 'closed') {
       this.inputPaused = true
       this.socket.pause()
