@@ -97,6 +97,7 @@ export class WebSocketTunnel implements Exchange, JobOwner, OpenWebSocket {
     socket.setTimeout(0)
     job.upgraded = true
     job.owner = this
+    host.dispatcher.uncap(job.id)
     reg?.add(this)
   }
 
