@@ -319,11 +319,12 @@ static void run(tunnel *t)
             shutdown(t->c->fd, SHUT_WR);
             t->up_shut = 1;
         }
-        pfd[0].fd = t->cfd;
         pfd[0].events = (short)((!t->client_eof && !t->up_len ? POLLIN : 0) |
                                 (t->out_pending ? POLLOUT : 0));
-        pfd[1].fd = t->c->fd;
         pfd[1].events = (short)((!t->daemon_eof && !t->out_pending ? POLLIN : 0) | (t->up_len ? POLLOUT : 0));
+        /* A side with nothing to wait for is left out: its hang-up would wake poll() again and again. */
+        pfd[0].fd = pfd[0].events ? t->cfd : -1;
+        pfd[1].fd = pfd[1].events ? t->c->fd : -1;
         if (t->daemon_eof) {
             /* Only what the daemon sent last is still going out: not for ever. */
             apr_time_t now = apr_time_now();

@@ -29,10 +29,10 @@ async function inChromium(url: string, expression: string, timeoutMs = 30000): P
     const portFile = join(profile, 'DevToolsActivePort')
     await waitFor(() => existsSync(portFile) && readFileSync(portFile, 'utf8').includes('\n'), timeoutMs, 100, 'Chromium to start')
     const port = Number(readFileSync(portFile, 'utf8').split('\n')[0])
-    const page = await waitFor(async () => {
+    const page = (await waitFor(async () => {
       const list = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ type: string; webSocketDebuggerUrl: string }>
       return list.find((p) => p.type === 'page') ?? null
-    }, timeoutMs, 200, 'a page')
+    }, timeoutMs, 200, 'a page'))!
     const cdp = new WebSocket(page.webSocketDebuggerUrl, { perMessageDeflate: false })
     await new Promise((res, rej) => {
       cdp.once('open', res)

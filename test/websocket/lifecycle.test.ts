@@ -64,10 +64,10 @@ WSGIScriptAlias /idle/ws ${asgiFixture('websocket')} process-group=idle applicat
 
   await t.test('a graceful restart: open WebSockets go on until graceful-timeout, then 1001', async (t) => {
     const c = await connect(`${url}/ws/echo`)
-    const old = await waitFor(() => {
+    const old = (await waitFor(() => {
       const held = apache.daemonPids().filter((p) => boardWebSockets(p) === 1)
       return held.length === 1 ? held : null
-    }, 5000, 100, 'the daemon holding it')
+    }, 5000, 100, 'the daemon holding it'))!
     process.kill(old[0], 'SIGUSR1')
     await apache.waitForLog(/WSGI02051: Process 'life' is to be replaced/)
     await sleep(1500)
@@ -89,15 +89,15 @@ WSGIScriptAlias /idle/ws ${asgiFixture('websocket')} process-group=idle applicat
     const c = await connect(`${url}/ws/echo`)
     c.send('x')
     await c.next()
-    const holder = await waitFor(() => {
+    const holder = (await waitFor(() => {
       const held = apache.daemonPids().filter((p) => boardWebSockets(p) === 1)
       return held.length === 1 ? held : null
-    }, 5000, 100, 'the daemon holding it')
+    }, 5000, 100, 'the daemon holding it'))!
     process.kill(holder[0], 'SIGKILL')
     t.equal((await c.closed).code, 1011)
     await apache.waitForLog(/WSGI01801: Daemon process 'life' closed an open WebSocket without a close frame .* with 1011/)
     // The group is restarted and serves WebSockets again.
-    const again = await waitFor(() => connect(`${url}/ws/echo`).catch(() => null), 15000, 200, 'a new daemon')
+    const again = (await waitFor(() => connect(`${url}/ws/echo`).catch(() => null), 15000, 200, 'a new daemon'))!
     again.send('back')
     t.equal(await again.next(), 'back')
     await again.close()
