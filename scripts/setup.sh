@@ -8,6 +8,9 @@ PACKAGES="apache2 apache2-dev libpython3.11-dev python3-django python3-flask"
 # ASGI applications (docs/asgi.md): the frameworks and clients of test/asgi/, uvloop (asgi-loop=uvloop),
 # and uvicorn with httptools, the server bench/asgi.ts compares against.
 PACKAGES="$PACKAGES python3-starlette python3-fastapi python3-django-channels python3-httpx python3-uvloop python3-uvicorn python3-httptools"
+# WebSocket (test/websocket/, bench/websocket.ts): Python's websockets as a client (and uvicorn's
+# WebSocket side in the bench), and a browser's WebSocket in headless Chromium.
+PACKAGES="$PACKAGES python3-websockets chromium"
 # Tools only for bench/ and the tests: wrk (load), strace, clang with libFuzzer for the fuzz run on the
 # module's C decoder (test/fuzz/c-decoder.test.ts); HAProxy, iproute2 (ip netns) and curl for
 # test/reliability/scale-out.test.ts (several Apaches in network namespaces behind a balancer), and

@@ -23,6 +23,7 @@
         'py/asgi_hub.cc',
         'py/asgi_loop.cc',
         'py/asgi_scope.cc',
+        'py/asgi_websocket.cc',
         'py/auth.cc',
         'py/environ.cc',
         'py/file_wrapper.cc',

@@ -43,6 +43,11 @@
 #define WSGI_DEFAULT_THREAD_STACK       (8 * WSGI_MIB)
 /* memory-recycle below this would recycle a daemon before its application is even loaded. */
 #define WSGI_MIN_MEMORY_RECYCLE         (64 * WSGI_MIB)
+/* WebSocket (README, "WebSocket"): uvicorn's defaults. */
+#define WSGI_DEFAULT_WEBSOCKET_MAX_MESSAGE    (16 * WSGI_MIB)
+#define WSGI_MAX_WEBSOCKET_MAX_MESSAGE        APR_INT64_C(2147483647)
+#define WSGI_DEFAULT_WEBSOCKET_PING_INTERVAL  20
+#define WSGI_DEFAULT_WEBSOCKET_PING_TIMEOUT   20
 
 struct wsgi_conn_pool;
 struct wsgi_pool;
@@ -113,6 +118,11 @@ typedef struct wsgi_group {
     int restart_interval;           /* seconds; a process is replaced (start-first) after this long */
     int startup_timeout;            /* seconds; a process not ready after this long is replaced */
     apr_int64_t memory_recycle;     /* bytes; a process whose RSS passes this is replaced */
+    apr_int64_t websocket_max_message;  /* bytes; a larger message from a client: close 1009; 0: none */
+    int websocket_ping_interval;    /* seconds without anything from a client before a ping; 0: never */
+    int websocket_ping_timeout;     /* seconds a ping may go unanswered before the peer counts as dead */
+    int websocket_idle_timeout;     /* seconds without a message either way: close 1001; 0: never */
+    int websocket_max_lifetime;     /* seconds a WebSocket may stay open: close 1001; 0: no limit */
     /* Normalised by check_config. */
     apr_interval_time_t connect_timeout_us;
     apr_interval_time_t socket_timeout_us;

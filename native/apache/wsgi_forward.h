@@ -38,6 +38,7 @@ typedef struct wsgi_req {
     int response_seen;          /* while streaming the body, a response frame is buffered: no more
                                    lookups are looked for until the relay reads it */
     apr_time_t sent_at;         /* when the request went to the daemon (the last attempt) */
+    int upgrade;                /* a WebSocket upgrade the child can carry (REQUEST flag UPGRADE) */
 } wsgi_req;
 
 /*
@@ -53,6 +54,15 @@ void wsgi_asgi_note(const wsgi_req *q, int asgi);
  * (SIGKILL)" and so on, or NULL when none did (within a short wait for the parent to notice).
  */
 const char *wsgi_daemon_death(wsgi_req *q);
+
+/*
+ * wsgi_tunnel.c: whether r is a WebSocket upgrade the child can carry (HTTP/1.1 GET, Upgrade: websocket,
+ * Connection: upgrade, Sec-WebSocket-Version 13 and a key, no body); and, once the daemon accepted it
+ * (HEAD with WSGI_HEAD_UPGRADE, applied to r), the 101 to the client and the relay of both directions
+ * until either side closes. Takes ownership of c; returns DONE (or an HTTP status if it could not start).
+ */
+int wsgi_tunnel_wanted(request_rec *r);
+int wsgi_tunnel_run(wsgi_req *q, wsgi_conn *c);
 
 /* translate_name: WSGIScriptAlias and WSGIScriptAliasMatch. */
 int wsgi_translate_name(request_rec *r);

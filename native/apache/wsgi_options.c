@@ -48,6 +48,10 @@ static const wsgi_int_option int_options[] = {
     { "cpu-priority",       GROUP_INT(cpu_priority),       -20, 20 },
     { "restart-interval",   GROUP_INT(restart_interval),   0,   INT_MAX },
     { "startup-timeout",    GROUP_INT(startup_timeout),    0,   INT_MAX },
+    { "websocket-ping-interval", GROUP_INT(websocket_ping_interval), 0, INT_MAX },
+    { "websocket-ping-timeout",  GROUP_INT(websocket_ping_timeout),  1, INT_MAX },
+    { "websocket-idle-timeout",  GROUP_INT(websocket_idle_timeout),  0, INT_MAX },
+    { "websocket-max-lifetime",  GROUP_INT(websocket_max_lifetime),  0, INT_MAX },
     { NULL, 0, 0, 0 }
 };
 
@@ -188,6 +192,9 @@ wsgi_group *wsgi_group_new(apr_pool_t *p, const char *name, server_rec *s)
     g->connect_timeout = WSGI_DEFAULT_CONNECT_TIMEOUT;
     g->listen_backlog = WSGI_DEFAULT_LISTEN_BACKLOG;
     g->header_buffer_size = WSGI_DEFAULT_HEADER_BUFFER_SIZE;
+    g->websocket_max_message = WSGI_DEFAULT_WEBSOCKET_MAX_MESSAGE;
+    g->websocket_ping_interval = WSGI_DEFAULT_WEBSOCKET_PING_INTERVAL;
+    g->websocket_ping_timeout = WSGI_DEFAULT_WEBSOCKET_PING_TIMEOUT;
     return g;
 }
 
@@ -325,6 +332,26 @@ static const char *parse_recycle(cmd_parms *cmd, wsgi_group *g, const char *opti
     return NULL;
 }
 
+/* websocket-max-message=SIZE: bytes, or with a K, M or G suffix; 0 for no limit; at most 2 GiB - 1 (the
+ * daemon's WebSocket receiver counts in 32 bits). */
+static const char *parse_max_message(cmd_parms *cmd, wsgi_group *g, const char *option, const char *value)
+{
+    apr_int64_t v = 0, unit = 1;
+    size_t n = strlen(value);
+    char last = n ? value[n - 1] : '\0';
+    const char *digits = value;
+
+    if (last == 'K' || last == 'k' || last == 'M' || last == 'm' || last == 'G' || last == 'g') {
+        unit = last == 'K' || last == 'k' ? 1024 : last == 'M' || last == 'm' ? WSGI_MIB : 1024 * WSGI_MIB;
+        digits = apr_pstrmemdup(cmd->temp_pool, value, n - 1);
+    }
+    if (!parse_int64(digits, 0, WSGI_MAX_WEBSOCKET_MAX_MESSAGE / unit, &v) || v * unit > WSGI_MAX_WEBSOCKET_MAX_MESSAGE)
+        return bad_value(cmd, g, option, value,
+                         "a size in bytes, or with a K, M or G suffix, below 2G (0 for no limit)");
+    g->websocket_max_message = v * unit;
+    return NULL;
+}
+
 static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, const char *value)
 {
     const wsgi_int_option *io;
@@ -415,6 +442,8 @@ static const char *parse_one(cmd_parms *cmd, wsgi_group *g, const char *option, 
     }
     if (!strcmp(option, "memory-recycle"))
         return parse_recycle(cmd, g, option, value);
+    if (!strcmp(option, "websocket-max-message"))
+        return parse_max_message(cmd, g, option, value);
     if (!strcmp(option, "memory-limit") || !strcmp(option, "virtual-memory-limit")) {
         if (!parse_int64(value, 0, APR_INT64_MAX, &v))
             return bad_value(cmd, g, option, value, "a size in bytes (0 for no limit)");

@@ -246,12 +246,13 @@ int wsgi_request_build(wsgi_req *q)
     if (!q->body_follows && body_length > 0)
         size += 2 * WSGI_WIRE_HEADER_SIZE + (apr_size_t)body_length;
 
+    q->upgrade = wsgi_tunnel_wanted(r);
     q->head = p = apr_palloc(r->pool, size);
     wsgi_frame_header_pack(p, WSGI_FRAME_REQUEST, 0, (uint32_t)(n - WSGI_WIRE_HEADER_SIZE));
     p += WSGI_WIRE_HEADER_SIZE;
     wsgi_put_u32(p, (q->body_follows || body_length > 0 ? WSGI_REQUEST_BODY_FOLLOWS : 0) |
                     (q->body_follows ? WSGI_REQUEST_STREAMED : 0) |
-                    (q->ssl ? WSGI_REQUEST_SSL : 0));
+                    (q->ssl ? WSGI_REQUEST_SSL : 0) | (q->upgrade ? WSGI_REQUEST_UPGRADE : 0));
     wsgi_put_u64(p + 4, (uint64_t)r->request_time);
     wsgi_put_u32(p + 12, count);
     p += WSGI_REQUEST_FIXED_SIZE;

@@ -552,6 +552,14 @@ next_frame:
                                                    q->group->header_buffer_size));
         if (status == HEAD_MALFORMED)
             return malformed(&x, "invalid HEAD frame (status, header name or value)");
+        /* 101 only as the accept of a WebSocket upgrade we asked for: then the connection is a tunnel. */
+        if ((h.flags & WSGI_HEAD_UPGRADE) || r->status == HTTP_SWITCHING_PROTOCOLS) {
+            if (!(h.flags & WSGI_HEAD_UPGRADE) || r->status != HTTP_SWITCHING_PROTOCOLS || !q->upgrade)
+                return malformed(&x, "a 101 response, or a WebSocket accept, to a request that is not a "
+                                 "WebSocket upgrade");
+            x.c = NULL;
+            return wsgi_tunnel_run(q, c);
+        }
         break;
 
     default:

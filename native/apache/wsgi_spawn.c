@@ -226,6 +226,11 @@ static void json_options(wsgi_json *j, wsgi_state *st, wsgi_group *g)
     JSON_INT("memory_recycle", g->memory_recycle);
     wsgi_json_key(j, "asgi_loop");
     wsgi_json_string(j, g->asgi_loop ? g->asgi_loop : "asyncio");
+    JSON_INT("websocket_max_message", g->websocket_max_message);
+    JSON_INT("websocket_ping_interval", g->websocket_ping_interval);
+    JSON_INT("websocket_ping_timeout", g->websocket_ping_timeout);
+    JSON_INT("websocket_idle_timeout", g->websocket_idle_timeout);
+    JSON_INT("websocket_max_lifetime", g->websocket_max_lifetime);
     wsgi_json_object_close(j);
 }
 

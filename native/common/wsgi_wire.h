@@ -44,11 +44,17 @@
                                                    answer GOAWAY instead of queueing it */
 #define WSGI_REQUEST_STREAMED     0x00000008u   /* the body is streamed after the head: the request cannot
                                                    be sent again, a daemon draining runs it */
+#define WSGI_REQUEST_UPGRADE      0x00000010u   /* a WebSocket upgrade the child can carry (HTTP/1.1 GET,
+                                                   Upgrade: websocket, version 13, no body): an ASGI
+                                                   application gets a websocket scope */
 
 /* HEAD frame header flags */
 #define WSGI_HEAD_ASGI            0x0001u       /* from an ASGI application: the child may leave out, for
                                                    this script's later requests, variables only a WSGI
                                                    environ uses (PATH_TRANSLATED) */
+#define WSGI_HEAD_UPGRADE         0x0002u       /* the WebSocket is accepted: status 101, to a REQUEST with
+                                                   UPGRADE only; after this frame the connection carries the
+                                                   client's raw bytes both ways until either side closes */
 
 /* AUTH payload flags */
 #define WSGI_AUTH_SSL             0x00000001u   /* client connection is SSL (mod_ssl.is_https) */
@@ -106,6 +112,10 @@
 #define WSGI_OUT_RELOAD          0x20   /* not from the frames: the request ran a script that has changed
                                            on disk with the code already loaded (its body could not be
                                            sent again); the process is to be replaced */
+#define WSGI_OUT_UPGRADE         0x40   /* the last frame is a HEAD with WSGI_HEAD_UPGRADE: from now on the
+                                           connection is a WebSocket (src/daemon/websocket/) */
+#define WSGI_OUT_MESSAGES        0x80   /* not frames: WebSocket message records for the daemon to frame
+                                           (after the upgrade; native/addon/py/asgi_ws_records.h) */
 /* Bits 16-25 of the summary: the HTTP status of the first HEAD or ERROR frame of the batch (0: none). */
 #define WSGI_OUT_STATUS_SHIFT    16
 
@@ -268,6 +278,8 @@ static inline unsigned wsgi_output_info(const unsigned char *p, size_t n)
             if (status >= 100 && status <= 999)
                 info |= status << WSGI_OUT_STATUS_SHIFT;
         }
+        if (type == WSGI_FRAME_HEAD && (wsgi_get_u16(p + 2) & WSGI_HEAD_UPGRADE))
+            info |= WSGI_OUT_UPGRADE;
         last = type;
         p += WSGI_WIRE_HEADER_SIZE + len;
         n -= WSGI_WIRE_HEADER_SIZE + len;

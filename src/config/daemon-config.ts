@@ -102,6 +102,15 @@ export interface DaemonOptions {
   startupTimeout: number
   /** Resident set, bytes, above which a process is replaced (start-first); 0: never. */
   memoryRecycle: number
+  /** websocket-max-message: largest WebSocket message from a client, bytes; 0: no limit. Optional in
+   *  the JSON (16 MiB). */
+  websocketMaxMessage: number
+  /** websocket-ping-interval, websocket-ping-timeout, websocket-idle-timeout, websocket-max-lifetime:
+   *  seconds (0: off). Optional in the JSON (20, 20, 0, 0). */
+  websocketPingInterval: number
+  websocketPingTimeout: number
+  websocketIdleTimeout: number
+  websocketMaxLifetime: number
 }
 
 /** Where the process is on its pool's board (fd 4, docs/board.md); the doorbell is fd 5. */
@@ -339,6 +348,11 @@ export function parseDaemonConfig(text: string | undefined): DaemonConfig {
     restartInterval: o.has('restart_interval') ? o.int('restart_interval', 0, TIME_MAX) : 0,
     startupTimeout: o.has('startup_timeout') ? o.int('startup_timeout', 0, TIME_MAX) : 0,
     memoryRecycle: o.has('memory_recycle') ? o.int('memory_recycle', 0) : 0,
+    websocketMaxMessage: o.has('websocket_max_message') ? o.int('websocket_max_message', 0) : 16 * 1024 * 1024,
+    websocketPingInterval: o.has('websocket_ping_interval') ? o.int('websocket_ping_interval', 0, TIME_MAX) : 20,
+    websocketPingTimeout: o.has('websocket_ping_timeout') ? o.int('websocket_ping_timeout', 1, TIME_MAX) : 20,
+    websocketIdleTimeout: o.has('websocket_idle_timeout') ? o.int('websocket_idle_timeout', 0, TIME_MAX) : 0,
+    websocketMaxLifetime: o.has('websocket_max_lifetime') ? o.int('websocket_max_lifetime', 0, TIME_MAX) : 0,
   }
 
   let board: BoardConfig | null = null

@@ -18,6 +18,9 @@
 // - VAR_LOOKUP/VAR_VALUE: a lookup may outlive its job (an application thread asking as the request
 //   ends): the answer is still expected, then dropped.
 // - socket-timeout while we wait on the child, GOAWAY, forced closes, the child going away.
+// - The upgrade: when an ASGI application accepts a WebSocket (an output event whose HEAD carries
+//   UPGRADE), the connection stops being framed and is handed over, socket and job, to a tunnel
+//   (websocket/tunnel.ts) that it only forwards the socket's events to until the socket closes.
 import { closeSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { decodeVarValue } from '../protocol/auth-frames'
@@ -30,6 +33,7 @@ import type { ConnectionHost, Exchange, ExchangeOwner } from './exchange'
 import { sendFrames } from './file-sender'
 import { HookExchange } from './hook-exchange'
 import { debug, log } from './log'
+import { WebSocketTunnel } from './websocket/tunnel'
 import { RequestExchange } from './wsgi-exchange'
 
 export type { ConnectionHost } from './exchange'
@@ -94,6 +98,8 @@ export class Connection implements ExchangeOwner {
   private spoke = false
   /** Stopping: waiting a moment for the first request of a connection accepted just before. */
   private quietTimer: NodeJS.Timeout | null = null
+  /** The WebSocket this connection was handed over to: its bytes are no longer frames. */
+  private tunnel: WebSocketTunnel | null = null
 
   constructor(
     readonly socket: Socket,
@@ -186,6 +192,11 @@ export class Connection implements ExchangeOwner {
    */
   forceClose(status: number, message: string): void {
     if (this.gone) return
+    if (this.tunnel !== null) {
+      this.closing = true
+      this.tunnel.forceClose()
+      return
+    }
     const ex = this.exchange
     const running = ex !== null && !ex.done
     if (!this.closing) {
@@ -220,6 +231,7 @@ export class Connection implements ExchangeOwner {
   // Input
 
   private onData(chunk: Buffer): void {
+    if (this.tunnel !== null) return this.tunnel.onData(chunk)
     this.host.touch()
     if (this.closing) return // after GOAWAY (or a failure) nothing read counts
     try {
@@ -344,6 +356,10 @@ export class Connection implements ExchangeOwner {
       const bridge = this.host.bridge
       this.socket.write(data, () => bridge.release(data))
     } else if (data.length > 0) this.socket.write(data)
+    if ((info & OutputInfo.UPGRADE) !== 0 && !final) {
+      this.upgrade(ex)
+      return false
+    }
     if (final) {
       ex.complete()
       return false
@@ -365,7 +381,20 @@ export class Connection implements ExchangeOwner {
     this.setAllowed()
   }
 
+  /** The WebSocket is accepted (its 101 just went out): from now on the tunnel has the socket. */
+  private upgrade(ex: Exchange): void {
+    this.reader.pause()
+    this.next = null
+    this.outputPaused = false
+    if (this.waitingOnPeer) this.socket.setTimeout(0)
+    this.waitingOnPeer = false
+    this.tunnel = new WebSocketTunnel(this.socket, this.host, ex.job)
+    this.exchange = this.tunnel
+    if (this.socket.isPaused()) this.socket.resume()
+  }
+
   private onDrain(): void {
+    if (this.tunnel !== null) return this.tunnel.onDrain()
     if (!this.outputPaused) return
     this.outputPaused = false
     const ex = this.exchange
@@ -447,6 +476,7 @@ export class Connection implements ExchangeOwner {
   // State helpers
 
   private setAllowed(): void {
+    if (this.tunnel !== null) return
     const ex = this.exchange
     const openers = ex === null || (!ex.inputOpen && ex.responseEnded)
     this.reader.setAllowed(allowedFrames(ex?.accepts ?? NO_FRAMES, openers, this.lookupPending) as number[])
@@ -454,7 +484,7 @@ export class Connection implements ExchangeOwner {
 
   /** Pauses or resumes reading the socket, and arms socket-timeout while we wait on the child. */
   private updateReading(): void {
-    if (this.gone) return
+    if (this.gone || this.tunnel !== null) return
     const ex = this.exchange
     const held = this.next !== null || (ex !== null && ex.holdsReading && !this.outputPaused && !this.lookupPending)
     if (held) {
@@ -471,7 +501,7 @@ export class Connection implements ExchangeOwner {
   }
 
   private onTimeout(): void {
-    if (!this.waitingOnPeer || this.gone) return
+    if (!this.waitingOnPeer || this.gone || this.tunnel !== null) return
     const ex = this.exchange
     const doing = this.outputPaused
       ? 'writing the response to'
@@ -512,7 +542,9 @@ export class Connection implements ExchangeOwner {
     if (this.firstFrame !== null) this.firstFrameSeen()
     this.next = null
     const ex = this.exchange
-    if (ex !== null && !ex.done) {
+    if (this.tunnel !== null) {
+      this.tunnel.abandoned()
+    } else if (ex !== null && !ex.done) {
       debug('request %d abandoned by the child', ex.job.id)
       ex.abandoned()
       // A producer waiting for room to write must wake up to see the abort.

@@ -21,6 +21,8 @@ export interface Job {
   queued: boolean
   /** Set here: running on an ASGI event loop, not holding a thread. */
   onLoop?: boolean
+  /** Set here: an open WebSocket, no longer counted against `loopCap` (uncap()). */
+  uncapped?: boolean
 }
 
 /** Where start() put a job: a worker thread, an event loop (ASGI), or (loopOnly) nowhere. */
@@ -116,8 +118,9 @@ export class Dispatcher<J extends Job> {
     const job = this.active.get(id)
     if (job === undefined) return
     this.active.delete(id)
-    if (job.onLoop) this.onLoops--
-    else this.onThreads--
+    if (job.onLoop) {
+      if (!job.uncapped) this.onLoops--
+    } else this.onThreads--
     this.pump()
   }
 
@@ -126,6 +129,17 @@ export class Dispatcher<J extends Job> {
     const job = this.active.get(id)
     if (job === undefined || job.onLoop) return
     this.movedToLoop(job)
+    this.pump()
+  }
+
+  /** The job on an event loop became an open WebSocket: it stays active (graceful stops wait for it)
+   *  but no longer counts against `loopCap`, which bounds requests that are to answer, not connections
+   *  that may stay open for hours. */
+  uncap(id: number): void {
+    const job = this.active.get(id)
+    if (job === undefined || !job.onLoop || job.uncapped) return
+    job.uncapped = true
+    this.onLoops--
     this.pump()
   }
 

@@ -118,6 +118,17 @@ export const E = {
     `Request timeout expired for an ASGI request of daemon process '${group}' (${seconds} seconds without output): its task is cancelled: ${uri}.`),
   asgiStartupFailed: m(2121, 'crit', (group: string, script: string, err: string) =>
     `ASGI lifespan startup of script '${script}' failed in daemon process '${group}': not serving (${err}).`),
+  // WebSocket (README, "WebSocket"; docs/asgi.md) -----------------------------------------------------
+  wsProtocolError: m(2200, 'info', (code: number, detail: string, uri: string) =>
+    `WebSocket closed with ${code}: the client sent what cannot be accepted (${detail}): ${uri}.`),
+  wsDeadPeer: m(2201, 'info', (seconds: number, uri: string) =>
+    `WebSocket client did not answer a ping within websocket-ping-timeout (${seconds} seconds): connection dropped: ${uri}.`),
+  wsLimit: m(2202, 'info', (option: string, seconds: number, uri: string) =>
+    `WebSocket closed with 1001: ${option} (${seconds} seconds) reached: ${uri}.`),
+  wsClosingAll: m(2203, 'info', (group: string, count: number, code: number) =>
+    `Daemon process '${group}' stops: closing ${count} open WebSocket(s) with ${code}.`),
+  wsCloseTimeout: m(2204, 'info', (seconds: number, uri: string) =>
+    `WebSocket close handshake not completed by the client within ${seconds} seconds: connection dropped: ${uri}.`),
 } as const
 
 /** The text of a thrown value, for a message's argument. */

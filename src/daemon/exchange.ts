@@ -4,11 +4,13 @@
 // says what its frames mean. Each kind is a file of its own, started by the frame that opens it:
 //   REQUEST  wsgi-exchange.ts   a request for an application, its body, its response
 //   AUTH     hook-exchange.ts   an access/authentication/group hook and its AUTH_RESULT
-// as uvicorn hands an upgraded transport to another protocol object; a WebSocket tunnel is the next kind.
+// and, as uvicorn hands an upgraded transport to another protocol object, a request whose ASGI
+// application accepted a WebSocket hands the connection over to websocket/tunnel.ts after its 101.
 import type { Bridge } from '../native/types'
 import type { Dispatcher } from './dispatcher'
 import type { SendWithFd } from './file-sender'
 import type { RequestJob } from './request-job'
+import type { WebSocketRegistry } from './websocket/registry'
 
 /** The daemon as a connection and its exchanges see it (server.ts implements it). */
 export interface ConnectionHost {
@@ -22,6 +24,8 @@ export interface ConnectionHost {
   /** Stopping, but running requests still finish (no forced stop): a request that cannot be sent again
    *  is run rather than refused. */
   readonly draining?: boolean
+  /** The open WebSockets and their options (absent in tests that play the host). */
+  readonly webSockets?: WebSocketRegistry
   /** Sends a FILE frame with its descriptor (the addon's sendWithFd); null: send file contents instead. */
   readonly sendWithFd: SendWithFd | null
   /** A RETRYABLE request arriving now should be sent back with GOAWAY (no free thread, and other

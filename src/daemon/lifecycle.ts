@@ -297,6 +297,8 @@ export class Lifecycle {
     this.phase = 'normal'
     this.deadline = this.now() + ms
     this.server?.beginStop()
+    // Open WebSockets lived through the graceful period: now they are closed with 1001.
+    this.server?.closeWebSockets()
   }
 
   private poll(): void {

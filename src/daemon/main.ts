@@ -216,6 +216,13 @@ async function main(): Promise<void> {
       processes: o.processes,
       dupFd: addon.processControl.dupFd?.bind(addon.processControl) ?? null,
       stats: new RequestStats(slot?.region ?? null),
+      webSocket: {
+        maxMessage: o.websocketMaxMessage,
+        pingIntervalMs: o.websocketPingInterval * 1000,
+        pingTimeoutMs: o.websocketPingTimeout * 1000,
+        idleTimeoutMs: o.websocketIdleTimeout * 1000,
+        maxLifetimeMs: o.websocketMaxLifetime * 1000,
+      },
     },
     {
       touch: () => watchdog?.touch(),

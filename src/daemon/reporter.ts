@@ -57,7 +57,7 @@ export class Reporter {
           active: d.activeCount,
           threadsBusy: d.threadCount,
           queued: d.queuedCount,
-          websockets: 0,
+          websockets: this.server.webSockets.count,
           rss,
           cpuUs: cpu.user + cpu.system,
         },

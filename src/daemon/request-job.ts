@@ -35,6 +35,8 @@ export class RequestJob implements Job {
   cancelled = false
   /** On a loop: Date.now() of its last output event, 0 before any (asgi/request-timeout.ts). */
   progressAt = 0
+  /** A WebSocket its application accepted (websocket/tunnel.ts): request-timeout no longer applies. */
+  upgraded = false
   /** Submitted to the bridge (so input/abort/resume may be called for it). */
   submitted = false
   /** Body chunks that arrived before submission, handed to the bridge on submit. */
@@ -48,7 +50,8 @@ export class RequestJob implements Job {
 
   constructor(
     readonly id: number,
-    readonly owner: JobOwner,
+    /** The exchange that carries it; a WebSocket's tunnel once accepted (it takes the connection over). */
+    public owner: JobOwner,
     /** The REQUEST/AUTH payload (kept while the job lives: log lines name its URI); null once answered
      *  without running. */
     public payload: Buffer | null,

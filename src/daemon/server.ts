@@ -13,6 +13,7 @@ import { E } from './errors'
 import { debug, log } from './log'
 import type { RequestJob } from './request-job'
 import { nowUs, type RequestStats } from './request-stats'
+import { DEFAULT_WEBSOCKET_OPTIONS, WebSocketRegistry, type WebSocketOptions } from './websocket/registry'
 
 export interface ServerOptions {
   group: string
@@ -32,6 +33,8 @@ export interface ServerOptions {
   dupFd?: ((fd: number) => number) | null
   /** Where each answered request is counted (the board's request statistics). */
   stats?: RequestStats | null
+  /** The WebSocket options (websocket-*); defaults when absent. */
+  webSocket?: WebSocketOptions
 }
 
 export interface ServerHooks {
@@ -63,6 +66,8 @@ export class DaemonServer implements ConnectionHost {
   readonly group: string
   readonly socketTimeoutMs: number
   readonly sendWithFd: SendWithFd | null
+  /** The open WebSockets (websocket/). */
+  readonly webSockets: WebSocketRegistry
   stopping = false
   /** Requests (not hooks) whose last event came: served, well or not. */
   completed = 0
@@ -88,6 +93,7 @@ export class DaemonServer implements ConnectionHost {
     this.socketTimeoutMs = opts.socketTimeoutMs
     this.sendWithFd = opts.sendWithFd ?? null
     this.threads = opts.threads
+    this.webSockets = new WebSocketRegistry(opts.group, opts.webSocket ?? DEFAULT_WEBSOCKET_OPTIONS)
     this.balancing = (opts.processes ?? 1) > 1 && typeof opts.dupFd === 'function'
     this.stats = opts.stats ?? null
     this.dispatcher = new Dispatcher<RequestJob>(opts.threads, opts.queueTimeoutMs, {
@@ -282,6 +288,12 @@ export class DaemonServer implements ConnectionHost {
     // Queued requests go back to the child (GOAWAY), except, while draining, those it cannot send again.
     for (const job of this.dispatcher.close((job) => this.draining && job.streamed)) job.owner.refuse(job)
     for (const c of this.connections) c.goAwayIfIdle()
+  }
+
+  /** The process stops taking part (graceful-timeout is over, or there is none): open WebSockets are
+   *  closed with 1001, "going away"; their applications get the rest of shutdown-timeout to end. */
+  closeWebSockets(): void {
+    this.webSockets.closeAll(1001)
   }
 
   /** No request running and no connection left open. */

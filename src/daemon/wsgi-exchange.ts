@@ -161,13 +161,18 @@ export class RequestExchange extends JobExchange {
   }
 
   override tag(): string {
-    const p = this.job.payload
-    if (p === null) return ''
-    const addr = findRequestVar(p, 'REMOTE_ADDR')
-    const port = findRequestVar(p, 'REMOTE_PORT')
-    const id = findRequestVar(p, 'mod_wsgi.request_id')
-    return (addr ? `[client ${addr}${port ? `:${port}` : ''}] ` : '') + (id ? `[request ${id}] ` : '')
+    return requestTag(this.job.payload)
   }
+}
+
+/** "[client ADDR:PORT] [request ID] ": what names a request in the daemon's log lines (log.ts), from its
+ *  REQUEST payload; '' without one. */
+export function requestTag(p: Buffer | null): string {
+  if (p === null) return ''
+  const addr = findRequestVar(p, 'REMOTE_ADDR')
+  const port = findRequestVar(p, 'REMOTE_PORT')
+  const id = findRequestVar(p, 'mod_wsgi.request_id')
+  return (addr ? `[client ${addr}${port ? `:${port}` : ''}] ` : '') + (id ? `[request ${id}] ` : '')
 }
 
 /** A REQUEST/AUTH payload kept for the life of its job (log lines name its URI): copied out of the

@@ -54,6 +54,13 @@ export interface ExpressOptions {
   pythonHome: string | null
   pythonExecutable: string | null
   interruptTimeout: number
+  /** WebSocket (README, "WebSocket"): the largest message as given (bytes, or with a K, M or G suffix),
+   *  and the ping interval and timeout, idle timeout and maximum lifetime in seconds. */
+  websocketMaxMessage: string
+  websocketPingInterval: number
+  websocketPingTimeout: number
+  websocketIdleTimeout: number
+  websocketMaxLifetime: number
   /** Seconds, as given (a decimal number); null for Python's default. */
   switchInterval: string | null
   perInterpreterGil: boolean
@@ -124,6 +131,11 @@ export const OPTION_SPECS: OptionSpec[] = [
   { flag: 'python-path', key: 'pythonPath', kind: 'list', default: [], describe: 'A directory to add to sys.path (repeatable).' },
   { flag: 'python-home', key: 'pythonHome', kind: 'string', default: null, describe: "The virtualenv (or Python prefix) whose CPython (3.8 to 3.13) the daemon processes embed (default: $VIRTUAL_ENV when set, else Debian's Python)." },
   { flag: 'python-executable', key: 'pythonExecutable', kind: 'string', default: null, describe: "A Python's bin/python3.N the daemon processes embed when it has no virtualenv (instead of --python-home)." },
+  { flag: 'websocket-max-message', key: 'websocketMaxMessage', kind: 'string', default: '16M', describe: 'Largest WebSocket message accepted from a client (bytes, or with a K, M or G suffix; 0 for no limit): a larger one closes the connection with 1009.' },
+  { flag: 'websocket-ping-interval', key: 'websocketPingInterval', kind: 'number', default: 20, describe: 'Seconds without anything from a WebSocket client after which it is pinged; 0 for never.' },
+  { flag: 'websocket-ping-timeout', key: 'websocketPingTimeout', kind: 'number', default: 20, describe: 'Seconds a ping may go unanswered before the WebSocket counts as dead and is dropped.' },
+  { flag: 'websocket-idle-timeout', key: 'websocketIdleTimeout', kind: 'number', default: 0, describe: 'Seconds without a message either way after which a WebSocket is closed (1001); 0 for never.' },
+  { flag: 'websocket-max-lifetime', key: 'websocketMaxLifetime', kind: 'number', default: 0, describe: 'Seconds a WebSocket may stay open before it is closed (1001); 0 for no limit.' },
   { flag: 'interrupt-timeout', key: 'interruptTimeout', kind: 'number', default: 0, describe: 'With --request-timeout: raise mod_wsgi.RequestTimeout in an overdue request first, and restart the process only if it has not unwound (a 504 for its client) within this many seconds; 0 restarts at once (mod_wsgi 6).' },
   { flag: 'switch-interval', key: 'switchInterval', kind: 'string', default: null, describe: "Python's GIL switch interval in seconds (sys.setswitchinterval), e.g. 0.002 (default: Python's 0.005)." },
   { flag: 'per-interpreter-gil', key: 'perInterpreterGil', kind: 'boolean', default: false, describe: 'Give each sub-interpreter (application group) its own GIL, CPython 3.12 or later (WSGIPerInterpreterGIL On).' },
@@ -159,6 +171,8 @@ export function validateOptions(o: ExpressOptions): string | null {
       return `--switch-interval must be a number of seconds from 0.000001 to 60, not '${o.switchInterval}'`
   }
   if (o.pythonHome !== null && o.pythonExecutable !== null) return '--python-home and --python-executable cannot both be given'
+  if (!/^\d+[KkMmGg]?$/.test(o.websocketMaxMessage)) return `--websocket-max-message must be a size in bytes, or with a K, M or G suffix, not '${o.websocketMaxMessage}'`
+  if (o.websocketPingTimeout < 1) return '--websocket-ping-timeout must be at least 1'
   return null
 }
 

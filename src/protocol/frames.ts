@@ -13,6 +13,7 @@ import {
   REQUEST_RETRYABLE,
   REQUEST_SSL,
   REQUEST_STREAMED,
+  REQUEST_UPGRADE,
   WIRE_VERSION,
 } from './wire'
 
@@ -142,6 +143,8 @@ export interface RequestFixed {
   retryable: boolean
   /** STREAMED: its body is streamed and it cannot be sent again; a draining daemon runs it. */
   streamed: boolean
+  /** UPGRADE: a WebSocket upgrade the child can carry (an ASGI application gets a websocket scope). */
+  upgrade: boolean
   /** When Apache read the request line, microseconds since the epoch. */
   requestStartUs: number
   /** Number of variables that follow. */
@@ -156,7 +159,7 @@ export function readRequestFixed(payload: Buffer): RequestFixed {
   if (payload.length < REQUEST_FIXED_SIZE)
     throw new ProtocolError('malformed', `REQUEST payload of ${payload.length} bytes is shorter than its fixed part`)
   const flags = payload.readUInt32BE(0)
-  if ((flags & ~(REQUEST_BODY_FOLLOWS | REQUEST_SSL | REQUEST_RETRYABLE | REQUEST_STREAMED)) !== 0)
+  if ((flags & ~(REQUEST_BODY_FOLLOWS | REQUEST_SSL | REQUEST_RETRYABLE | REQUEST_STREAMED | REQUEST_UPGRADE)) !== 0)
     throw new ProtocolError('malformed', `REQUEST has reserved flag bits set (0x${(flags >>> 0).toString(16)})`)
   const requestStartUs = payload.readUInt32BE(4) * U32 + payload.readUInt32BE(8)
   const count = payload.readUInt32BE(12)
@@ -168,6 +171,7 @@ export function readRequestFixed(payload: Buffer): RequestFixed {
     ssl: (flags & REQUEST_SSL) !== 0,
     retryable: (flags & REQUEST_RETRYABLE) !== 0,
     streamed: (flags & REQUEST_STREAMED) !== 0,
+    upgrade: (flags & REQUEST_UPGRADE) !== 0,
     requestStartUs,
     count,
   }
@@ -217,6 +221,8 @@ export interface RequestInit {
   retryable?: boolean
   /** The REQUEST_STREAMED flag. */
   streamed?: boolean
+  /** The REQUEST_UPGRADE flag. */
+  upgrade?: boolean
   /** Microseconds since the epoch; default now. */
   requestStartUs?: number
   vars: Iterable<readonly [Bytes, Bytes]>
@@ -230,7 +236,7 @@ export function encodeRequestPayload(init: RequestInit): Buffer {
   const out = Buffer.allocUnsafe(size)
   out.writeUInt32BE(
     (init.bodyFollows ? REQUEST_BODY_FOLLOWS : 0) | (init.ssl === true ? REQUEST_SSL : 0) | (init.retryable === true ? REQUEST_RETRYABLE : 0) |
-      (init.streamed === true ? REQUEST_STREAMED : 0),
+      (init.streamed === true ? REQUEST_STREAMED : 0) | (init.upgrade === true ? REQUEST_UPGRADE : 0),
     0,
   )
   putU64(out, 4, Math.floor(init.requestStartUs ?? Date.now() * 1000))

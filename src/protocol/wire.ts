@@ -33,16 +33,22 @@ export const REQUEST_RETRYABLE = 0x00000004
 /** The body is streamed after the head, so the child cannot send the request again: a daemon that is
  *  draining (stopping gracefully) runs it rather than answering GOAWAY. */
 export const REQUEST_STREAMED = 0x00000008
+/** A WebSocket upgrade the child can carry (HTTP/1.1 GET, Upgrade: websocket, version 13, no body): an
+ *  ASGI application gets a websocket scope, and its accept switches the connection to raw bytes. */
+export const REQUEST_UPGRADE = 0x00000010
+
+/** HEAD frame flags. */
+/** From an ASGI application: the child may leave out PATH_TRANSLATED for the script's later requests. */
+export const HEAD_ASGI = 0x0001
+/** The WebSocket is accepted (status 101, to a REQUEST with UPGRADE only): after this frame the
+ *  connection carries the client's raw bytes both ways until either side closes. */
+export const HEAD_UPGRADE = 0x0002
 
 /** ERROR frame header flag: the daemon logged the failure's cause, naming the request; the child logs its
  *  own line at info (one line at error per failure). */
 export const ERROR_LOGGED = 0x0001
 
 /** AUTH payload flags. */
-/** HEAD frame flags: from an ASGI application (the child may leave out, for this script's later requests,
- *  variables only a WSGI environ uses). Set by the addon (native/addon/py/asgi_http.cc). */
-export const HEAD_ASGI = 0x0001
-
 export const AUTH_SSL = 0x00000001
 export const AUTH_LOOKUP = 0x00000002
 export const AUTH_RELOADING = 0x00000004
@@ -84,6 +90,10 @@ export const OutputInfo = {
   /** Not from the frames (the addon adds it): the request ran a script that changed on disk with the
    *  code already loaded, since its body could not be sent again; the process is to be replaced. */
   RELOAD: 0x20,
+  /** The last frame is a HEAD with HEAD_UPGRADE: from now on the connection is a WebSocket. */
+  UPGRADE: 0x40,
+  /** Not frames: WebSocket message records for the daemon to frame (src/daemon/websocket/records.ts). */
+  MESSAGES: 0x80,
 } as const
 /** Bits 16-25 of an output event's `info`: the HTTP status of the first HEAD or ERROR frame (0: none). */
 export const OUTPUT_STATUS_SHIFT = 16

@@ -120,5 +120,5 @@ t.test('bounds: the daemon accepts AUTH and VAR_VALUE, the child AUTH_RESULT and
 t.test('REQUEST_SSL flag', async (t) => {
   const p = encodeRequestPayload({ bodyFollows: true, ssl: true, requestStartUs: 1, vars: [] })
   t.equal(p.readUInt32BE(0), 3)
-  t.same(readRequestFixed(p), { bodyFollows: true, ssl: true, retryable: false, streamed: false, requestStartUs: 1, count: 0 })
+  t.same(readRequestFixed(p), { bodyFollows: true, ssl: true, retryable: false, streamed: false, upgrade: false, requestStartUs: 1, count: 0 })
 })

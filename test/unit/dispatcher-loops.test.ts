@@ -125,3 +125,19 @@ t.test('a start hook that returns nothing counts as a thread (older callers)', a
   t.equal(d.threadCount, 1)
   t.equal(d.loopCount, 0)
 })
+
+t.test('uncap: an open WebSocket stays active but no longer counts against the loop cap', async (t) => {
+  const { d, job } = setup(1, 2)
+  d.enqueue(job(1, true))
+  d.enqueue(job(2, true))
+  t.equal(d.enqueue(job(3, true)), 'queued', 'at the cap: it waits')
+  d.uncap(1)
+  t.equal(d.queuedCount, 0, 'the waiting request was admitted')
+  t.equal(d.loopCount, 2)
+  t.equal(d.activeCount, 3, 'the WebSocket is still active')
+  d.uncap(1) // twice: ignored
+  t.equal(d.loopCount, 2)
+  d.finish(1)
+  t.equal(d.loopCount, 2, 'its end does not count against the cap again')
+  t.equal(d.activeCount, 2)
+})

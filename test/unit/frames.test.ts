@@ -60,7 +60,7 @@ t.test('REQUEST round trip, bytes pass through untouched', async (t) => {
   const p = payloadOf(frame)
   t.equal(readHeader(frame).length, p.length)
   const fixed = readRequestFixed(p)
-  t.same(fixed, { bodyFollows: true, ssl: false, retryable: false, streamed: false, requestStartUs: startUs, count: 4 })
+  t.same(fixed, { bodyFollows: true, ssl: false, retryable: false, streamed: false, upgrade: false, requestStartUs: startUs, count: 4 })
   const d = decodeRequest(p)
   t.equal(d.vars.length, 4)
   t.same(Buffer.from(d.vars[1][1], 'latin1'), all, 'every byte value survives')
@@ -68,7 +68,7 @@ t.test('REQUEST round trip, bytes pass through untouched', async (t) => {
   t.equal(findRequestVar(p, 'SCRIPT_FILENAME'), '/srv/app.wsgi')
   t.equal(findRequestVar(p, 'NOPE'), undefined)
   const noBody = readRequestFixed(encodeRequestPayload({ bodyFollows: false, requestStartUs: 1, vars: [] }))
-  t.same(noBody, { bodyFollows: false, ssl: false, retryable: false, streamed: false, requestStartUs: 1, count: 0 })
+  t.same(noBody, { bodyFollows: false, ssl: false, retryable: false, streamed: false, upgrade: false, requestStartUs: 1, count: 0 })
 })
 
 t.test('REQUEST rejections', async (t) => {
@@ -146,5 +146,13 @@ t.test('lastFrameType and splitFrames walk whole frames only', async (t) => {
 t.test('REQUEST_RETRYABLE flag', async (t) => {
   const p = encodeRequestPayload({ bodyFollows: false, retryable: true, requestStartUs: 1, vars: [] })
   t.equal(p.readUInt32BE(0), 4)
-  t.same(readRequestFixed(p), { bodyFollows: false, ssl: false, retryable: true, streamed: false, requestStartUs: 1, count: 0 })
+  t.same(readRequestFixed(p), { bodyFollows: false, ssl: false, retryable: true, streamed: false, upgrade: false, requestStartUs: 1, count: 0 })
+})
+
+t.test('REQUEST_UPGRADE flag (a WebSocket upgrade the child can carry)', async (t) => {
+  const p = encodeRequestPayload({ bodyFollows: false, upgrade: true, requestStartUs: 1, vars: [] })
+  t.equal(p.readUInt32BE(0), 0x10)
+  t.same(readRequestFixed(p), { bodyFollows: false, ssl: false, retryable: false, streamed: false, upgrade: true, requestStartUs: 1, count: 0 })
+  p.writeUInt32BE(0x20, 0)
+  t.throws(() => readRequestFixed(p), /reserved flag bits/, 'the next bit is still reserved')
 })

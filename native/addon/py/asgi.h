@@ -9,14 +9,16 @@
 //   asgi_apps.cc      an application on the loop: loading, its lifespan before its first request
 //   asgi_scope.cc     the http scope, from the REQUEST variables
 //   asgi_http.cc      receive()/send() of an http request and its response frames
+//   asgi_websocket.cc receive()/send() of a websocket scope (REQUEST flag UPGRADE): the accept, its
+//                     messages as records the daemon frames (asgi_ws_records.h), the denial response
 //   asgi_head.cc      a response's status and headers, validated, as a HEAD payload
 //   asgi_frames.h     response frames as strings
 //   asgi_glue.cc      the Python half: loop runner, executors, lifespan protocol, shutdown
 //
 // The JavaScript thread never takes the GIL: it only queues work and writes the wake-up fd. Output goes
 // to JavaScript through the same Sink as WSGI output, as complete frames (one event per send() that
-// must reach the client, and one final event per response). WebSocket (the next step) plugs in as
-// another scope type of the same loop, apps and message bridge.
+// must reach the client, and one final event per response). WebSocket is another scope type of the
+// same loop, apps and message bridge.
 #ifndef MODWSGI_ADDON_ASGI_H
 #define MODWSGI_ADDON_ASGI_H
 
@@ -115,9 +117,9 @@ private:
 AsgiHub &runtime_asgi(Runtime &rt);
 
 // --- asgi_glue.cc: the Python half, executed once per interpreter on its loop thread ---
-// Returns the module (new reference) with the C helpers installed; `http_base` is the base type of
-// its Http class.
-PyObject *asgi_glue_module(InterpState &st, PyTypeObject *http_base, PyObject *helpers_self);
+// Returns the module (new reference) with the C helpers installed; `http_base` and `ws_base` are the
+// base types of its Http and WebSocket classes.
+PyObject *asgi_glue_module(InterpState &st, PyTypeObject *http_base, PyTypeObject *ws_base, PyObject *helpers_self);
 
 }  // namespace modwsgi
 

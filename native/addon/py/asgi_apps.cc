@@ -79,6 +79,14 @@ AsgiApp &entry_for(AsgiLoop &loop, const std::string &key, PyObject *app, bool *
     return *slot;
 }
 
+// An http scope, or a websocket scope for a WebSocket upgrade the Apache child can carry.
+void start(AsgiLoop &loop, AsgiApp &a, std::shared_ptr<Request> req, HttpVars &vars) {
+    if (vars.flags & WSGI_REQUEST_UPGRADE)
+        ws_start(loop, a, std::move(req), vars);
+    else
+        http_start(loop, a, std::move(req), vars);
+}
+
 // Runs the request now that its application is ready.
 void run(AsgiLoop &loop, AsgiApp &a, std::shared_ptr<Request> req) {
     HttpVars vars;
@@ -86,7 +94,7 @@ void run(AsgiLoop &loop, AsgiApp &a, std::shared_ptr<Request> req) {
         loop.answer(*req, error_frame(500, "malformed REQUEST payload"));
         return;
     }
-    http_start(loop, a, std::move(req), vars);
+    start(loop, a, std::move(req), vars);
 }
 
 // Starts the application's lifespan; apps_lifespan_ready() hears how it went.
@@ -164,7 +172,7 @@ void apps_request(AsgiLoop &loop, std::shared_ptr<Request> req) {
     }
     switch (a.startup) {
     case AsgiApp::Startup::kDone:
-        http_start(loop, a, std::move(req), vars);
+        start(loop, a, std::move(req), vars);
         return;
     case AsgiApp::Startup::kRunning:
         a.waiting.push_back(std::move(req));

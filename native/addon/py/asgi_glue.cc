@@ -22,10 +22,11 @@ class ClientDisconnected(OSError):
     """send() after the client went away (ASGI HTTP spec 2.4)."""
 
 
-class Http(_HttpBase):
-    """One HTTP request of an ASGI application. receive() and send() are coroutines (applications
-    may hand them to create_task); their work is done in C and completes at once unless input or room
-    for output has to come: then they wait on a future the loop resolves."""
+class _Conversation:
+    """One HTTP request or WebSocket of an ASGI application. receive() and send() are coroutines
+    (applications may hand them to create_task); their work is done in C (asgi_http.cc,
+    asgi_websocket.cc) and completes at once unless input or room for output has to come: then they
+    wait on a future the loop resolves."""
     __slots__ = ()
 
     async def receive(self):
@@ -50,6 +51,14 @@ class Http(_HttpBase):
             self._ended(e)
         else:
             self._ended(None)
+
+
+class Http(_Conversation, _HttpBase):
+    __slots__ = ()
+
+
+class WebSocket(_Conversation, _WsBase):
+    __slots__ = ()
 
 
 class _Key:
@@ -328,13 +337,14 @@ PyMethodDef helpers[] = {
 
 }  // namespace
 
-PyObject *asgi_glue_module(InterpState &st, PyTypeObject *http_base, PyObject *helpers_self) {
+PyObject *asgi_glue_module(InterpState &st, PyTypeObject *http_base, PyTypeObject *ws_base, PyObject *helpers_self) {
     PyRef module(PyModule_New("_mod_wsgi_asgi"));
     if (!module)
         return nullptr;
     PyObject *dict = PyModule_GetDict(module.get());
     if (PyDict_SetItemString(dict, "__builtins__", PyEval_GetBuiltins()) < 0 ||
-        PyDict_SetItemString(dict, "_HttpBase", reinterpret_cast<PyObject *>(http_base)) < 0)
+        PyDict_SetItemString(dict, "_HttpBase", reinterpret_cast<PyObject *>(http_base)) < 0 ||
+        PyDict_SetItemString(dict, "_WsBase", reinterpret_cast<PyObject *>(ws_base)) < 0)
         return nullptr;
     for (PyMethodDef *m = helpers; m->ml_name; ++m) {
         PyRef fn(PyCFunction_New(m, helpers_self));

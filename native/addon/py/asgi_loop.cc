@@ -188,7 +188,10 @@ void AsgiLoop::drain() {
         }
     }
     for (auto &r : woken) {
-        http_wake(*this, *r);
+        if (r->loop_kind == Request::LoopKind::kWebSocket)
+            ws_wake(*this, *r);
+        else
+            http_wake(*this, *r);
         if (PyErr_Occurred()) {
             runtime_logger(rt).write(LogLevel::kError, kLogAsgiLoopError, "Internal error in the ASGI event loop.");
             log_exception(st, {});
@@ -269,6 +272,7 @@ void AsgiLoop::run() {
     Py_CLEAR(create_future);
     Py_CLEAR(pyloop);
     Py_CLEAR(http_type);
+    Py_CLEAR(ws_type);
     Py_CLEAR(disconnected);
     Py_CLEAR(http_main);
     Py_CLEAR(cancelled_error);
@@ -285,20 +289,23 @@ std::string AsgiLoop::serve() {
     std::string failure;
     PyTypeObject *base = http_base_type_new();
     PyRef base_ref(reinterpret_cast<PyObject *>(base));
+    PyTypeObject *ws_base = base ? ws_base_type_new() : nullptr;
+    PyRef ws_base_ref(reinterpret_cast<PyObject *>(ws_base));
     PyRef capsule(PyCapsule_New(this, "mod_wsgi.asgi_loop", nullptr));
     static PyMethodDef drain_def = {"drain", drain_entry, METH_NOARGS, nullptr};
     PyRef drain_fn(capsule ? PyCFunction_New(&drain_def, capsule.get()) : nullptr);
-    if (base && drain_fn && http_strings_init(s))
-        glue = asgi_glue_module(st, base, capsule.get());
+    if (base && ws_base && drain_fn && http_strings_init(s))
+        glue = asgi_glue_module(st, base, ws_base, capsule.get());
     PyRef run_fn(glue ? PyObject_GetAttrString(glue, "run") : nullptr);
     if (run_fn) {
         http_type = PyObject_GetAttrString(glue, "Http");
+        ws_type = PyObject_GetAttrString(glue, "WebSocket");
         disconnected = PyObject_GetAttrString(glue, "ClientDisconnected");
         http_main = http_type ? PyObject_GetAttrString(http_type, "_main") : nullptr;
         PyRef asyncio(PyImport_ImportModule("asyncio"));
         cancelled_error = asyncio ? PyObject_GetAttrString(asyncio.get(), "CancelledError") : nullptr;
     }
-    if (http_type && disconnected && http_main && cancelled_error) {
+    if (http_type && ws_type && disconnected && http_main && cancelled_error) {
         const HostOptions &o = rt.options();
         PyRef r(PyObject_CallFunction(run_fn.get(), "iOiOs", efd_, drain_fn.get(), o.threads,
                                       o.asgi_uvloop ? Py_True : Py_False,

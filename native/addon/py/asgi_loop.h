@@ -37,6 +37,10 @@ struct AsgiStrings {
         *http_response_pathsend, *pathsend_ext, *asgi_dict, *extensions_dict, *v10, *v11, *v2, *https, *empty_bytes,
         *receive, *send, *done, *cancel, *add_done_callback, *result, *set_result, *set_exception, *cancelled,
         *exception, *str_done;
+    // WebSocket (asgi_websocket.cc)
+    PyObject *websocket, *ws, *wss, *subprotocols, *subprotocol, *ws_extensions_dict, *text, *bytes, *code,
+        *reason, *websocket_connect, *websocket_receive, *websocket_disconnect, *websocket_accept, *websocket_send,
+        *websocket_close, *websocket_http_response_start, *websocket_http_response_body;
 };
 
 // An application of the group (a script's callable) as the loop knows it.
@@ -76,6 +80,7 @@ public:
     PyObject *http_type = nullptr;    // glue.Http (subclass of the C base in asgi_http.cc)
     PyObject *disconnected = nullptr; // glue.ClientDisconnected
     PyObject *http_main = nullptr;    // glue.Http._main (unbound): a request's task
+    PyObject *ws_type = nullptr;      // glue.WebSocket (subclass of the C base in asgi_websocket.cc)
     PyObject *cancelled_error = nullptr;  // asyncio.CancelledError
     PyObject *pyloop = nullptr;       // the running event loop
     PyObject *create_task = nullptr;  // pyloop.create_task
@@ -134,8 +139,8 @@ PyObject *apps_lifespans(AsgiLoop &loop);
 
 // --- asgi_scope.cc (loop thread) ---
 bool http_strings_init(AsgiStrings &s);
-// The http scope of a request (new reference).
-PyObject *http_build_scope(AsgiLoop &loop, AsgiApp &app, const HttpVars &vars);
+// The http scope of a request, or (`websocket`) its websocket scope (new reference).
+PyObject *http_build_scope(AsgiLoop &loop, AsgiApp &app, const HttpVars &vars, bool websocket = false);
 
 // --- asgi_head.cc: http.response.start's status and headers, validated, as a HEAD payload ---
 bool asgi_encode_head(AsgiStrings &s, PyObject *message, std::string *head, int64_t *content_length);
@@ -146,6 +151,11 @@ PyTypeObject *http_base_type_new();
 void http_start(AsgiLoop &loop, AsgiApp &app, std::shared_ptr<Request> req, HttpVars &vars);
 // Something the request's object waits for may have happened (Request::loop_ctx is the object).
 void http_wake(AsgiLoop &loop, Request &req);
+
+// --- asgi_websocket.cc (loop thread): a request with the UPGRADE flag, as a websocket scope ---
+PyTypeObject *ws_base_type_new();
+void ws_start(AsgiLoop &loop, AsgiApp &app, std::shared_ptr<Request> req, HttpVars &vars);
+void ws_wake(AsgiLoop &loop, Request &req);
 
 }  // namespace modwsgi
 

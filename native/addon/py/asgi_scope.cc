@@ -67,7 +67,32 @@ std::string_view raw_path(const HttpVars &v) {
     return q == std::string_view::npos ? u : u.substr(0, q);
 }
 
-PyObject *scope_of(AsgiLoop &loop, AsgiApp &app, const HttpVars &v) {
+// The subprotocols a WebSocket client offers (Sec-WebSocket-Protocol, comma separated), as a list.
+PyObject *subprotocols_of(const HttpVars &v) {
+    PyRef list(PyList_New(0));
+    for (const auto &h : v.headers) {
+        if (!list || h.first != "HTTP_SEC_WEBSOCKET_PROTOCOL")
+            continue;
+        std::string_view rest = h.second;
+        while (!rest.empty()) {
+            size_t comma = rest.find(',');
+            std::string_view item = rest.substr(0, comma);
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+            while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+                item.remove_prefix(1);
+            while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+                item.remove_suffix(1);
+            if (item.empty())
+                continue;
+            PyRef name(PyUnicode_DecodeLatin1(item.data(), static_cast<Py_ssize_t>(item.size()), nullptr));
+            if (!name || PyList_Append(list.get(), name.get()) < 0)
+                return nullptr;
+        }
+    }
+    return list.release();
+}
+
+PyObject *scope_of(AsgiLoop &loop, AsgiApp &app, const HttpVars &v, bool websocket) {
     AsgiStrings &s = loop.s;
     PyRef scope(_PyDict_NewPresized(16));
     if (!scope)
@@ -106,16 +131,19 @@ PyObject *scope_of(AsgiLoop &loop, AsgiApp &app, const HttpVars &v) {
         joined.assign(v.script_name).append(v.path_info);
         raw = joined;
     }
-    bool ok = PyDict_SetItem(d, s.type, s.http) == 0 && PyDict_SetItem(d, s.asgi, s.asgi_dict) == 0 &&
-              PyDict_SetItem(d, s.http_version, version) == 0 && PyDict_SetItem(d, s.method, method.get()) == 0 &&
-              PyDict_SetItem(d, s.scheme, v.scheme == "https" ? s.https : s.http) == 0 &&
+    bool https = v.scheme == "https";
+    bool ok = PyDict_SetItem(d, s.type, websocket ? s.websocket : s.http) == 0 &&
+              PyDict_SetItem(d, s.asgi, s.asgi_dict) == 0 && PyDict_SetItem(d, s.http_version, version) == 0 &&
+              (websocket ? set(d, s.subprotocols, subprotocols_of(v))
+                         : PyDict_SetItem(d, s.method, method.get()) == 0) &&
+              PyDict_SetItem(d, s.scheme, websocket ? (https ? s.wss : s.ws) : https ? s.https : s.http) == 0 &&
               set(d, s.path, decode_path(v.path_info)) && set(d, s.raw_path, bytes_of(raw)) &&
               set(d, s.query_string, bytes_of(v.query_string)) && set(d, s.root_path, decode_path(v.script_name)) &&
               PyDict_SetItem(d, s.headers, headers.get()) == 0 &&
               set(d, s.client, address(v.remote_addr, v.remote_port)) &&
               set(d, s.server, address(v.server_addr, v.listener_port)) &&
               set(d, s.state, app.state ? PyDict_Copy(app.state.get()) : PyDict_New()) &&
-              PyDict_SetItem(d, s.extensions, s.extensions_dict) == 0;
+              PyDict_SetItem(d, s.extensions, websocket ? s.ws_extensions_dict : s.extensions_dict) == 0;
     return ok ? scope.release() : nullptr;
 }
 
@@ -126,7 +154,9 @@ bool intern(PyObject **slot, const char *text) {
 
 }  // namespace
 
-PyObject *http_build_scope(AsgiLoop &loop, AsgiApp &app, const HttpVars &v) { return scope_of(loop, app, v); }
+PyObject *http_build_scope(AsgiLoop &loop, AsgiApp &app, const HttpVars &v, bool websocket) {
+    return scope_of(loop, app, v, websocket);
+}
 
 bool http_vars_parse(const std::vector<uint8_t> &payload, HttpVars *v) {
     wsgi_reader r;
@@ -235,7 +265,19 @@ bool http_strings_init(AsgiStrings &s) {
               intern(&s.add_done_callback, "add_done_callback") && intern(&s.result, "result") &&
               intern(&s.set_result, "set_result") && intern(&s.set_exception, "set_exception") &&
               intern(&s.cancelled, "cancelled") && intern(&s.exception, "exception") && intern(&s.str_done, "done");
+    ok = ok && intern(&s.websocket, "websocket") && intern(&s.ws, "ws") && intern(&s.wss, "wss") &&
+         intern(&s.subprotocols, "subprotocols") && intern(&s.subprotocol, "subprotocol") && intern(&s.text, "text") &&
+         intern(&s.bytes, "bytes") && intern(&s.code, "code") && intern(&s.reason, "reason") &&
+         intern(&s.websocket_connect, "websocket.connect") && intern(&s.websocket_receive, "websocket.receive") &&
+         intern(&s.websocket_disconnect, "websocket.disconnect") && intern(&s.websocket_accept, "websocket.accept") &&
+         intern(&s.websocket_send, "websocket.send") && intern(&s.websocket_close, "websocket.close") &&
+         intern(&s.websocket_http_response_start, "websocket.http.response.start") &&
+         intern(&s.websocket_http_response_body, "websocket.http.response.body");
     if (!ok)
+        return false;
+    // The websocket scope's extensions: the denial response (websocket.http.response.*).
+    s.ws_extensions_dict = Py_BuildValue("{s:{}}", "websocket.http.response");
+    if (!s.ws_extensions_dict)
         return false;
     s.empty_bytes = PyBytes_FromStringAndSize("", 0);
     s.asgi_dict = Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", "2.4");

@@ -22,6 +22,9 @@ inline PyObject *PyObject_CallOneArg(PyObject *fn, PyObject *arg) {
 inline PyObject *PyObject_CallMethodNoArgs(PyObject *obj, PyObject *name) {
     return PyObject_CallMethodObjArgs(obj, name, nullptr);
 }
+inline PyObject *PyObject_CallMethodOneArg(PyObject *obj, PyObject *name, PyObject *arg) {
+    return PyObject_CallMethodObjArgs(obj, name, arg, nullptr);
+}
 #define PyObject_Vectorcall _PyObject_Vectorcall
 #endif
 

@@ -259,7 +259,16 @@ bool Request::aborted() {
 }
 
 bool Request::post_output(std::string &&frames, bool final, int fd) {
-    size_t n = frames.size();
+    unsigned info = wsgi_output_info(reinterpret_cast<const unsigned char *>(frames.data()), frames.size());
+    return post_event(std::move(frames), final, fd, info);
+}
+
+bool Request::post_records(std::string &&records, bool final) {
+    return post_event(std::move(records), final, -1, WSGI_OUT_MESSAGES);
+}
+
+bool Request::post_event(std::string &&data, bool final, int fd, unsigned info) {
+    size_t n = data.size();
     {
         std::lock_guard<std::mutex> lock(mu_);
         inflight_ += n;
@@ -268,10 +277,10 @@ bool Request::post_output(std::string &&frames, bool final, int fd) {
     ev.kind = Event::Kind::kOutput;
     ev.id = id_;
     ev.req = shared_from_this();
-    ev.data = std::move(frames);
+    ev.data = std::move(data);
     ev.final = final;
     ev.fd = fd;
-    ev.info = wsgi_output_info(reinterpret_cast<const unsigned char *>(ev.data.data()), ev.data.size());
+    ev.info = info;
     if (final)
         ev.info |= extra_info_;
     if (sink_->post(std::move(ev)))
@@ -284,6 +293,39 @@ bool Request::post_output(std::string &&frames, bool final, int fd) {
     aborted_ = true;
     cv_.notify_all();
     return false;
+}
+
+void Request::open_input() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!finished_ && !aborted_)
+        eof_ = false;
+}
+
+bool Request::input_ended() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return eof_ || aborted_;
+}
+
+void Request::copy_out(char *dst, size_t n, bool consume) {
+    size_t offset = chunk_offset_;
+    auto it = chunks_.begin();
+    while (n) {
+        size_t k = std::min(it->size() - offset, n);
+        memcpy(dst, it->data() + offset, k);
+        dst += k;
+        n -= k;
+        offset += k;
+        if (offset == it->size()) {
+            ++it;
+            offset = 0;
+        }
+        if (consume) {
+            buffered_ -= k;
+            chunk_offset_ = offset;
+            if (offset == 0)
+                chunks_.pop_front(), it = chunks_.begin();
+        }
+    }
 }
 
 void Request::finish() {

@@ -89,9 +89,23 @@ public:
     bool writable_async();
     bool cancelled();
     // The loop's own per-request object and its place in the loop's wake-up list: touched only by the
-    // loop (ctx) or under the loop's lock (wake_queued), never by the request itself.
+    // loop (ctx, kind) or under the loop's lock (wake_queued), never by the request itself.
     void *loop_ctx = nullptr;
+    enum class LoopKind : uint8_t { kHttp, kWebSocket } loop_kind = LoopKind::kHttp;
     bool wake_queued = false;
+
+    // --- a WebSocket on the loop (asgi_websocket.cc): the input is the client's messages as records
+    // (asgi_ws_records.h), fed by JavaScript after the upgrade; its end means the client is gone ---
+    // Input may come although the REQUEST had no body (the WebSocket's messages, after the accept).
+    void open_input();
+    bool input_ended();
+    // Takes the next record if the whole of it is buffered: *kind set (0: not all there yet, the
+    // listener is told when more comes) and its payload copied to dst(kind, length) (null: no memory,
+    // kExpired). kEof when the input ended with nothing left, kAborted.
+    template <class Dst>
+    InputStatus take_record(uint8_t *kind, Dst &&dst);
+    // Posts WebSocket message records (not frames) for the daemon to frame: info WSGI_OUT_MESSAGES.
+    bool post_records(std::string &&records, bool final);
 
     // --- mod_ssl.var_lookup(): the worker asks the Apache child through a VAR_LOOKUP frame ---
     enum class LookupStatus { kValue, kMissing, kAborted };
@@ -104,6 +118,9 @@ public:
 
 private:
     void post_input_resume();
+    // Copies n buffered bytes (n <= buffered_) to dst, consuming them or not. Lock held.
+    void copy_out(char *dst, size_t n, bool consume);
+    bool post_event(std::string &&data, bool final, int fd, unsigned info);
     // Tells the listener (if any) outside the lock; `l` was read under it.
     void notify(RequestListener *l);
 
@@ -136,6 +153,42 @@ private:
     bool want_output_ = false;
     bool cancelled_ = false;
 };
+
+template <class Dst>
+Request::InputStatus Request::take_record(uint8_t *kind, Dst &&dst) {
+    bool resume = false;
+    *kind = 0;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (aborted_)
+            return InputStatus::kAborted;
+        unsigned char h[5];
+        size_t len = 0;
+        if (buffered_ >= 5) {
+            copy_out(reinterpret_cast<char *>(h), 5, false);
+            len = (size_t(h[1]) << 24) | (size_t(h[2]) << 16) | (size_t(h[3]) << 8) | h[4];
+        }
+        if (buffered_ < 5 || buffered_ - 5 < len) {
+            if (eof_)
+                return InputStatus::kEof;  // a record cut short is dropped with the rest
+            want_input_ = true;
+            return InputStatus::kData;
+        }
+        char *out = dst(h[0], len);
+        if (!out)
+            return InputStatus::kExpired;
+        copy_out(reinterpret_cast<char *>(h), 5, true);
+        copy_out(out, len, true);
+        *kind = h[0];
+        if (input_paused_ && buffered_ < kInputLow) {
+            input_paused_ = false;
+            resume = true;
+        }
+    }
+    if (resume)
+        post_input_resume();
+    return InputStatus::kData;
+}
 
 }  // namespace modwsgi
 

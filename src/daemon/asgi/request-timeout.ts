@@ -42,7 +42,8 @@ export class LoopRequestTimer {
     let n = 0
     for (const job of this.dispatcher.active.values()) {
       const since = Math.max(job.startedAt, job.progressAt ?? 0)
-      if (!job.onLoop || job.cancelled || now - since <= this.timeoutMs) continue
+      // An open WebSocket is not a request that should answer: its own limits apply (websocket/).
+      if (!job.onLoop || job.cancelled || job.upgraded || now - since <= this.timeoutMs) continue
       job.cancelled = true
       n++
       const uri = (job.payload && findRequestVar(job.payload, 'REQUEST_URI')) || `request ${job.id}`

@@ -170,6 +170,9 @@ const char *wsgi_request_process_group(request_rec *r) { UNREACHED("wsgi_request
 wsgi_group *wsgi_group_find(const wsgi_state *st, const char *name) { UNREACHED("wsgi_group_find"); }
 int wsgi_group_visible(const wsgi_group *g, const server_rec *s) { UNREACHED("wsgi_group_visible"); }
 wsgi_state *wsgi_state_get(apr_pool_t *pconf) { UNREACHED("wsgi_state_get"); }
+/* The requests here are never WebSocket upgrades (q->upgrade is 0): a HEAD that would switch to a
+ * tunnel is refused as malformed before wsgi_tunnel.c could be reached. */
+int wsgi_tunnel_run(wsgi_req *q, wsgi_conn *c) { UNREACHED("wsgi_tunnel_run"); }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* One input                                                                                      */
