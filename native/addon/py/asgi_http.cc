@@ -4,85 +4,22 @@
 // the same HEAD/BODY/FILE/END/ERROR frames as a WSGI response. Output is posted to JavaScript as it is
 // sent (server-sent events reach the client message by message); send() waits while JavaScript holds
 // more than Request::kOutputHigh of it, receive() while no body is buffered.
-#include "asgi_loop.h"
+#include "asgi_http.h"
 
-#include <fcntl.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
-
 #include "asgi_frames.h"
+#include "asgi_messages.h"
 #include "runtime.h"
 #include "wsgi_wire.h"
 
 namespace modwsgi {
 
 using namespace asgi_frames;
+using namespace asgi_messages;
+using namespace asgi_http;
 
 namespace {
-
-// Body bytes per BODY frame and per output event: a worker's kPiece (response.cc).
-constexpr size_t kPiece = 256 * 1024;
-
-struct Piece {
-    std::string data;  // whole frames
-    int fd = -1;       // a FILE frame's descriptor: such a piece holds that frame alone
-};
-
-// A first-in first-out list that allocates nothing until used (std::deque allocates when made, and
-// there are three per request).
-template <class T>
-class Fifo {
-public:
-    bool empty() const { return head_ == v_.size(); }
-    size_t size() const { return v_.size() - head_; }
-    T &front() { return v_[head_]; }
-    T &back() { return v_.back(); }
-    void push_back(T &&x) { v_.push_back(std::move(x)); }
-    void push_back(const T &x) { v_.push_back(x); }
-    void pop_front() {
-        if (++head_ == v_.size())
-            clear();
-    }
-    void clear() {
-        v_.clear();
-        head_ = 0;
-    }
-    typename std::vector<T>::iterator begin() { return v_.begin() + static_cast<std::ptrdiff_t>(head_); }
-    typename std::vector<T>::iterator end() { return v_.end(); }
-
-private:
-    std::vector<T> v_;
-    size_t head_ = 0;
-};
-
-struct HttpState {
-    AsgiLoop *loop = nullptr;
-    std::shared_ptr<Request> req;
-    std::string label;  // "'app' of script '...'"
-    std::string client;
-    PyObject *task = nullptr;
-    Fifo<PyObject *> receivers;  // futures of receive() calls waiting for a message
-    Fifo<PyObject *> senders;    // futures of send() calls waiting for their output to go
-    Fifo<Piece> out;             // frames not posted yet (no room in JavaScript)
-    std::string head;                  // HEAD payload from http.response.start
-    int64_t content_length = -1;
-    uint64_t body_bytes = 0;
-    bool head_method = false;
-    bool started = false;       // http.response.start came
-    bool head_queued = false;   // its HEAD frame is in `out` or posted
-    bool posted = false;        // something went to JavaScript: no ERROR can replace the response now
-    bool body_done = false;     // the last http.request message was given to the application
-    bool complete = false;      // the application sent its last body message (or a pathsend)
-    bool end_queued = false;    // END is the last frame in `out`
-    bool final_posted = false;  // the request's final event went out
-    bool over_length = false;
-    bool client_gone = false;
-    bool cancelled = false;     // task.cancel() for request-timeout
-    bool finished = false;      // the task is done
-};
 
 struct HttpObject {
     PyObject_HEAD
@@ -96,36 +33,7 @@ HttpState *state_of(PyObject *self) {
     return h;
 }
 
-// --- output frames ---
-
-// Appends whole frames to the output queue: to its last piece while that stays small, else as a new one.
-void queue(HttpState &h, std::string &&frames, int fd = -1) {
-    if (fd < 0 && !h.out.empty() && h.out.back().fd < 0 && h.out.back().data.size() + frames.size() <= kPiece) {
-        h.out.back().data.append(frames);
-        return;
-    }
-    h.out.push_back(Piece{std::move(frames), fd});
-}
-
-// The HEAD frame carries WSGI_HEAD_ASGI: the Apache child then leaves out, for this script's later
-// requests, what only a WSGI environ uses (wsgi_asgi.c).
-void queue_head(HttpState &h) {
-    std::string f(WSGI_WIRE_HEADER_SIZE, '\0');
-    wsgi_frame_header_pack(reinterpret_cast<unsigned char *>(&f[0]), WSGI_FRAME_HEAD, WSGI_HEAD_ASGI,
-                           static_cast<uint32_t>(h.head.size()));
-    f.append(h.head);
-    queue(h, std::move(f));
-    h.head_queued = true;
-}
-
 // --- messages to the application ---
-
-PyObject *message(AsgiStrings &s, PyObject *type) {
-    PyObject *d = PyDict_New();
-    if (d && PyDict_SetItem(d, s.type, type) < 0)
-        Py_CLEAR(d);
-    return d;
-}
 
 // The next message for receive(): a new reference, or null with *wait set (nothing yet; the request
 // tells the loop when input comes or the client leaves), or null with an error set.
@@ -165,69 +73,16 @@ PyObject *next_message(HttpState &h, AsgiStrings &s, bool *wait) {
     return m.release();
 }
 
-bool future_done(AsgiStrings &s, PyObject *fut) {
-    PyRef r(PyObject_CallMethodNoArgs(fut, s.str_done));
-    if (!r) {
-        PyErr_Clear();
-        return true;
-    }
-    return PyObject_IsTrue(r.get()) == 1;
-}
-
-void resolve(AsgiStrings &s, PyObject *fut, PyObject *value) {
-    if (future_done(s, fut))
-        return;
-    PyRef r(PyObject_CallMethodOneArg(fut, s.set_result, value));
-    if (!r)
-        PyErr_Clear();
-}
-
-void fail_future(AsgiStrings &s, PyObject *fut, PyObject *exc) {
-    if (future_done(s, fut))
-        return;
-    PyRef r(PyObject_CallMethodOneArg(fut, s.set_exception, exc));
-    if (!r)
-        PyErr_Clear();
-}
-
 // Gives waiting receive() calls what there is, in order.
 void feed_receivers(HttpState &h, AsgiStrings &s) {
-    while (!h.receivers.empty()) {
-        PyObject *fut = h.receivers.front();
-        if (future_done(s, fut)) {  // cancelled by the application
-            h.receivers.pop_front();
-            Py_DECREF(fut);
-            continue;
-        }
-        bool wait;
-        PyRef m(next_message(h, s, &wait));
-        if (!m) {
-            if (wait)
-                break;
-            // A Python error (out of memory, say): the receive() call raises it.
-            PyObject *type, *value, *tb;
-            PyErr_Fetch(&type, &value, &tb);
-            PyErr_NormalizeException(&type, &value, &tb);
-            fail_future(s, fut, value ? value : PyExc_RuntimeError);
-            Py_XDECREF(type);
-            Py_XDECREF(value);
-            Py_XDECREF(tb);
-        } else {
-            resolve(s, fut, m.get());
-        }
-        h.receivers.pop_front();
-        Py_DECREF(fut);
-    }
+    asgi_messages::feed_receivers(s, h.receivers, [&](bool *wait) { return next_message(h, s, wait); });
 }
 
 void release_senders(HttpState &h, AsgiStrings &s, PyObject *exc) {
     while (!h.senders.empty()) {
         PyObject *fut = h.senders.front();
         h.senders.pop_front();
-        if (exc)
-            fail_future(s, fut, exc);
-        else
-            resolve(s, fut, Py_None);
+        settle(s, fut, Py_None, exc);
         Py_DECREF(fut);
     }
 }
@@ -277,96 +132,6 @@ bool pump(HttpState &h, AsgiStrings &s, PyObject *disconnected) {
     return true;
 }
 
-// The response is complete: END, after a Content-Length check.
-void queue_end(HttpState &h) {
-    uint32_t outcome = WSGI_END_COMPLETE;
-    if (h.content_length >= 0 && !h.head_method && h.body_bytes < static_cast<uint64_t>(h.content_length)) {
-        runtime_logger(h.loop->rt)
-            .write(LogLevel::kWarn, kLogAsgiTooShort,
-                   "Response of ASGI application " + h.label + " is shorter than its content-length (" +
-                       std::to_string(h.body_bytes) + " of " + std::to_string(h.content_length) +
-                       " bytes): the connection is closed.",
-                   h.client);
-        outcome = WSGI_END_INCOMPLETE;
-    }
-    queue(h, end_frame(outcome));
-    h.end_queued = true;
-    h.complete = true;
-}
-
-void queue_body(HttpState &h, const char *data, size_t n) {
-    if (h.content_length >= 0) {
-        uint64_t room = static_cast<uint64_t>(h.content_length) > h.body_bytes
-                            ? static_cast<uint64_t>(h.content_length) - h.body_bytes
-                            : 0;
-        if (n > room) {
-            if (!h.over_length)
-                runtime_logger(h.loop->rt)
-                    .write(LogLevel::kWarn, kLogAsgiTooLong,
-                           "Response of ASGI application " + h.label + " is longer than its content-length (" +
-                               std::to_string(h.content_length) + " bytes): the extra output is dropped.",
-                           h.client);
-            h.over_length = true;
-            n = static_cast<size_t>(room);
-        }
-    }
-    h.body_bytes += n;
-    if (h.head_method)
-        return;
-    while (n) {
-        size_t piece = std::min(n, kPiece);
-        std::string f;
-        append_frame(f, WSGI_FRAME_RBODY, data, piece);
-        queue(h, std::move(f));
-        data += piece;
-        n -= piece;
-    }
-}
-
-// http.response.pathsend: the file goes to Apache as a FILE frame with its descriptor (sent with
-// sendfile when WSGIEnableSendfile is On), as wsgi.file_wrapper's do.
-bool queue_file(HttpState &h, AsgiStrings &s, PyObject *msg) {
-    PyObject *path = PyDict_GetItemString(msg, "path");
-    if (!path || !PyUnicode_Check(path)) {
-        PyErr_SetString(PyExc_TypeError, "http.response.pathsend needs a 'path' string");
-        return false;
-    }
-    PyRef fs(PyUnicode_EncodeFSDefault(path));
-    if (!fs)
-        return false;
-    int fd = open(PyBytes_AS_STRING(fs.get()), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-        return false;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        PyErr_Format(PyExc_ValueError, "http.response.pathsend: %R is not a regular file", path);
-        return false;
-    }
-    uint64_t count = static_cast<uint64_t>(sb.st_size);
-    if (h.content_length >= 0)
-        count = std::min(count, static_cast<uint64_t>(h.content_length) > h.body_bytes
-                                    ? static_cast<uint64_t>(h.content_length) - h.body_bytes
-                                    : 0);
-    if (!h.head_queued)
-        queue_head(h);
-    h.body_bytes += count;
-    if (count == 0 || h.head_method) {
-        close(fd);
-    } else {
-        unsigned char payload[16];
-        wsgi_put_u64(payload, 0);
-        wsgi_put_u64(payload + 8, count);
-        std::string f;
-        append_frame(f, WSGI_FRAME_FILE, reinterpret_cast<const char *>(payload), sizeof payload);
-        queue(h, std::move(f), fd);
-    }
-    (void)s;
-    return true;
-}
-
 // The task is done and its final event out: the object lets go of the request.
 void release(AsgiLoop &loop, PyObject *self) {
     HttpState &h = *reinterpret_cast<HttpObject *>(self)->h;
@@ -390,19 +155,8 @@ PyObject *http_receive(PyObject *self, PyObject *) {
     if (!h)
         return nullptr;
     AsgiStrings &s = h->loop->s;
-    if (h->receivers.empty()) {
-        bool wait;
-        PyObject *m = next_message(*h, s, &wait);
-        if (m || !wait)
-            return m;
-    }
-    PyObject *fut = PyObject_CallNoArgs(h->loop->create_future);
-    if (!fut)
-        return nullptr;
-    Py_INCREF(fut);
-    h->receivers.push_back(fut);
-    feed_receivers(*h, s);
-    return fut;
+    return receive(
+        *h->loop, h->receivers, [&](bool *wait) { return next_message(*h, s, wait); }, [&] { feed_receivers(*h, s); });
 }
 
 PyObject *http_send(PyObject *self, PyObject *msg) {
@@ -411,14 +165,9 @@ PyObject *http_send(PyObject *self, PyObject *msg) {
         return nullptr;
     AsgiLoop &loop = *h->loop;
     AsgiStrings &s = loop.s;
-    if (!PyDict_Check(msg))
-        return PyErr_Format(PyExc_TypeError, "ASGI message must be a dict, not %.100s", Py_TYPE(msg)->tp_name);
-    PyObject *type = PyDict_GetItemWithError(msg, s.type);
-    if (!type) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_KeyError, "ASGI message without 'type'");
+    PyObject *type = message_type(s, msg);
+    if (!type)
         return nullptr;
-    }
     if (!h->client_gone && h->req->aborted())
         gone(*h, s, loop.disconnected);
     if (h->client_gone)
@@ -442,32 +191,8 @@ PyObject *http_send(PyObject *self, PyObject *msg) {
         return PyErr_Format(PyExc_RuntimeError, "Unexpected ASGI message %R sent, after response already completed.",
                             type);
     try {
-        if (file) {
-            if (!queue_file(*h, s, msg))
-                return nullptr;
-            queue_end(*h);
-        } else {
-            PyObject *data = PyDict_GetItemWithError(msg, s.body);
-            if (!data && PyErr_Occurred())
-                return nullptr;
-            PyObject *more = PyDict_GetItemWithError(msg, s.more_body);
-            if (!more && PyErr_Occurred())
-                return nullptr;
-            int more_body = more ? PyObject_IsTrue(more) : 0;
-            if (more_body < 0)
-                return nullptr;
-            if (!h->head_queued)
-                queue_head(*h);
-            if (data && data != Py_None) {
-                Py_buffer view;
-                if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-                    return nullptr;
-                queue_body(*h, static_cast<const char *>(view.buf), static_cast<size_t>(view.len));
-                PyBuffer_Release(&view);
-            }
-            if (!more_body)
-                queue_end(*h);
-        }
+        if (!(file ? queue_file(*h, s, msg) : queue_body_message(*h, s, msg)))
+            return nullptr;
     } catch (const std::bad_alloc &) {
         return PyErr_NoMemory();
     }
@@ -485,12 +210,7 @@ PyObject *http_send(PyObject *self, PyObject *msg) {
 }
 
 void log_task_exception(HttpState &h, PyObject *exc, int code, const std::string &text) {
-    const Logger &log = runtime_logger(h.loop->rt);
-    log.write(LogLevel::kError, code, text, h.client);
-    Py_INCREF(Py_TYPE(exc));
-    Py_INCREF(exc);
-    PyErr_Restore(reinterpret_cast<PyObject *>(Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-    log_exception(h.loop->st, {}, h.client);
+    asgi_messages::log_task_exception(*h.loop, exc, code, text, h.client);
 }
 
 // The final event of a request whose response did not end normally: ERROR while nothing was posted,

@@ -10,12 +10,10 @@
 //   connecting --accept--> open (HEAD 101 with WSGI_HEAD_UPGRADE, then records) --close/task end--> over
 //   connecting --close--> over (an ordinary 403)
 //   connecting --websocket.http.response.start--> responding (HEAD, BODY..., END) --> over
-#include "asgi_loop.h"
-
-#include <algorithm>
-#include <deque>
+#include "asgi_ws.h"
 
 #include "asgi_frames.h"
+#include "asgi_messages.h"
 #include "asgi_ws_records.h"
 #include "runtime.h"
 #include "wsgi_wire.h"
@@ -23,47 +21,10 @@
 namespace modwsgi {
 
 using namespace asgi_frames;
+using namespace asgi_messages;
+using namespace asgi_ws;
 
 namespace {
-
-// Log lines (docs/asgi.md, WSGI03400-03449).
-enum WsLogCode : int {
-    kLogWsException = 3400,     // the application raised before accepting or denying (500)
-    kLogWsExceptionOpen = 3401, // it raised after accepting: closed with 1011
-    kLogWsNoHandshake = 3402,   // it returned without accepting or denying (500)
-    kLogWsClientGone = 3403,    // it ended on ClientDisconnected (the client had left)
-    kLogWsIncomplete = 3404,    // its denial response is incomplete
-    kLogWsCancelled = 3405,     // cancelled by request-timeout before it accepted (504)
-};
-
-constexpr size_t kPiece = 256 * 1024;
-
-enum class Phase { kConnecting, kOpen, kResponding, kOver };
-
-struct WsState {
-    AsgiLoop *loop = nullptr;
-    std::shared_ptr<Request> req;
-    std::string label;
-    std::string client;
-    PyObject *task = nullptr;
-    std::deque<PyObject *> receivers;  // futures of receive() calls waiting for a message
-    std::deque<PyObject *> senders;    // futures of send() calls waiting for room
-    Phase phase = Phase::kConnecting;
-    bool connect_given = false;   // websocket.connect was received
-    bool closed_in = false;       // the client's side is over: what websocket.disconnect says is known
-    int close_code = 1006;
-    std::string close_reason;
-    bool app_closed = false;      // the application sent websocket.close
-    bool posted = false;          // output went to JavaScript: an ERROR can no longer replace it
-    bool final_posted = false;
-    bool finished = false;        // the task is done
-    bool cancelled = false;
-    // The denial response (websocket.http.response.*).
-    std::string head;
-    int64_t content_length = -1;
-    uint64_t body_bytes = 0;
-    std::string text;             // a text record's bytes, decoded into a str
-};
 
 struct WsObject {
     PyObject_HEAD
@@ -75,39 +36,6 @@ WsState *state_of(PyObject *self) {
     if (!w)
         PyErr_SetString(PyExc_RuntimeError, "ASGI WebSocket object is not in use");
     return w;
-}
-
-PyObject *message(AsgiStrings &s, PyObject *type) {
-    PyObject *d = PyDict_New();
-    if (d && PyDict_SetItem(d, s.type, type) < 0)
-        Py_CLEAR(d);
-    return d;
-}
-
-// Sets d[key] = value, stealing value.
-bool put(PyObject *d, PyObject *key, PyObject *value) {
-    if (!value)
-        return false;
-    int r = PyDict_SetItem(d, key, value);
-    Py_DECREF(value);
-    return r == 0;
-}
-
-bool future_done(AsgiStrings &s, PyObject *fut) {
-    PyRef r(PyObject_CallMethodNoArgs(fut, s.str_done));
-    if (!r) {
-        PyErr_Clear();
-        return true;
-    }
-    return PyObject_IsTrue(r.get()) == 1;
-}
-
-void settle(AsgiStrings &s, PyObject *fut, PyObject *value, PyObject *exc) {
-    if (future_done(s, fut))
-        return;
-    PyRef r(exc ? PyObject_CallMethodOneArg(fut, s.set_exception, exc) : PyObject_CallMethodOneArg(fut, s.set_result, value));
-    if (!r)
-        PyErr_Clear();
 }
 
 // The client's side is over (connection lost, or what the input said last).
@@ -197,31 +125,7 @@ PyObject *next_message(WsState &w, AsgiStrings &s, bool *wait) {
 }
 
 void feed_receivers(WsState &w, AsgiStrings &s) {
-    while (!w.receivers.empty()) {
-        PyObject *fut = w.receivers.front();
-        if (future_done(s, fut)) {  // cancelled by the application
-            w.receivers.pop_front();
-            Py_DECREF(fut);
-            continue;
-        }
-        bool wait;
-        PyRef m(next_message(w, s, &wait));
-        if (!m && wait)
-            break;
-        if (m) {
-            settle(s, fut, m.get(), nullptr);
-        } else {
-            PyObject *type, *value, *tb;
-            PyErr_Fetch(&type, &value, &tb);
-            PyErr_NormalizeException(&type, &value, &tb);
-            settle(s, fut, nullptr, value ? value : PyExc_RuntimeError);
-            Py_XDECREF(type);
-            Py_XDECREF(value);
-            Py_XDECREF(tb);
-        }
-        w.receivers.pop_front();
-        Py_DECREF(fut);
-    }
+    asgi_messages::feed_receivers(s, w.receivers, [&](bool *wait) { return next_message(w, s, wait); });
 }
 
 bool client_gone(WsState &w) { return w.closed_in || w.req->input_ended(); }
@@ -244,195 +148,6 @@ void release_senders(WsState &w, AsgiStrings &s) {
     }
 }
 
-void post_frames(WsState &w, std::string &&frames, bool final) {
-    w.posted = true;
-    w.req->post_output(std::move(frames), final, -1);
-    if (final)
-        w.final_posted = true;
-}
-
-void post_records(WsState &w, std::string &&records, bool final) {
-    w.posted = true;
-    w.req->post_records(std::move(records), final);
-    if (final)
-        w.final_posted = true;
-}
-
-std::string head_frame(const std::string &payload, uint16_t flags) {
-    std::string f(WSGI_WIRE_HEADER_SIZE, '\0');
-    wsgi_frame_header_pack(reinterpret_cast<unsigned char *>(&f[0]), WSGI_FRAME_HEAD, flags,
-                           static_cast<uint32_t>(payload.size()));
-    f.append(payload);
-    return f;
-}
-
-// websocket.accept: the HEAD 101 (the Apache child adds Upgrade, Connection and Sec-WebSocket-Accept).
-bool accept(WsState &w, AsgiStrings &s, PyObject *msg) {
-    PyObject *sub = PyDict_GetItemWithError(msg, s.subprotocol);
-    if (!sub && PyErr_Occurred())
-        return false;
-    PyObject *headers = PyDict_GetItemWithError(msg, s.headers);
-    if (!headers && PyErr_Occurred())
-        return false;
-    PyRef list(headers && headers != Py_None ? PySequence_List(headers) : PyList_New(0));
-    if (!list)
-        return false;
-    if (sub && sub != Py_None) {
-        if (!PyUnicode_Check(sub)) {
-            PyErr_Format(PyExc_TypeError, "websocket.accept 'subprotocol' must be a str, not %.100s", Py_TYPE(sub)->tp_name);
-            return false;
-        }
-        PyRef value(PyUnicode_AsLatin1String(sub));
-        PyRef pair(value ? Py_BuildValue("(y O)", "sec-websocket-protocol", value.get()) : nullptr);
-        if (!pair || PyList_Append(list.get(), pair.get()) < 0)
-            return false;
-    }
-    PyRef start(PyDict_New());
-    PyRef status(PyLong_FromLong(101));
-    if (!start || !status || PyDict_SetItem(start.get(), s.status, status.get()) < 0 ||
-        PyDict_SetItem(start.get(), s.headers, list.get()) < 0)
-        return false;
-    std::string head;
-    int64_t ignored;
-    if (!asgi_encode_head(s, start.get(), &head, &ignored))
-        return false;
-    post_frames(w, head_frame(head, WSGI_HEAD_ASGI | WSGI_HEAD_UPGRADE), false);
-    w.phase = Phase::kOpen;
-    return true;
-}
-
-// websocket.close before the accept: an ordinary 403.
-void deny(WsState &w) {
-    std::string head;
-    append_u32(head, 403);
-    append_string(head, "403 Forbidden");
-    append_u32(head, 0);
-    std::string frames = head_frame(head, WSGI_HEAD_ASGI);
-    frames += end_frame(WSGI_END_COMPLETE);
-    post_frames(w, std::move(frames), true);
-    w.phase = Phase::kOver;
-}
-
-// websocket.http.response.body: the denial response's HEAD (first time), BODY frames, END at the end.
-bool respond_body(WsState &w, AsgiStrings &s, PyObject *msg) {
-    PyObject *body = PyDict_GetItemWithError(msg, s.body);
-    if (!body && PyErr_Occurred())
-        return false;
-    PyObject *more = PyDict_GetItemWithError(msg, s.more_body);
-    if (!more && PyErr_Occurred())
-        return false;
-    int more_body = more ? PyObject_IsTrue(more) : 0;
-    if (more_body < 0)
-        return false;
-    std::string frames;
-    if (!w.posted)
-        frames = head_frame(w.head, WSGI_HEAD_ASGI);
-    if (body && body != Py_None) {
-        Py_buffer view;
-        if (PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0)
-            return false;
-        const char *p = static_cast<const char *>(view.buf);
-        size_t n = static_cast<size_t>(view.len);
-        if (w.content_length >= 0)
-            n = std::min<uint64_t>(n, static_cast<uint64_t>(w.content_length) - std::min<uint64_t>(w.body_bytes, w.content_length));
-        w.body_bytes += n;
-        for (size_t off = 0; off < n; off += kPiece)
-            append_frame(frames, WSGI_FRAME_RBODY, p + off, std::min(kPiece, n - off));
-        PyBuffer_Release(&view);
-    }
-    if (!more_body) {
-        bool short_body = w.content_length >= 0 && w.body_bytes < static_cast<uint64_t>(w.content_length);
-        if (short_body)
-            runtime_logger(w.loop->rt).write(LogLevel::kWarn, kLogWsIncomplete,
-                                             "Denial response of ASGI application " + w.label +
-                                                 " is shorter than its content-length: the connection is closed.",
-                                             w.client);
-        frames += end_frame(short_body ? WSGI_END_INCOMPLETE : WSGI_END_COMPLETE);
-        w.phase = Phase::kOver;
-    }
-    if (!frames.empty())
-        post_frames(w, std::move(frames), !more_body);
-    return true;
-}
-
-// websocket.send: exactly one of 'bytes' and 'text'.
-bool send_message(WsState &w, AsgiStrings &s, PyObject *msg) {
-    PyObject *b = PyDict_GetItemWithError(msg, s.bytes);
-    if (!b && PyErr_Occurred())
-        return false;
-    PyObject *t = PyDict_GetItemWithError(msg, s.text);
-    if (!t && PyErr_Occurred())
-        return false;
-    std::string rec;
-    if (b && b != Py_None) {
-        Py_buffer view;
-        if (PyObject_GetBuffer(b, &view, PyBUF_SIMPLE) < 0)
-            return false;
-        ws_records::append(rec, ws_records::kBinary, static_cast<const char *>(view.buf), static_cast<size_t>(view.len));
-        PyBuffer_Release(&view);
-    } else if (t && t != Py_None) {
-        if (!PyUnicode_Check(t)) {
-            PyErr_Format(PyExc_TypeError, "websocket.send 'text' must be a str, not %.100s", Py_TYPE(t)->tp_name);
-            return false;
-        }
-        Py_ssize_t n;
-        const char *u = PyUnicode_AsUTF8AndSize(t, &n);
-        if (!u)
-            return false;
-        ws_records::append(rec, ws_records::kText, u, static_cast<size_t>(n));
-    } else {
-        PyErr_SetString(PyExc_ValueError, "websocket.send needs 'bytes' or 'text'");
-        return false;
-    }
-    post_records(w, std::move(rec), false);
-    return true;
-}
-
-// websocket.close after the accept: a close frame with the code (1000) and reason ('').
-bool close_open(WsState &w, AsgiStrings &s, PyObject *msg) {
-    PyObject *code = PyDict_GetItemWithError(msg, s.code);
-    if (!code && PyErr_Occurred())
-        return false;
-    PyObject *reason = PyDict_GetItemWithError(msg, s.reason);
-    if (!reason && PyErr_Occurred())
-        return false;
-    long c = 1000;
-    if (code && code != Py_None) {
-        c = PyLong_Check(code) ? PyLong_AsLong(code) : -1;
-        // RFC 6455 7.4: what may be sent in a close frame.
-        bool valid = (c >= 1000 && c <= 1014 && c != 1004 && c != 1005 && c != 1006) || (c >= 3000 && c <= 4999);
-        if (!valid) {
-            if (!PyErr_Occurred())
-                PyErr_Format(PyExc_ValueError, "websocket.close 'code' must be a WebSocket close code, not %R", code);
-            return false;
-        }
-    }
-    std::string_view why;
-    if (reason && reason != Py_None) {
-        Py_ssize_t n = 0;
-        const char *u = PyUnicode_Check(reason) ? PyUnicode_AsUTF8AndSize(reason, &n) : nullptr;
-        if (!u) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "websocket.close 'reason' must be a str");
-            return false;
-        }
-        if (n > 123) {
-            PyErr_SetString(PyExc_ValueError, "websocket.close 'reason' is longer than 123 bytes in UTF-8");
-            return false;
-        }
-        why = std::string_view(u, static_cast<size_t>(n));
-    }
-    w.app_closed = true;
-    if (!w.closed_in) {
-        w.close_code = static_cast<int>(c);
-        w.close_reason.assign(why.data(), why.size());
-    }
-    std::string rec;
-    ws_records::append_close(rec, static_cast<int>(c), why);
-    post_records(w, std::move(rec), false);
-    return true;
-}
-
 bool type_is(PyObject *type, PyObject *name) { return PyUnicode_Check(type) && PyUnicode_Compare(type, name) == 0; }
 
 PyObject *unexpected(PyObject *type, const char *expected) {
@@ -446,19 +161,8 @@ PyObject *ws_receive(PyObject *self, PyObject *) {
     if (!w)
         return nullptr;
     AsgiStrings &s = w->loop->s;
-    if (w->receivers.empty()) {
-        bool wait;
-        PyObject *m = next_message(*w, s, &wait);
-        if (m || !wait)
-            return m;
-    }
-    PyObject *fut = PyObject_CallNoArgs(w->loop->create_future);
-    if (!fut)
-        return nullptr;
-    Py_INCREF(fut);
-    w->receivers.push_back(fut);
-    feed_receivers(*w, s);
-    return fut;
+    return receive(
+        *w->loop, w->receivers, [&](bool *wait) { return next_message(*w, s, wait); }, [&] { feed_receivers(*w, s); });
 }
 
 PyObject *ws_send(PyObject *self, PyObject *msg) {
@@ -467,14 +171,9 @@ PyObject *ws_send(PyObject *self, PyObject *msg) {
         return nullptr;
     AsgiLoop &loop = *w->loop;
     AsgiStrings &s = loop.s;
-    if (!PyDict_Check(msg))
-        return PyErr_Format(PyExc_TypeError, "ASGI message must be a dict, not %.100s", Py_TYPE(msg)->tp_name);
-    PyObject *type = PyDict_GetItemWithError(msg, s.type);
-    if (!type) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_KeyError, "ASGI message without 'type'");
+    PyObject *type = message_type(s, msg);
+    if (!type)
         return nullptr;
-    }
     bool ok = true;
     try {
         switch (w->phase) {
@@ -539,11 +238,7 @@ PyObject *ws_send(PyObject *self, PyObject *msg) {
 }
 
 void log_exception_of(WsState &w, PyObject *exc, int code, const std::string &text) {
-    runtime_logger(w.loop->rt).write(LogLevel::kError, code, text, w.client);
-    Py_INCREF(Py_TYPE(exc));
-    Py_INCREF(exc);
-    PyErr_Restore(reinterpret_cast<PyObject *>(Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-    log_exception(w.loop->st, {}, w.client);
+    log_task_exception(*w.loop, exc, code, text, w.client);
 }
 
 void release(AsgiLoop &loop, PyObject *self) {
