@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { ALLOW_FIXTURES, APACHE_BIN, childPids, cmdline, fixture, makeTempDir, startApache, waitFor } from '../helpers/apache'
+import { ALLOW_FIXTURES, APACHE_BIN, childPids, cmdline, fixture, killSession, makeTempDir, startApache, waitFor } from '../helpers/apache'
 import { alive, exited, groupPids, pidOf, timed } from '../helpers/daemons'
 
 const config = (title: string, options = '') => `
@@ -60,11 +60,9 @@ t.test('an Apache parent killed with SIGKILL: its daemons notice and exit', asyn
   const apache = await startApache(t, { config: config('k', 'processes=2 shutdown-timeout=1') })
   const daemons = await waitFor(() => (apache.daemonPids().length === 2 ? apache.daemonPids() : null), 10000, 50, 'two daemons')
   const parent = apache.pid
-  const children = childPids(parent).filter((p) => !daemons?.includes(p))
-  t.teardown(() => {
-    // The orphaned Apache children of this test, by pid.
-    for (const p of children) if (alive(p)) process.kill(p, 'SIGKILL')
-  })
+  // The orphaned Apache children of this test: the session the parent led (children it forked after
+  // any list taken here belong to it too).
+  t.teardown(() => killSession(parent))
   t.equal((await apache.request('/hello')).status, 200)
   process.kill(parent, 'SIGKILL')
   const [, took] = await timed(waitFor(() => (daemons ?? []).every(exited), 10000, 50, 'the daemons to exit'))

@@ -166,6 +166,36 @@ export function childPids(pid: number): number[] {
   return out
 }
 
+/**
+ * Processes of the session `sid`, from /proc: an Apache started with `-k start` leads a session of its
+ * own, so these are its children and daemons, even once its death has handed them to init.
+ */
+export function sessionPids(sid: number): number[] {
+  const out: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1')
+      const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3])
+      if (session === sid) out.push(Number(name))
+    } catch {
+      /* gone */
+    }
+  }
+  return out
+}
+
+/** SIGKILL to what is left of the session of an Apache parent that is gone (its orphaned children). */
+export function killSession(sid: number): void {
+  for (const p of sessionPids(sid)) {
+    try {
+      process.kill(p, 'SIGKILL')
+    } catch {
+      /* gone */
+    }
+  }
+}
+
 export function cmdline(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0+$/, '').replace(/\0/g, ' ')
@@ -310,6 +340,7 @@ export class Apache {
     process.kill(pid, 'SIGTERM')
     await waitFor(() => !pidAlive(pid), 20000, 50, 'Apache to stop').catch(() => {
       process.kill(pid, 'SIGKILL')
+      killSession(pid)
     })
   }
 
