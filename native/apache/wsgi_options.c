@@ -312,9 +312,8 @@ static void log_ignored(cmd_parms *cmd, const wsgi_group *g, const char *option)
                  cmd->cmd->name, g->name, option);
 }
 
-/* memory-recycle=SIZE: bytes, or with a K, M or G suffix (binary units); 0, or at least what a daemon
- * holds before its application (Node.js and Python: about 45 MiB), else it would recycle forever. */
-static const char *parse_recycle(cmd_parms *cmd, wsgi_group *g, const char *option, const char *value)
+/* A size: bytes, or with a K, M or G suffix (binary units), at most max. Sets *bytes; 0 when malformed. */
+static int parse_suffixed_size(apr_pool_t *p, const char *value, apr_int64_t max, apr_int64_t *bytes)
 {
     apr_int64_t v = 0, unit = 1;
     size_t n = strlen(value);
@@ -323,32 +322,37 @@ static const char *parse_recycle(cmd_parms *cmd, wsgi_group *g, const char *opti
 
     if (last == 'K' || last == 'k' || last == 'M' || last == 'm' || last == 'G' || last == 'g') {
         unit = last == 'K' || last == 'k' ? 1024 : last == 'M' || last == 'm' ? WSGI_MIB : 1024 * WSGI_MIB;
-        digits = apr_pstrmemdup(cmd->temp_pool, value, n - 1);
+        digits = apr_pstrmemdup(p, value, n - 1);
     }
-    if (!parse_int64(digits, 0, APR_INT64_MAX / unit, &v) || (v != 0 && v * unit < WSGI_MIN_MEMORY_RECYCLE))
+    if (!parse_int64(digits, 0, max / unit, &v) || v * unit > max)
+        return 0;
+    *bytes = v * unit;
+    return 1;
+}
+
+/* memory-recycle=SIZE: 0, or at least what a daemon holds before its application (Node.js and Python:
+ * about 45 MiB), else it would recycle forever. */
+static const char *parse_recycle(cmd_parms *cmd, wsgi_group *g, const char *option, const char *value)
+{
+    apr_int64_t bytes;
+
+    if (!parse_suffixed_size(cmd->temp_pool, value, APR_INT64_MAX, &bytes) || (bytes != 0 && bytes < WSGI_MIN_MEMORY_RECYCLE))
         return bad_value(cmd, g, option, value,
                          "0 (the default) or a size of at least 64M (bytes, or with a K, M or G suffix)");
-    g->memory_recycle = v * unit;
+    g->memory_recycle = bytes;
     return NULL;
 }
 
-/* websocket-max-message=SIZE: bytes, or with a K, M or G suffix; 0 for no limit; at most 2 GiB - 1 (the
- * daemon's WebSocket receiver counts in 32 bits). */
+/* websocket-max-message=SIZE: 0 for no limit; at most 2 GiB - 1 (the daemon's WebSocket receiver counts
+ * in 32 bits). */
 static const char *parse_max_message(cmd_parms *cmd, wsgi_group *g, const char *option, const char *value)
 {
-    apr_int64_t v = 0, unit = 1;
-    size_t n = strlen(value);
-    char last = n ? value[n - 1] : '\0';
-    const char *digits = value;
+    apr_int64_t bytes;
 
-    if (last == 'K' || last == 'k' || last == 'M' || last == 'm' || last == 'G' || last == 'g') {
-        unit = last == 'K' || last == 'k' ? 1024 : last == 'M' || last == 'm' ? WSGI_MIB : 1024 * WSGI_MIB;
-        digits = apr_pstrmemdup(cmd->temp_pool, value, n - 1);
-    }
-    if (!parse_int64(digits, 0, WSGI_MAX_WEBSOCKET_MAX_MESSAGE / unit, &v) || v * unit > WSGI_MAX_WEBSOCKET_MAX_MESSAGE)
+    if (!parse_suffixed_size(cmd->temp_pool, value, WSGI_MAX_WEBSOCKET_MAX_MESSAGE, &bytes))
         return bad_value(cmd, g, option, value,
                          "a size in bytes, or with a K, M or G suffix, below 2G (0 for no limit)");
-    g->websocket_max_message = v * unit;
+    g->websocket_max_message = bytes;
     return NULL;
 }
 

@@ -105,3 +105,21 @@ t.test('apache2 -t names the directive and the option on a bad memory value', as
   ]
   for (const [option, message] of bad) await assertRefused(t, `WSGIDaemonProcess g ${option}`, message, option)
 })
+
+t.test('apache2 -t: sizes with a K, M or G suffix (memory-recycle, websocket-max-message)', async (t) => {
+  const bad: Array<[string, RegExp]> = [
+    ['memory-recycle=10M', /option 'memory-recycle' must be 0 \(the default\) or a size of at least 64M .*, not '10M'/],
+    ['memory-recycle=1X', /option 'memory-recycle' must be 0 \(the default\) or a size of at least 64M .*, not '1X'/],
+    ['memory-recycle=M', /option 'memory-recycle' must be .*, not 'M'/],
+    ['websocket-max-message=2G', /option 'websocket-max-message' must be a size in bytes, or with a K, M or G suffix, below 2G \(0 for no limit\), not '2G'/],
+    ['websocket-max-message=-5', /option 'websocket-max-message' must be .*, not '-5'/],
+  ]
+  for (const [option, message] of bad) await assertRefused(t, `WSGIDaemonProcess g ${option}`, message, option)
+  for (const option of ['memory-recycle=0', 'memory-recycle=64M', 'memory-recycle=1g', 'memory-recycle=70000000',
+    'websocket-max-message=0', 'websocket-max-message=512k', 'websocket-max-message=2047M']) {
+    const a = new Apache({ config: `WSGIDaemonProcess g ${option}` })
+    const r = a.configTest()
+    await a.cleanup()
+    t.equal(r.status, 0, `${option} is accepted${r.status ? `: ${r.output}` : ''}`)
+  }
+})
