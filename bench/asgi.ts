@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { Apache, freePort, request, waitFor } from '../test/helpers/apache'
 import { APACHE_TUNING, BENCH_DIR, cpuBusy, daemonRssMiB, median, processTicks, serverProcesses, type Workload } from './common'
 import { wrk, type WrkResult } from './run'
+import { benchArgs, exitWith, names, numbers } from './args'
 
 type Server = 'ours' | 'uvicorn'
 const SERVERS: Server[] = ['ours', 'uvicorn']
@@ -35,38 +36,32 @@ export interface AsgiOptions {
 }
 
 export function parseArgs(argv: string[]): AsgiOptions {
-  const o: AsgiOptions = {
-    workloads: ['hello', 'stream', 'upload'],
-    connections: [16],
-    duration: 8,
-    warmup: 3,
-    repeat: 3,
-    threads: 15,
-    loop: 'asyncio',
-    resultsDir: join(BENCH_DIR, 'results'),
+  const usage = 'usage: npm run bench:asgi -- [options]\n\nASGI hello/stream/upload through this module and through uvicorn behind mod_proxy_http, alternating.'
+  const a = benchArgs(argv, usage, {
+    workloads: {
+      type: 'string',
+      default: 'hello,stream,upload',
+      describe: `Workloads, comma-separated: ${Object.keys(ASGI_WORKLOADS).join(', ')}, or all`,
+      coerce: (v: string) => names(v, Object.keys(ASGI_WORKLOADS), 'workload'),
+    },
+    connections: { type: 'string', default: '16', describe: 'Concurrent connections, comma-separated (one row each), e.g. 1,16,64', coerce: (v: string) => numbers(v, 'connections') },
+    duration: { type: 'number', default: 8, describe: 'Seconds of each measured run' },
+    warmup: { type: 'number', default: 3, describe: 'Seconds of load before each measured run' },
+    repeat: { type: 'number', default: 3, describe: 'Alternating runs per server (medians are reported)' },
+    threads: { type: 'number', default: 15, describe: 'Threads of our daemon process' },
+    loop: { choices: ['asyncio', 'uvloop'] as const, default: 'asyncio' as const, describe: 'asgi-loop of our daemon (uvicorn always uses uvloop)' },
+    'results-dir': { type: 'string', default: join(BENCH_DIR, 'results'), defaultDescription: 'bench/results', describe: "Where the table is written (asgi-*.md); '' for nowhere" },
+  }).parseSync()
+  return {
+    workloads: a.workloads,
+    connections: a.connections,
+    duration: a.duration,
+    warmup: a.warmup,
+    repeat: a.repeat,
+    threads: a.threads,
+    loop: a.loop,
+    resultsDir: a['results-dir'],
   }
-  for (let i = 0; i < argv.length; i++) {
-    const [k, v] = [argv[i], argv[i + 1]]
-    const list = () => (v ?? '').split(',').filter(Boolean)
-    switch (k) {
-      case '--workloads': o.workloads = v === 'all' ? Object.keys(ASGI_WORKLOADS) : list(); i++; break
-      case '--connections': o.connections = list().map(Number); i++; break
-      case '--duration': o.duration = Number(v); i++; break
-      case '--warmup': o.warmup = Number(v); i++; break
-      case '--repeat': o.repeat = Number(v); i++; break
-      case '--threads': o.threads = Number(v); i++; break
-      case '--loop': o.loop = v === 'uvloop' ? 'uvloop' : 'asyncio'; i++; break
-      case '--results-dir': o.resultsDir = v ?? ''; i++; break
-      case '--help':
-        console.log('usage: npm run bench:asgi -- [--workloads hello,stream,upload|all] [--connections 1,16,64] [--duration S]\n' +
-          '       [--warmup S] [--repeat N] [--threads N] [--loop asyncio|uvloop] [--results-dir DIR (\'\': none)]')
-        process.exit(0)
-      default:
-        throw new Error(`unknown argument ${k}`)
-    }
-  }
-  for (const w of o.workloads) if (!ASGI_WORKLOADS[w]) throw new Error(`unknown workload ${w}`)
-  return o
 }
 
 interface Running {
@@ -272,10 +267,8 @@ export async function runAsgiBench(o: AsgiOptions, progress: (l: string) => void
 }
 
 if (require.main === module) {
-  runAsgiBench(parseArgs(process.argv.slice(2)))
+  Promise.resolve()
+    .then(() => runAsgiBench(parseArgs(process.argv.slice(2))))
     .then((r) => console.log(r.text))
-    .catch((e) => {
-      console.error(e instanceof Error ? e.stack : e)
-      process.exit(1)
-    })
+    .catch(exitWith)
 }

@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import type { Apache } from '../test/helpers/apache'
+import { benchArgs, exitWith, names } from './args'
 import { WORKLOADS, contextSwitches, daemonRssMiB, median, prepareData, processTicks, serverProcesses, startServer, type Workload } from './common'
 
 interface Options {
@@ -23,40 +24,39 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = {
-    workloads: ['hello'],
-    servers: ['ours', 'original'],
-    requests: 20000,
-    connections: 16,
-    repeat: 3,
-    strace: false,
-    straceRequests: 2000,
-    processes: 1,
-    threads: 15,
+  const usage = 'usage: npm run bench:measure -- [options]\n\nCPU time, context switches and (--strace) system calls per request, servers alternating (ab -k).'
+  const a = benchArgs(argv, usage, {
+    workloads: {
+      type: 'string',
+      default: 'hello',
+      describe: `Workloads, comma-separated: ${Object.keys(WORKLOADS).join(', ')}, or all`,
+      coerce: (v: string) => names(v, Object.keys(WORKLOADS), 'workload'),
+    },
+    servers: {
+      type: 'string',
+      default: 'ours,original',
+      describe: "Comma-separated: ours, original, or a snapshot directory (sh bench/snapshot.sh DIR); either of ours may carry Node flags for its daemons after ':'",
+      coerce: (v: string) => v.split(',').filter(Boolean),
+    },
+    requests: { type: 'number', default: 20000, describe: 'Requests of each measured run' },
+    connections: { type: 'number', default: 16, describe: 'Concurrent connections (ab -c)' },
+    repeat: { type: 'number', default: 3, describe: 'Alternating runs per server (medians are reported)' },
+    strace: { type: 'boolean', default: false, describe: 'Also count the system calls of each side per request (strace -c -f), in the last run' },
+    'strace-requests': { type: 'number', default: 2000, describe: 'Requests of the --strace run' },
+    processes: { type: 'number', default: 1, describe: 'Daemon processes of each server' },
+    threads: { type: 'number', default: 15, describe: 'Threads of each daemon process' },
+  }).parseSync()
+  return {
+    workloads: a.workloads,
+    servers: a.servers,
+    requests: a.requests,
+    connections: a.connections,
+    repeat: a.repeat,
+    strace: a.strace,
+    straceRequests: a['strace-requests'],
+    processes: a.processes,
+    threads: a.threads,
   }
-  for (let i = 0; i < argv.length; i++) {
-    const [k, v] = [argv[i], argv[i + 1]]
-    const list = () => (v ?? '').split(',').filter(Boolean)
-    switch (k) {
-      case '--workloads': o.workloads = v === 'all' ? Object.keys(WORKLOADS) : list(); i++; break
-      case '--servers': o.servers = list(); i++; break
-      case '--requests': o.requests = Number(v); i++; break
-      case '--connections': o.connections = Number(v); i++; break
-      case '--repeat': o.repeat = Number(v); i++; break
-      case '--strace': o.strace = true; break
-      case '--strace-requests': o.straceRequests = Number(v); i++; break
-      case '--processes': o.processes = Number(v); i++; break
-      case '--threads': o.threads = Number(v); i++; break
-      case '--help':
-        console.log('usage: npm run bench:measure -- [--workloads hello,...|all] [--servers ours,original,SNAPSHOT_DIR] [--requests N]\n' +
-          '       [--connections C] [--repeat N] [--strace] [--strace-requests N] [--processes N] [--threads N]')
-        process.exit(0)
-      default:
-        throw new Error(`unknown argument ${k}`)
-    }
-  }
-  for (const w of o.workloads) if (!WORKLOADS[w]) throw new Error(`unknown workload ${w}`)
-  return o
 }
 
 interface AbResult {
@@ -209,7 +209,4 @@ function label(kind: string): string {
   return colon < 0 ? name : `${name}[${kind.slice(colon + 1)}]`
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? e.stack : e)
-  process.exit(1)
-})
+main().catch(exitWith)

@@ -6,6 +6,7 @@
 //
 //   npx tsc -p tsconfig.bench.json && node build/bench/bench/memory-floor.js [--threads 1,15] [--options vm,data] [--low 16]
 import { Daemon, fixture, text } from '../test/daemon/harness'
+import { benchArgs, exitWith, names, numbers } from './args'
 
 const MiB = 1024 * 1024
 
@@ -61,24 +62,25 @@ async function floor(option: 'virtual_memory_limit' | 'memory_limit', threads: n
 }
 
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2)
-  const arg = (name: string, dflt: string) => {
-    const i = argv.indexOf(name)
-    return i >= 0 ? argv[i + 1] : dflt
-  }
-  const threads = arg('--threads', '1,15').split(',').map(Number)
-  const options = arg('--options', 'vm,data')
-    .split(',')
-    .map((o) => (o === 'vm' ? ('virtual_memory_limit' as const) : ('memory_limit' as const)))
+  const usage = 'usage: node build/bench/bench/memory-floor.js [options]\n\nThe smallest RLIMIT_AS / RLIMIT_DATA with which a daemon serves hello world on every thread at once.'
+  const a = benchArgs(process.argv.slice(2), usage, {
+    threads: { type: 'string', default: '1,15', describe: 'Daemon thread counts to measure, comma-separated', coerce: (v: string) => numbers(v, 'threads') },
+    options: {
+      type: 'string',
+      default: 'vm,data',
+      describe: 'Limits to measure, comma-separated: vm (virtual-memory-limit), data (memory-limit)',
+      coerce: (v: string) => names(v, ['vm', 'data'] as const, 'limit'),
+    },
+    low: { type: 'number', default: 16, describe: 'MiB assumed too small (the bisection starts between this and 2048)' },
+  }).parseSync()
+  const threads = a.threads
+  const options = a.options.map((o) => (o === 'vm' ? ('virtual_memory_limit' as const) : ('memory_limit' as const)))
   for (const option of options) {
     for (const n of threads) {
-      const f = await floor(option, n, Number(arg('--low', '16')))
+      const f = await floor(option, n, a.low)
       console.log(`${option}: smallest working value for hello world, threads=${n}: ${f} MiB (within 8 MiB)`)
     }
   }
 }
 
-main().catch((e) => {
-  console.error(e)
-  process.exit(1)
-})
+main().catch(exitWith)

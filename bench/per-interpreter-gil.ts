@@ -6,18 +6,22 @@
 // A busy machine blurs the figure: the CPU the rest of the machine used meanwhile is printed too.
 // Not part of the test suite (test/apache/per-interpreter-gil.test.ts asserts it loosely).
 //
-//   npx tsc -p tsconfig.bench.json && node build/bench/bench/per-interpreter-gil.js [--repeat 5] [--n 20000000]
+//   npx tsc -p tsconfig.bench.json && node build/bench/bench/per-interpreter-gil.js [--repeat 5] [--n 20000000] [--python PATH]
 import { Apache, fixture, FIXTURES, request } from '../test/helpers/apache'
 import { pyenvPython, readyPython, testVenv, type TestPython } from '../test/helpers/pythons'
+import { benchArgs, exitWith } from './args'
 import { cpuBusy, median } from './common'
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt
+function parseArgs(argv: string[]): { repeat: number; n: number; python: string } {
+  const usage = 'usage: node build/bench/bench/per-interpreter-gil.js [options]\n\nTwo CPU-bound requests at once in two application groups, WSGIPerInterpreterGIL Off against On.'
+  return benchArgs(argv, usage, {
+    repeat: { type: 'number', default: 5, describe: 'Alternating runs of each server (medians are reported)' },
+    n: { type: 'number', default: 20000000, describe: 'Loop iterations each request burns' },
+    python: { type: 'string', default: '', defaultDescription: 'the newest pyenv CPython 3.12+', describe: 'The python3.x executable whose virtualenv the daemon uses' },
+  }).parseSync()
 }
 
-function pickPython(): TestPython {
-  const given = arg('python', '')
+function pickPython(given: string): TestPython {
   if (given) return { version: given.replace(/.*python(3\.\d+)$/, '$1'), release: '', prefix: '', executable: given }
   for (const v of ['3.13', '3.12']) {
     const p = readyPython(v)
@@ -50,9 +54,8 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const repeat = Number(arg('repeat', '5'))
-  const n = Number(arg('n', '20000000'))
-  const py = pickPython()
+  const { repeat, n, python } = parseArgs(process.argv.slice(2))
+  const py = pickPython(python)
   const servers = { off: await server(py, false), on: await server(py, true) }
   const both = { off: [] as number[], on: [] as number[] }
   const alone = { off: [] as number[], on: [] as number[] }
@@ -83,7 +86,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  console.error(e)
-  process.exit(1)
-})
+main().catch(exitWith)

@@ -10,6 +10,7 @@ import { mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Apache, cmdline, childPids, makeTempDir, request, sleep, waitFor } from '../test/helpers/apache'
 import { runWrk, type WrkResult } from '../test/helpers/wrk'
+import { benchArgs, exitWith, names } from './args'
 import { APACHE_TUNING, ORIGINAL_MODULE, median } from './common'
 
 type Server = 'ours' | 'original' | 'static'
@@ -23,16 +24,18 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { duration: 14, events: [...EVENTS], repeat: 1 }
-  for (let i = 0; i < argv.length; i++) {
-    const v = argv[i + 1]
-    if (argv[i] === '--duration') o.duration = Number(v)
-    else if (argv[i] === '--repeat') o.repeat = Number(v)
-    else if (argv[i] === '--events') o.events = v.split(',').filter((e): e is Event => (EVENTS as readonly string[]).includes(e))
-    else continue
-    i++
-  }
-  return o
+  const usage = 'usage: npm run bench:restarts -- [options]\n\nRestarts of the daemons during a wrk run, through this module and through the original mod_wsgi.'
+  const a = benchArgs(argv, usage, {
+    duration: { type: 'number', default: 14, describe: 'Seconds of each wrk run (the event fires during it)' },
+    events: {
+      type: 'string',
+      default: EVENTS.join(','),
+      describe: `Events, comma-separated: ${EVENTS.join(', ')}, or all`,
+      coerce: (v: string) => names(v, EVENTS, 'event'),
+    },
+    repeat: { type: 'number', default: 1, describe: 'Runs of each event and server' },
+  }).parseSync()
+  return { duration: a.duration, events: a.events, repeat: a.repeat }
 }
 
 function siteConfig(dir: string, event: Event): string {
@@ -180,7 +183,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`)
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`)
-  process.exit(1)
-})
+main().catch(exitWith)

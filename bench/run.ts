@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
+import { benchArgs, exitWith, names, numbers } from './args'
 import { BENCH_DIR, ORIGINAL_MODULE, WORKLOADS, cpuBusy, daemonRssMiB, median, prepareData, startServer, type Workload } from './common'
 
 type Server = 'ours' | 'original'
@@ -39,46 +40,62 @@ export function defaultOptions(): Options {
   }
 }
 
-export function parseArgs(argv: string[]): Options {
-  const o = defaultOptions()
-  for (let i = 0; i < argv.length; i++) {
-    const [k, v] = [argv[i], argv[i + 1]]
-    const list = () => (v ?? '').split(',').filter(Boolean)
-    switch (k) {
-      case '--workloads': o.workloads = v === 'all' ? Object.keys(WORKLOADS) : list(); i++; break
-      case '--connections': o.connections = list().map(Number); i++; break
-      case '--duration': o.duration = Number(v); i++; break
-      case '--warmup': o.warmup = Number(v); i++; break
-      case '--repeat': o.repeat = Number(v); i++; break
-      case '--processes': o.processes = Number(v); i++; break
-      case '--threads': o.threads = Number(v); i++; break
-      case '--servers': {
-        // Up to two: the first runs in the "ours" column, the second in the "original" one; either may be
-        // a snapshot directory, to compare two builds of this module (sh bench/snapshot.sh DIR).
-        const named = list()
-        if (named.length < 1 || named.length > 2) throw new Error('--servers: one or two of ours, original, SNAPSHOT_DIR')
-        const slots: Server[] = named.length === 2 ? ['ours', 'original'] : [named[0] === 'original' ? 'original' : 'ours']
-        o.servers = slots
-        slots.forEach((slot, n) => (o.kinds[slot] = named[n]))
-        i++
-        break
-      }
-      case '--results-dir': o.resultsDir = v ?? ''; i++; break
-      case '--help':
-        console.log('usage: npm run bench -- [--workloads hello,django,64k,generator,sendfile,post|all] [--connections 1,16,64]\n' +
-          '       [--duration S] [--warmup S] [--repeat N] [--processes N] [--threads N] [--servers ours,original|SNAPSHOT_DIR]\n' +
-          '       [--results-dir DIR (\'\': none)]')
-        process.exit(0)
-      default:
-        throw new Error(`unknown argument ${k}`)
-    }
-  }
-  for (const w of o.workloads) if (!WORKLOADS[w]) throw new Error(`unknown workload ${w}`)
-  for (const k of Object.values(o.kinds))
+/** --servers: one or two of ours, original, a snapshot directory (either of ours may carry ':' and Node flags). */
+function serverList(v: string): string[] {
+  const named = v.split(',').filter(Boolean)
+  if (named.length < 1 || named.length > 2) throw new Error('--servers: one or two of ours, original, SNAPSHOT_DIR')
+  for (const k of named)
     if (k !== 'ours' && k !== 'original' && !existsSync(join(k, 'lib', 'daemon', 'main.js'))) throw new Error(`unknown server ${k} (not a snapshot directory)`)
-  if (!(o.duration >= 1) || !(o.warmup >= 0) || !(o.repeat >= 1)) throw new Error('--duration >= 1, --warmup >= 0, --repeat >= 1')
-  if (o.connections.some((c) => !(c >= 1))) throw new Error('--connections: counts of at least 1')
-  return o
+  return named
+}
+
+export function parseArgs(argv: string[]): Options {
+  const d = defaultOptions()
+  const usage = 'usage: npm run bench -- [options]\n\nThe same WSGI apps through this module and through the original mod_wsgi, alternating (wrk).'
+  const a = benchArgs(argv, usage, {
+    workloads: {
+      type: 'string',
+      default: d.workloads.join(','),
+      describe: `Workloads, comma-separated: ${Object.keys(WORKLOADS).join(', ')}, or all`,
+      coerce: (v: string) => names(v, Object.keys(WORKLOADS), 'workload'),
+    },
+    connections: { type: 'string', default: d.connections.join(','), describe: 'Concurrent connections, comma-separated (one row each), e.g. 1,16,64', coerce: (v: string) => numbers(v, 'connections') },
+    duration: { type: 'number', default: d.duration, describe: 'Seconds of each measured run (at least 1)' },
+    warmup: { type: 'number', default: d.warmup, describe: 'Seconds of load before each measured run' },
+    repeat: { type: 'number', default: d.repeat, describe: 'Alternating runs per server (medians are reported; at least 1)' },
+    processes: { type: 'number', default: d.processes, describe: 'Daemon processes of each server' },
+    threads: { type: 'number', default: d.threads, describe: 'Threads of each daemon process' },
+    servers: {
+      type: 'string',
+      default: d.servers.map((s) => d.kinds[s]).join(','),
+      describe: 'One or two of ours, original, or a snapshot directory (sh bench/snapshot.sh DIR): the first runs in the "ours" column, the second in the "original" one',
+      coerce: serverList,
+    },
+    'results-dir': { type: 'string', default: d.resultsDir, defaultDescription: 'bench/results', describe: "Where the table is written (a timestamped .md); '' for nowhere" },
+  })
+    .check((a) => {
+      if (!(a.duration >= 1) || !(a.warmup >= 0) || !(a.repeat >= 1)) throw new Error('--duration >= 1, --warmup >= 0, --repeat >= 1')
+      return true
+    })
+    .parseSync()
+  // Up to two servers: the first runs in the "ours" column, the second in the "original" one; either may
+  // be a snapshot directory, to compare two builds of this module (sh bench/snapshot.sh DIR).
+  const named = a.servers
+  const servers: Server[] = named.length === 2 ? ['ours', 'original'] : [named[0] === 'original' ? 'original' : 'ours']
+  const kinds = { ...d.kinds }
+  servers.forEach((slot, n) => (kinds[slot] = named[n]))
+  return {
+    workloads: a.workloads,
+    connections: a.connections,
+    duration: a.duration,
+    warmup: a.warmup,
+    repeat: a.repeat,
+    processes: a.processes,
+    threads: a.threads,
+    servers,
+    kinds,
+    resultsDir: a['results-dir'],
+  }
 }
 
 export interface WrkResult {
@@ -235,10 +252,8 @@ function render(o: Options, rows: Row[], rss: BenchResult['rss'], load0: number,
 }
 
 if (require.main === module) {
-  runBench(parseArgs(process.argv.slice(2)))
+  Promise.resolve()
+    .then(() => runBench(parseArgs(process.argv.slice(2))))
     .then((r) => console.log(r.text))
-    .catch((e) => {
-      console.error(e instanceof Error ? e.stack : e)
-      process.exit(1)
-    })
+    .catch(exitWith)
 }

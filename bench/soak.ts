@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path'
 import { Apache, childPids, makeTempDir } from '../test/helpers/apache'
 import { runWrk, type WrkResult } from '../test/helpers/wrk'
 import { distinctPattern } from '../test/helpers/distinct'
+import { UsageError, benchArgs, exitWith } from './args'
 import { APACHE_TUNING } from './common'
 
 const ROOT = resolve(__dirname, '..', '..', '..')
@@ -29,21 +30,25 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { minutes: 10, maximumRequests: 20000, processes: 2, threads: 8, connections: 12, wrkConnections: 8, sampleSeconds: 10 }
-  for (let i = 0; i < argv.length; i += 2) {
-    const v = Number(argv[i + 1])
-    switch (argv[i]) {
-      case '--minutes': o.minutes = v; break
-      case '--maximum-requests': o.maximumRequests = v; break
-      case '--processes': o.processes = v; break
-      case '--threads': o.threads = v; break
-      case '--connections': o.connections = v; break
-      case '--wrk-connections': o.wrkConnections = v; break
-      case '--sample-seconds': o.sampleSeconds = v; break
-      default: throw new Error(`unknown option ${argv[i]}`)
-    }
+  const usage = 'usage: npm run soak -- [options]\n\nMixed load for a long time, daemons recycled by maximum-requests; checks that fds, threads and RSS stay flat.'
+  const a = benchArgs(argv, usage, {
+    minutes: { type: 'number', default: 10, describe: 'How long the load runs' },
+    'maximum-requests': { type: 'number', default: 20000, describe: 'maximum-requests of the daemon processes (they recycle)' },
+    processes: { type: 'number', default: 2, describe: 'Daemon processes' },
+    threads: { type: 'number', default: 8, describe: 'Threads of each daemon process' },
+    connections: { type: 'number', default: 12, describe: "The soak's own clients (mixed requests)" },
+    'wrk-connections': { type: 'number', default: 8, describe: 'Connections of the wrk load beside them' },
+    'sample-seconds': { type: 'number', default: 10, describe: 'Seconds between samples of the processes' },
+  }).parseSync()
+  return {
+    minutes: a.minutes,
+    maximumRequests: a['maximum-requests'],
+    processes: a.processes,
+    threads: a.threads,
+    connections: a.connections,
+    wrkConnections: a['wrk-connections'],
+    sampleSeconds: a['sample-seconds'],
   }
-  return o
 }
 
 function config(o: Options, dataDir: string): string {
@@ -280,6 +285,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
+  if (e instanceof UsageError) exitWith(e)
   console.error(e)
   process.exit(2)
 })

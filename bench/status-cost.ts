@@ -12,13 +12,15 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Apache, request, sleep, waitFor } from '../test/helpers/apache'
 import { runWrk } from '../test/helpers/wrk'
+import { benchArgs, exitWith, names } from './args'
 import { APACHE_TUNING, BENCH_DIR, median, processTicks, serverProcesses } from './common'
 
 /** plain: no status handler; observed: wsgi-status and wsgi-metrics, each scraped every second;
  *  mod_status: those and Apache's mod_status page (/server-status?auto scraped too), whose
  *  ExtendedStatus (On once mod_status is loaded) Apache pays for on every request; unscraped: the
  *  handlers of observed configured, never asked. */
-type Mode = 'plain' | 'observed' | 'mod_status' | 'unscraped'
+const MODES = ['plain', 'observed', 'mod_status', 'unscraped'] as const
+type Mode = (typeof MODES)[number]
 
 interface Options {
   modes: Mode[]
@@ -29,22 +31,22 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { modes: ['plain', 'observed', 'mod_status'], duration: 8, warmup: 2, repeat: 3, connections: 16 }
-  for (let i = 0; i < argv.length; i++) {
-    const v = Number(argv[i + 1])
-    if (argv[i] === '--modes') {
-      o.modes = argv[i + 1].split(',').filter((m): m is Mode => ['plain', 'observed', 'mod_status', 'unscraped'].includes(m))
-      i++
-      continue
-    }
-    if (argv[i] === '--duration') o.duration = v
-    else if (argv[i] === '--warmup') o.warmup = v
-    else if (argv[i] === '--repeat') o.repeat = v
-    else if (argv[i] === '--connections') o.connections = v
-    else continue
-    i++
-  }
-  return o
+  const usage = 'usage: npm run bench:status -- [options]\n\nHello world with and without wsgi-status, wsgi-metrics and mod_status scraped, alternating.'
+  const a = benchArgs(argv, usage, {
+    modes: {
+      type: 'string',
+      default: 'plain,observed,mod_status',
+      describe:
+        'Servers, comma-separated, or all: plain (no status handlers), observed (wsgi-status and wsgi-metrics scraped every ' +
+        'second), mod_status (those and /server-status?auto scraped), unscraped (the handlers configured, never asked)',
+      coerce: (v: string) => names(v, MODES, 'mode'),
+    },
+    duration: { type: 'number', default: 8, describe: 'Seconds of each measured run' },
+    warmup: { type: 'number', default: 2, describe: 'Seconds of load before each measured run' },
+    repeat: { type: 'number', default: 3, describe: 'Alternating runs per mode (medians are reported)' },
+    connections: { type: 'number', default: 16, describe: 'Concurrent connections (wrk -c)' },
+  }).parseSync()
+  return { modes: a.modes, duration: a.duration, warmup: a.warmup, repeat: a.repeat, connections: a.connections }
 }
 
 const MOD_STATUS = `
@@ -193,7 +195,4 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`)
 }
 
-main().catch((e) => {
-  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`)
-  process.exit(1)
-})
+main().catch(exitWith)

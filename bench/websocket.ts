@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { Apache, freePort, request, waitFor } from '../test/helpers/apache'
+import { benchArgs, exitWith, names } from './args'
 import { APACHE_TUNING, BENCH_DIR, daemonRssMiB, median, processTicks, serverProcesses } from './common'
 
 type Server = 'ours' | 'uvicorn'
@@ -41,24 +42,20 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { workloads: ['echo', 'big', 'idle'], duration: 8, warmup: 2, repeat: 3, resultsDir: join(BENCH_DIR, 'results') }
-  for (let i = 0; i < argv.length; i++) {
-    const [k, v] = [argv[i], argv[i + 1]]
-    switch (k) {
-      case '--workloads': o.workloads = v === 'all' ? Object.keys(WS_WORKLOADS) : (v ?? '').split(','); i++; break
-      case '--duration': o.duration = Number(v); i++; break
-      case '--warmup': o.warmup = Number(v); i++; break
-      case '--repeat': o.repeat = Number(v); i++; break
-      case '--results-dir': o.resultsDir = v ?? ''; i++; break
-      case '--help':
-        console.log('usage: npm run bench:ws -- [--workloads echo,big,idle|all] [--duration S] [--warmup S] [--repeat N] [--results-dir DIR]')
-        process.exit(0)
-      default:
-        throw new Error(`unknown argument ${k}`)
-    }
-  }
-  for (const w of o.workloads) if (!WS_WORKLOADS[w]) throw new Error(`unknown workload ${w}`)
-  return o
+  const usage = 'usage: npm run bench:ws -- [options]\n\nWebSocket echo and idle connections through this module and through uvicorn behind mod_proxy_wstunnel, alternating.'
+  const a = benchArgs(argv, usage, {
+    workloads: {
+      type: 'string',
+      default: 'echo,big,idle',
+      describe: `Workloads, comma-separated: ${Object.keys(WS_WORKLOADS).join(', ')}, or all`,
+      coerce: (v: string) => names(v, Object.keys(WS_WORKLOADS), 'workload'),
+    },
+    duration: { type: 'number', default: 8, describe: 'Seconds of each measured run (idle: how long the connections are held)' },
+    warmup: { type: 'number', default: 2, describe: 'Seconds of load before each measured run' },
+    repeat: { type: 'number', default: 3, describe: 'Alternating runs per server (medians are reported)' },
+    'results-dir': { type: 'string', default: join(BENCH_DIR, 'results'), defaultDescription: 'bench/results', describe: "Where the table is written (websocket-*.md); '' for nowhere" },
+  }).parseSync()
+  return { workloads: a.workloads, duration: a.duration, warmup: a.warmup, repeat: a.repeat, resultsDir: a['results-dir'] }
 }
 
 interface Running {
@@ -257,7 +254,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  console.error(e instanceof Error ? e.stack : e)
-  process.exit(1)
-})
+main().catch(exitWith)

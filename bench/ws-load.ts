@@ -3,6 +3,7 @@
 // and again for `seconds`; or (`--idle`) connections opened and held. Prints one JSON line.
 //   node build/bench/bench/ws-load.js URL --connections 16 --seconds 8 --size 32 [--binary] [--idle]
 import WebSocket from 'ws'
+import { benchArgs, exitWith } from './args'
 
 interface Args {
   url: string
@@ -14,19 +15,18 @@ interface Args {
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { url: argv[0], connections: 16, seconds: 8, size: 32, binary: false, idle: false }
-  for (let i = 1; i < argv.length; i++) {
-    const v = argv[i + 1]
-    switch (argv[i]) {
-      case '--connections': a.connections = Number(v); i++; break
-      case '--seconds': a.seconds = Number(v); i++; break
-      case '--size': a.size = Number(v); i++; break
-      case '--binary': a.binary = true; break
-      case '--idle': a.idle = true; break
-      default: throw new Error(`unknown argument ${argv[i]}`)
-    }
-  }
-  return a
+  const usage = 'usage: $0 URL [options]\n\nThe load client of bench/websocket.ts: echo round trips (or --idle connections held); one JSON line out.'
+  const a = benchArgs(argv, usage, {
+    connections: { type: 'number', default: 16, describe: 'WebSocket connections' },
+    seconds: { type: 'number', default: 8, describe: 'Seconds of echo round trips' },
+    size: { type: 'number', default: 32, describe: 'Bytes of each message' },
+    binary: { type: 'boolean', default: false, describe: 'Binary messages instead of text' },
+    idle: { type: 'boolean', default: false, describe: 'Open the connections and hold them until a line on stdin, then one echo each' },
+  })
+    .command('$0 <url>', false)
+    .positional('url', { type: 'string', demandOption: true, describe: 'ws:// URL of the echo application' })
+    .parseSync()
+  return { url: a.url, connections: a.connections, seconds: a.seconds, size: a.size, binary: a.binary, idle: a.idle }
 }
 
 function open(url: string): Promise<WebSocket> {
@@ -105,7 +105,4 @@ async function main(): Promise<void> {
   process.stdout.write(JSON.stringify({ roundTrips: latencies.length, perSecond: latencies.length / a.seconds, p50: q(0.5), p99: q(0.99), errors }) + '\n')
 }
 
-main().then(() => process.exit(0), (e) => {
-  process.stderr.write(`${e instanceof Error ? e.stack : e}\n`)
-  process.exit(1)
-})
+main().then(() => process.exit(0), exitWith)
