@@ -27,6 +27,7 @@
         'py/asgi_websocket.cc',
         'py/asgi_ws_send.cc',
         'py/auth.cc',
+        'py/crash_trace.cc',
         'py/environ.cc',
         'py/file_wrapper.cc',
         'py/input.cc',

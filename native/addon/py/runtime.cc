@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "asgi.h"
+#include "crash_trace.h"
 #include "pool.h"
 #include "stacks.h"
 #include "subinterp.h"
@@ -399,6 +400,7 @@ void Runtime::finalize() {
         }
         finalizing_ = true;
     }
+    crash_trace_arm("Python finalisation (ending interpreters, Py_FinalizeEx)");
     PyThreadState *tstate = PyThreadState_New(PyInterpreterState_Main());
     PyEval_RestoreThread(tstate);
     struct Sub {
@@ -433,6 +435,15 @@ void Runtime::finalize() {
     bool ok = false;
     if (all_ended) {
         log_.step(kLogDestroyInterp, "Destroy interpreter '%{GLOBAL}' (finalising Python).");
+#if PY_VERSION_HEX >= 0x030D0000
+        // CPython 3.13 finalises with the runtime's main thread state (resolve_final_tstate), the one
+        // Py_InitializeFromConfig made on the JavaScript thread, whichever thread calls Py_FinalizeEx:
+        // it would free ours, still current, as "another thread's" and then use it (a crash at exit
+        // now and then, when the freed memory was reused). So finalise with that one current.
+        PyThreadState_Clear(tstate);
+        PyThreadState_DeleteCurrent();
+        PyEval_RestoreThread(main_tstate_);
+#endif
         ok = Py_FinalizeEx() == 0;
     } else {
         // Py_FinalizeEx would abort on the remaining sub-interpreters: run the exit functions only.
