@@ -23,7 +23,8 @@ async function inChromium(url: string, expression: string, timeoutMs = 30000): P
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, '--remote-debugging-port=0', 'about:blank',
     ],
-    { stdio: 'ignore' },
+    // A process group of its own: the teardown kills Chromium's helpers (zygote, renderers) with it.
+    { stdio: 'ignore', detached: true },
   )
   try {
     const portFile = join(profile, 'DevToolsActivePort')
@@ -66,9 +67,14 @@ async function inChromium(url: string, expression: string, timeoutMs = 30000): P
       cdp.close()
     }
   } finally {
-    browser.kill('SIGKILL')
+    try {
+      process.kill(-browser.pid!, 'SIGKILL')
+    } catch {
+      browser.kill('SIGKILL')
+    }
     await new Promise((r) => (browser.exitCode !== null ? r(null) : browser.once('exit', r)))
-    rmSync(profile, { recursive: true, force: true })
+    // A helper that outlived the group kill may still write into the profile for a moment.
+    rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 })
   }
 }
 
