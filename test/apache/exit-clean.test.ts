@@ -1,7 +1,8 @@
 // How a daemon process ends: Python finalised cleanly on every exit, and a crash during finalisation
 // that says where it happened.
 //  - A daemon with the main interpreter and two sub-interpreters in use is restarted (SIGUSR1) ten
-//    times: every exit is status 0 after WSGI02029, none by a signal. Under CPython 3.13 (the wrapper in
+//    times: every exit is status 0 after WSGI02029, none by a signal, also with an atexit function
+//    that calls PyGILState_Ensure as C extensions do. Under CPython 3.13 (the wrapper in
 //    python-3.13/) this caught Py_FinalizeEx freeing the finaliser's own thread state, which it took
 //    for another thread's: a SIGSEGV at exit in about one daemon in ten.
 //  - An application whose atexit function crashes the process: the error log gets the native stack
@@ -18,13 +19,14 @@ WSGIProcessGroup g
 WSGIScriptAlias /main ${fixture('hello-world')} application-group=%{GLOBAL}
 WSGIScriptAlias /one ${fixture('hello-world')} application-group=one
 WSGIScriptAlias /two ${fixture('hello-world')} application-group=two
+WSGIScriptAlias /gilstate ${fixture('gilstate-at-exit')} application-group=%{GLOBAL}
 ${ALLOW_FIXTURES}
 `,
   })
   const ended: number[] = []
   let pid = await daemonOf(apache, 'g')
   for (let i = 0; i < 10; i++) {
-    for (const path of ['/main', '/one', '/two']) t.equal(pidOf(await apache.request(path)), pid, `${path} served by ${pid}`)
+    for (const path of ['/main', '/one', '/two', '/gilstate']) t.equal(pidOf(await apache.request(path)), pid, `${path} served by ${pid}`)
     process.kill(pid, 'SIGUSR1')
     await waitFor(() => exited(pid), 15000, 20, `pid ${pid} to exit`)
     ended.push(pid)

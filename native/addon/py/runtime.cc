@@ -442,6 +442,11 @@ void Runtime::finalize() {
         // now and then, when the freed memory was reused). So finalise with that one current.
         PyThreadState_Clear(tstate);
         PyThreadState_DeleteCurrent();
+        // Made this thread's PyGILState thread state as it is attached (it was the JavaScript
+        // thread's, which never calls into Python again): an extension that calls PyGILState_Ensure
+        // while Python is finalised (an atexit function, a destructor) finds it instead of making a
+        // second thread state, which would be a fatal error with this one current.
+        main_tstate_->_status.bound_gilstate = 0;
         PyEval_RestoreThread(main_tstate_);
 #endif
         ok = Py_FinalizeEx() == 0;
