@@ -3,13 +3,13 @@
 // httptools, one worker) behind Apache's mod_proxy_http on the same Apache build and tuning: the setup
 // users run today. The two alternate in one run; medians of the repeats. See bench/README.md.
 //   npm run bench:asgi -- --workloads hello,stream,upload --connections 16 --repeat 3
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { Apache, freePort, request, waitFor } from '../test/helpers/apache'
-import { APACHE_TUNING, BENCH_DIR, cpuBusy, daemonRssMiB, median, processTicks, serverProcesses, type Workload } from './common'
+import { Apache, request } from '../test/helpers/apache'
+import { APACHE_TUNING, BENCH_DIR, cpuBusy, daemonRssMiB, median, type Workload } from './common'
 import { wrk, type WrkResult } from './run'
+import { type Running, serverTicks, startUvicornBehindApache } from './uvicorn'
 import { benchArgs, exitWith, names, numbers } from './args'
 
 type Server = 'ours' | 'uvicorn'
@@ -64,29 +64,6 @@ export function parseArgs(argv: string[]): AsgiOptions {
   }
 }
 
-interface Running {
-  apache: Apache
-  uvicorn: ChildProcess | null
-  /** Resident memory of the Python side (MiB): the daemon process, or the uvicorn process. */
-  rss(): number
-  stop(): Promise<void>
-}
-
-/** CPU time (clock ticks) used so far by Apache's children, and by the daemon or uvicorn process. */
-function serverTicks(s: Running): { apache: number; python: number } {
-  const { children, daemons } = serverProcesses(s.apache)
-  const sum = (pids: number[]) => pids.reduce((a, p) => a + processTicks(p), 0)
-  return { apache: sum(children), python: s.uvicorn ? processTicks(s.uvicorn.pid ?? 0) : sum(daemons) }
-}
-
-function rssOf(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
-  } catch {
-    return NaN
-  }
-}
-
 async function startOurs(o: AsgiOptions): Promise<Running> {
   const apps = join(BENCH_DIR, 'apps')
   const apache = new Apache({
@@ -105,40 +82,13 @@ WSGIScriptAlias / ${apps}/asgi_app.py callable-object=app
   return { apache, uvicorn: null, rss: () => daemonRssMiB(apache), stop: () => apache.cleanup() }
 }
 
-async function startUvicorn(o: AsgiOptions): Promise<Running> {
-  const port = await freePort()
-  const child = spawn(
-    '/usr/bin/python3',
-    ['-m', 'uvicorn', 'asgi_app:app', '--app-dir', join(BENCH_DIR, 'apps'), '--host', '127.0.0.1', '--port', String(port),
-      '--loop', 'uvloop', '--http', 'httptools', '--no-access-log', '--log-level', 'warning'],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  )
-  await waitFor(() => request(port, '/hello').then((r) => r.status === 200, () => false), 15000, 50, 'uvicorn')
-  const apache = new Apache({
-    logLevel: 'warn',
-    noWsgi: true,
+function startUvicorn(): Promise<Running> {
+  return startUvicornBehindApache({
+    app: 'asgi_app:app',
+    readyPath: '/hello',
     modules: ['proxy', 'proxy_http'],
-    config: `${APACHE_TUNING}LogLevel warn
-ProxyPass / http://127.0.0.1:${port}/
-ProxyPassReverse / http://127.0.0.1:${port}/
-`,
+    proxy: (port) => `ProxyPass / http://127.0.0.1:${port}/\nProxyPassReverse / http://127.0.0.1:${port}/\n`,
   })
-  try {
-    await apache.start()
-  } catch (e) {
-    child.kill('SIGTERM')
-    throw e
-  }
-  return {
-    apache,
-    uvicorn: child,
-    rss: () => rssOf(child.pid ?? 0),
-    stop: async () => {
-      await apache.cleanup()
-      child.kill('SIGTERM')
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
-    },
-  }
 }
 
 export interface Side {
@@ -178,7 +128,7 @@ export async function runAsgiBench(o: AsgiOptions, progress: (l: string) => void
       const cpu: Record<Server, Array<{ apacheUs: number; pythonUs: number }>> = { ours: [], uvicorn: [] }
       for (let rep = 0; rep < o.repeat; rep++) {
         for (const kind of SERVERS) {
-          const s = kind === 'ours' ? await startOurs(o) : await startUvicorn(o)
+          const s = kind === 'ours' ? await startOurs(o) : await startUvicorn()
           try {
             const first = await request(s.apache.port, w.path, w.postBytes ? { method: 'POST', body: Buffer.alloc(w.postBytes, 0x61) } : {})
             if (first.status !== 200) throw new Error(`${kind} ${w.path}: ${first.status}\n${s.apache.log().slice(-2000)}`)

@@ -145,17 +145,18 @@ export function serverProcesses(apache: Apache): { children: number[]; daemons: 
   return { children, daemons }
 }
 
-/** Resident memory (MiB) of the daemon processes of a running server. */
-export function daemonRssMiB(apache: Apache): number {
-  let kb = 0
-  for (const pid of serverProcesses(apache).daemons) {
-    try {
-      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
-    } catch {
-      /* gone */
-    }
+/** Resident memory (MiB) of one process; NaN once it is gone. */
+export function rssMiB(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
+  } catch {
+    return NaN
   }
-  return kb / 1024
+}
+
+/** Resident memory (MiB) of the daemon processes of a running server (those gone count nothing). */
+export function daemonRssMiB(apache: Apache): number {
+  return serverProcesses(apache).daemons.reduce((mib, pid) => mib + (rssMiB(pid) || 0), 0)
 }
 
 export function median(xs: number[]): number {

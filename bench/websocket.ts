@@ -5,13 +5,14 @@
 // The load client is Node's `ws` in a process of its own (bench/ws-load.ts). The two servers alternate
 // in one run; medians of the repeats. See bench/README.md.
 //   npm run bench:ws -- --workloads echo,big,idle --repeat 3
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
-import { Apache, freePort, request, waitFor } from '../test/helpers/apache'
+import { Apache, waitFor } from '../test/helpers/apache'
 import { benchArgs, exitWith, names } from './args'
-import { APACHE_TUNING, BENCH_DIR, daemonRssMiB, median, processTicks, serverProcesses } from './common'
+import { APACHE_TUNING, BENCH_DIR, daemonRssMiB, median } from './common'
+import { type Running, serverTicks, startUvicornBehindApache } from './uvicorn'
 
 type Server = 'ours' | 'uvicorn'
 const SERVERS: Server[] = ['ours', 'uvicorn']
@@ -58,23 +59,10 @@ function parseArgs(argv: string[]): Options {
   return { workloads: a.workloads, duration: a.duration, warmup: a.warmup, repeat: a.repeat, resultsDir: a['results-dir'] }
 }
 
-interface Running {
-  apache: Apache
-  uvicorn: ChildProcess | null
-  url: string
-  rss(): number
-  stop(): Promise<void>
-}
+/** A server under measurement and the URL its clients open. */
+type RunningWs = Running & { url: string }
 
-function rssOf(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
-  } catch {
-    return NaN
-  }
-}
-
-async function startOurs(): Promise<Running> {
+async function startOurs(): Promise<RunningWs> {
   const apps = join(BENCH_DIR, 'apps')
   const apache = new Apache({
     logLevel: 'warn',
@@ -92,46 +80,15 @@ WSGIScriptAlias / ${apps}/ws_app.py callable-object=app
   return { apache, uvicorn: null, url: `ws://127.0.0.1:${apache.port}/echo`, rss: () => daemonRssMiB(apache), stop: () => apache.cleanup() }
 }
 
-async function startUvicorn(): Promise<Running> {
-  const port = await freePort()
-  const child = spawn(
-    '/usr/bin/python3',
-    ['-m', 'uvicorn', 'ws_app:app', '--app-dir', join(BENCH_DIR, 'apps'), '--host', '127.0.0.1', '--port', String(port),
-      '--loop', 'uvloop', '--http', 'httptools', '--ws', 'websockets', '--no-access-log', '--log-level', 'warning'],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  )
-  await waitFor(() => request(port, '/').then((r) => r.status === 200, () => false), 15000, 50, 'uvicorn')
-  const apache = new Apache({
-    logLevel: 'warn',
-    noWsgi: true,
+async function startUvicorn(): Promise<RunningWs> {
+  const s = await startUvicornBehindApache({
+    app: 'ws_app:app',
+    args: ['--ws', 'websockets'],
+    readyPath: '/',
     modules: ['proxy', 'proxy_http', 'proxy_wstunnel'],
-    config: `${APACHE_TUNING}LogLevel warn
-ProxyPass / ws://127.0.0.1:${port}/
-`,
+    proxy: (port) => `ProxyPass / ws://127.0.0.1:${port}/\n`,
   })
-  try {
-    await apache.start()
-  } catch (e) {
-    child.kill('SIGTERM')
-    throw e
-  }
-  return {
-    apache,
-    uvicorn: child,
-    url: `ws://127.0.0.1:${apache.port}/echo`,
-    rss: () => rssOf(child.pid ?? 0),
-    stop: async () => {
-      await apache.cleanup()
-      child.kill('SIGTERM')
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
-    },
-  }
-}
-
-function ticks(s: Running): { apache: number; python: number } {
-  const { children, daemons } = serverProcesses(s.apache)
-  const sum = (pids: number[]) => pids.reduce((a, p) => a + processTicks(p), 0)
-  return { apache: sum(children), python: s.uvicorn ? processTicks(s.uvicorn.pid ?? 0) : sum(daemons) }
+  return { ...s, url: `ws://127.0.0.1:${s.apache.port}/echo` }
 }
 
 interface LoadResult {
@@ -150,7 +107,7 @@ function load(url: string, w: WsWorkload, seconds: number): LoadResult {
 
 /** Opens `w.connections` idle WebSockets, holds them `seconds`, and reports the server's resident
  *  memory before and with them, and how many were still alive. */
-async function idle(s: Running, w: WsWorkload, seconds: number): Promise<{ before: number; held: number; alive: number }> {
+async function idle(s: RunningWs, w: WsWorkload, seconds: number): Promise<{ before: number; held: number; alive: number }> {
   const before = s.rss()
   const child = spawn(process.execPath, [LOAD, s.url, '--connections', String(w.connections), '--idle'], { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines: string[] = []
@@ -189,9 +146,9 @@ async function main(): Promise<void> {
             continue
           }
           if (o.warmup > 0) load(s.url, w, o.warmup)
-          const t0 = ticks(s)
+          const t0 = serverTicks(s)
           const r = load(s.url, w, o.duration)
-          const t1 = ticks(s)
+          const t1 = serverTicks(s)
           res[kind].push(r)
           cpu[kind].push({ apache: ((t1.apache - t0.apache) * 10000) / r.roundTrips, python: ((t1.python - t0.python) * 10000) / r.roundTrips })
           const c = cpu[kind][cpu[kind].length - 1]
