@@ -68,11 +68,15 @@ void AsgiLoop::fail_all(const std::string &why) {
         items.swap(items_);
         woken_.clear();
     }
+    refuse(items, error_frame(500, why), why);
+}
+
+void AsgiLoop::refuse(std::vector<Item> &items, const std::string &error, const std::string &preload_why) {
     for (Item &item : items) {
         if (item.kind == Item::Kind::kRequest)
-            answer(*item.req, error_frame(500, why));
+            answer(*item.req, std::string(error));
         else if (item.kind == Item::Kind::kPreload)
-            post_preload_done(rt, item.token, false, why);
+            post_preload_done(rt, item.token, false, preload_why);
     }
 }
 
@@ -248,17 +252,13 @@ void AsgiLoop::run() {
         items.swap(items_);
         woken_.clear();
     }
-    for (Item &item : items) {
-        if (item.kind == Item::Kind::kRequest)
-            answer(*item.req, error_frame(503, "Service Unavailable: the daemon process is shutting down"));
-        else if (item.kind == Item::Kind::kPreload)
-            post_preload_done(rt, item.token, false, failure.empty() ? "the daemon process is shutting down" : failure);
-    }
+    const std::string stopping = error_frame(503, "Service Unavailable: the daemon process is shutting down");
+    refuse(items, stopping, failure.empty() ? "the daemon process is shutting down" : failure);
     for (auto &entry : apps) {
         if (!entry.second)
             continue;
         for (auto &req : entry.second->waiting)
-            answer(*req, error_frame(503, "Service Unavailable: the daemon process is shutting down"));
+            answer(*req, std::string(stopping));
         entry.second->waiting.clear();
     }
     apps.clear();

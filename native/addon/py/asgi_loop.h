@@ -110,6 +110,8 @@ private:
     void push(Item &&item);
     void wake_fd();
     void fail_all(const std::string &why);
+    // Answers queued work that will not run: requests with `error` (an ERROR frame), preloads as failed.
+    void refuse(std::vector<Item> &items, const std::string &error, const std::string &preload_why);
     static PyObject *drain_entry(PyObject *self, PyObject *);
     void drain();
     void handle(Item &item);
