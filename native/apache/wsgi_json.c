@@ -113,6 +113,18 @@ void wsgi_json_key(wsgi_json *j, const char *key)
     j->need_comma = 0;      /* the value that follows takes no comma */
 }
 
+void wsgi_json_int_member(wsgi_json *j, const char *key, apr_int64_t v)
+{
+    wsgi_json_key(j, key);
+    wsgi_json_int(j, v);
+}
+
+void wsgi_json_string_member(wsgi_json *j, const char *key, const char *s)
+{
+    wsgi_json_key(j, key);
+    wsgi_json_string(j, s);
+}
+
 void wsgi_json_string(wsgi_json *j, const char *s)
 {
     if (!s) {

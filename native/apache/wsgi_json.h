@@ -32,6 +32,10 @@ void wsgi_json_number(wsgi_json *j, double v);      /* integers without a fracti
 void wsgi_json_bool(wsgi_json *j, int v);
 void wsgi_json_null(wsgi_json *j);
 
+/* A member of the open object: its key, then the value. */
+void wsgi_json_int_member(wsgi_json *j, const char *key, apr_int64_t v);
+void wsgi_json_string_member(wsgi_json *j, const char *key, const char *s);
+
 /* The text written so far, NUL-terminated. */
 const char *wsgi_json_text(wsgi_json *j);
 

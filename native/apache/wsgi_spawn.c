@@ -74,25 +74,16 @@ static void json_server(wsgi_json *j, wsgi_runtime *rt, int with_pid)
 
     wsgi_json_key(j, "server");
     wsgi_json_object_open(j);
-    wsgi_json_key(j, "hostname");
-    wsgi_json_string(j, s->server_hostname ? s->server_hostname : "");
-    wsgi_json_key(j, "server_root");
-    wsgi_json_string(j, ap_server_root);
-    wsgi_json_key(j, "apache_user");
-    wsgi_json_string(j, ap_unixd_config.user_name);
-    wsgi_json_key(j, "apache_uid");
-    wsgi_json_int(j, ap_unixd_config.user_id);
-    wsgi_json_key(j, "apache_gid");
-    wsgi_json_int(j, ap_unixd_config.group_id);
-    wsgi_json_key(j, "timeout");
-    wsgi_json_int(j, apr_time_sec(s->timeout));
-    wsgi_json_key(j, "log_level");
-    wsgi_json_string(j, log_level_name(ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX)));
-    wsgi_json_key(j, "error_log");
-    wsgi_json_string(j, error_log);
+    wsgi_json_string_member(j, "hostname", s->server_hostname ? s->server_hostname : "");
+    wsgi_json_string_member(j, "server_root", ap_server_root);
+    wsgi_json_string_member(j, "apache_user", ap_unixd_config.user_name);
+    wsgi_json_int_member(j, "apache_uid", ap_unixd_config.user_id);
+    wsgi_json_int_member(j, "apache_gid", ap_unixd_config.group_id);
+    wsgi_json_int_member(j, "timeout", apr_time_sec(s->timeout));
+    wsgi_json_string_member(j, "log_level", log_level_name(ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX)));
+    wsgi_json_string_member(j, "error_log", error_log);
     if (with_pid) {
-        wsgi_json_key(j, "parent_pid");
-        wsgi_json_int(j, getpid());
+        wsgi_json_int_member(j, "parent_pid", getpid());
     }
     wsgi_json_object_close(j);
 }
@@ -104,8 +95,7 @@ static void json_python(wsgi_json *j, apr_pool_t *p, wsgi_state *st, wsgi_group 
 
     wsgi_json_key(j, "python");
     wsgi_json_object_open(j);
-    wsgi_json_key(j, "home");
-    wsgi_json_string(j, g->python_home ? g->python_home : st->python_home);
+    wsgi_json_string_member(j, "home", g->python_home ? g->python_home : st->python_home);
     wsgi_json_key(j, "path");
     wsgi_json_array_open(j);
     for (i = 0; g->python_path && i < g->python_path->nelts; ++i)
@@ -121,8 +111,7 @@ static void json_python(wsgi_json *j, apr_pool_t *p, wsgi_state *st, wsgi_group 
         wsgi_json_int(j, apr_atoi64(st->python_hash_seed));
     wsgi_json_key(j, "dont_write_bytecode");
     wsgi_json_bool(j, st->dont_write_bytecode == 1);
-    wsgi_json_key(j, "optimize");
-    wsgi_json_int(j, st->python_optimize);
+    wsgi_json_int_member(j, "optimize", st->python_optimize);
     wsgi_json_key(j, "warnings");
     json_strings(j, st->python_warnings);
     /* As mod_wsgi since 3.0: signal() is restricted unless turned Off, stdin/stdout only when On. */
@@ -142,18 +131,14 @@ static void json_python(wsgi_json *j, apr_pool_t *p, wsgi_state *st, wsgi_group 
         if (strcmp(imports[i].process_group, g->name))
             continue;
         wsgi_json_object_open(j);
-        wsgi_json_key(j, "script");
-        wsgi_json_string(j, ap_server_root_relative(p, imports[i].script));
-        wsgi_json_key(j, "application_group");
-        wsgi_json_string(j, imports[i].application_group);
+        wsgi_json_string_member(j, "script", ap_server_root_relative(p, imports[i].script));
+        wsgi_json_string_member(j, "application_group", imports[i].application_group);
         wsgi_json_object_close(j);
     }
     wsgi_json_array_close(j);
     wsgi_json_object_close(j);
 }
 
-#define JSON_INT(name, value) do { wsgi_json_key(j, name); wsgi_json_int(j, value); } while (0)
-#define JSON_STR(name, value) do { wsgi_json_key(j, name); wsgi_json_string(j, value); } while (0)
 
 static void json_options(wsgi_json *j, wsgi_state *st, wsgi_group *g)
 {
@@ -163,14 +148,14 @@ static void json_options(wsgi_json *j, wsgi_state *st, wsgi_group *g)
 
     wsgi_json_key(j, "options");
     wsgi_json_object_open(j);
-    JSON_INT("processes", g->processes);
+    wsgi_json_int_member(j, "processes", g->processes);
     wsgi_json_key(j, "multiprocess");
     wsgi_json_bool(j, g->multiprocess);
-    JSON_INT("threads", g->threads);
-    JSON_STR("user", g->user);
-    JSON_INT("uid", g->uid);
-    JSON_STR("group", g->group);
-    JSON_INT("gid", g->gid);
+    wsgi_json_int_member(j, "threads", g->threads);
+    wsgi_json_string_member(j, "user", g->user);
+    wsgi_json_int_member(j, "uid", g->uid);
+    wsgi_json_string_member(j, "group", g->group);
+    wsgi_json_int_member(j, "gid", g->gid);
     wsgi_json_key(j, "supplementary_groups");
     if (!g->supplementary_groups) {
         wsgi_json_null(j);
@@ -188,49 +173,48 @@ static void json_options(wsgi_json *j, wsgi_state *st, wsgi_group *g)
         wsgi_json_null(j);
     else
         wsgi_json_int(j, g->umask);
-    JSON_STR("home", g->home);
-    JSON_STR("display_name", g->display_name);
-    JSON_STR("lang", g->lang);
-    JSON_STR("locale", g->locale);
-    JSON_INT("cpu_priority", g->cpu_priority);
+    wsgi_json_string_member(j, "home", g->home);
+    wsgi_json_string_member(j, "display_name", g->display_name);
+    wsgi_json_string_member(j, "lang", g->lang);
+    wsgi_json_string_member(j, "locale", g->locale);
+    wsgi_json_int_member(j, "cpu_priority", g->cpu_priority);
     wsgi_json_key(j, "python_path");
     json_strings(j, g->python_path);
-    JSON_STR("python_home", g->python_home);
-    JSON_STR("python_executable", g->python_executable);
-    JSON_STR("python_eggs", g->python_eggs);
-    JSON_INT("stack_size", g->stack_size);
-    JSON_INT("maximum_requests", g->maximum_requests);
-    JSON_INT("shutdown_timeout", g->shutdown_timeout);
-    JSON_INT("deadlock_timeout", g->deadlock_timeout);
-    JSON_INT("inactivity_timeout", g->inactivity_timeout);
-    JSON_INT("request_timeout", g->request_timeout);
-    JSON_INT("interrupt_timeout", g->interrupt_timeout);
+    wsgi_json_string_member(j, "python_home", g->python_home);
+    wsgi_json_string_member(j, "python_executable", g->python_executable);
+    wsgi_json_string_member(j, "python_eggs", g->python_eggs);
+    wsgi_json_int_member(j, "stack_size", g->stack_size);
+    wsgi_json_int_member(j, "maximum_requests", g->maximum_requests);
+    wsgi_json_int_member(j, "shutdown_timeout", g->shutdown_timeout);
+    wsgi_json_int_member(j, "deadlock_timeout", g->deadlock_timeout);
+    wsgi_json_int_member(j, "inactivity_timeout", g->inactivity_timeout);
+    wsgi_json_int_member(j, "request_timeout", g->request_timeout);
+    wsgi_json_int_member(j, "interrupt_timeout", g->interrupt_timeout);
     wsgi_json_key(j, "switch_interval");
     if (switch_interval > 0)
         wsgi_json_number(j, switch_interval);
     else
         wsgi_json_null(j);
-    JSON_INT("graceful_timeout", g->graceful_timeout);
-    JSON_INT("cpu_time_limit", g->cpu_time_limit);
-    JSON_INT("memory_limit", g->memory_limit);
-    JSON_INT("virtual_memory_limit", g->virtual_memory_limit);
-    JSON_INT("listen_backlog", g->listen_backlog);
-    JSON_INT("send_buffer_size", g->send_buffer_size);
-    JSON_INT("receive_buffer_size", g->receive_buffer_size);
-    JSON_INT("connect_timeout", g->connect_timeout);
-    JSON_INT("socket_timeout", g->socket_timeout);
-    JSON_INT("queue_timeout", g->queue_timeout);
-    JSON_INT("header_buffer_size", g->header_buffer_size);
-    JSON_INT("restart_interval", g->restart_interval);
-    JSON_INT("startup_timeout", g->startup_timeout);
-    JSON_INT("memory_recycle", g->memory_recycle);
-    wsgi_json_key(j, "asgi_loop");
-    wsgi_json_string(j, g->asgi_loop ? g->asgi_loop : "asyncio");
-    JSON_INT("websocket_max_message", g->websocket_max_message);
-    JSON_INT("websocket_ping_interval", g->websocket_ping_interval);
-    JSON_INT("websocket_ping_timeout", g->websocket_ping_timeout);
-    JSON_INT("websocket_idle_timeout", g->websocket_idle_timeout);
-    JSON_INT("websocket_max_lifetime", g->websocket_max_lifetime);
+    wsgi_json_int_member(j, "graceful_timeout", g->graceful_timeout);
+    wsgi_json_int_member(j, "cpu_time_limit", g->cpu_time_limit);
+    wsgi_json_int_member(j, "memory_limit", g->memory_limit);
+    wsgi_json_int_member(j, "virtual_memory_limit", g->virtual_memory_limit);
+    wsgi_json_int_member(j, "listen_backlog", g->listen_backlog);
+    wsgi_json_int_member(j, "send_buffer_size", g->send_buffer_size);
+    wsgi_json_int_member(j, "receive_buffer_size", g->receive_buffer_size);
+    wsgi_json_int_member(j, "connect_timeout", g->connect_timeout);
+    wsgi_json_int_member(j, "socket_timeout", g->socket_timeout);
+    wsgi_json_int_member(j, "queue_timeout", g->queue_timeout);
+    wsgi_json_int_member(j, "header_buffer_size", g->header_buffer_size);
+    wsgi_json_int_member(j, "restart_interval", g->restart_interval);
+    wsgi_json_int_member(j, "startup_timeout", g->startup_timeout);
+    wsgi_json_int_member(j, "memory_recycle", g->memory_recycle);
+    wsgi_json_string_member(j, "asgi_loop", g->asgi_loop ? g->asgi_loop : "asyncio");
+    wsgi_json_int_member(j, "websocket_max_message", g->websocket_max_message);
+    wsgi_json_int_member(j, "websocket_ping_interval", g->websocket_ping_interval);
+    wsgi_json_int_member(j, "websocket_ping_timeout", g->websocket_ping_timeout);
+    wsgi_json_int_member(j, "websocket_idle_timeout", g->websocket_idle_timeout);
+    wsgi_json_int_member(j, "websocket_max_lifetime", g->websocket_max_lifetime);
     wsgi_json_object_close(j);
 }
 
@@ -270,10 +254,8 @@ static void json_inherited_scripts(wsgi_json *j, apr_pool_t *p, const unsigned c
         if (!(at = slot_string(p, at, end, &script)) || !(at = slot_string(p, at, end, &group)) || *script != '/')
             break;
         wsgi_json_object_open(j);
-        wsgi_json_key(j, "script");
-        wsgi_json_string(j, script);
-        wsgi_json_key(j, "application_group");
-        wsgi_json_string(j, group);
+        wsgi_json_string_member(j, "script", script);
+        wsgi_json_string_member(j, "application_group", group);
         wsgi_json_object_close(j);
     }
     wsgi_json_array_close(j);
@@ -284,8 +266,8 @@ static void json_board(wsgi_json *j, apr_pool_t *p, const wsgi_spawn_info *info)
 {
     wsgi_json_key(j, "board");
     wsgi_json_object_open(j);
-    JSON_INT("slot", info->slot);
-    JSON_INT("slots", info->pool->seg->slots);
+    wsgi_json_int_member(j, "slot", info->slot);
+    wsgi_json_int_member(j, "slots", info->pool->seg->slots);
     wsgi_json_key(j, "doorbell");
     wsgi_json_bool(j, info->bell_fd >= 0);
     wsgi_json_object_close(j);
@@ -295,8 +277,8 @@ static void json_board(wsgi_json *j, apr_pool_t *p, const wsgi_spawn_info *info)
         return;
     }
     wsgi_json_object_open(j);
-    JSON_INT("predecessor_pid", info->predecessor_pid);
-    JSON_STR("reason", wsgi_reason_name(info->reason));
+    wsgi_json_int_member(j, "predecessor_pid", info->predecessor_pid);
+    wsgi_json_string_member(j, "reason", wsgi_reason_name(info->reason));
     wsgi_json_key(j, "scripts");
     json_inherited_scripts(j, p, info->scripts);
     wsgi_json_object_close(j);

@@ -51,37 +51,25 @@ static void histogram_summary(wsgi_json *j, const char *key, const double *stats
 static void process_json(wsgi_json *j, const wsgi_status_process *w)
 {
     wsgi_json_object_open(j);
-    wsgi_json_key(j, "slot");
-    wsgi_json_int(j, w->label);
-    wsgi_json_key(j, "index");
-    wsgi_json_int(j, w->index);
-    wsgi_json_key(j, "pid");
-    wsgi_json_int(j, w->pid);
-    wsgi_json_key(j, "generation");
-    wsgi_json_int(j, w->generation);
-    wsgi_json_key(j, "state");
-    wsgi_json_string(j, wsgi_status_state_names[w->state]);
+    wsgi_json_int_member(j, "slot", w->label);
+    wsgi_json_int_member(j, "index", w->index);
+    wsgi_json_int_member(j, "pid", w->pid);
+    wsgi_json_int_member(j, "generation", w->generation);
+    wsgi_json_string_member(j, "state", wsgi_status_state_names[w->state]);
     seconds(j, "started_at", w->started_us);
     seconds(j, "ready_at", w->ready_us);
     seconds(j, "heartbeat_at", w->heartbeat_us);
     wsgi_json_key(j, "requests");
     wsgi_json_number(j, wsgi_status_requests(w->stats));
-    wsgi_json_key(j, "active");
-    wsgi_json_int(j, w->active);
-    wsgi_json_key(j, "threads_busy");
-    wsgi_json_int(j, w->threads_busy);
-    wsgi_json_key(j, "threads_idle");
-    wsgi_json_int(j, (apr_int64_t)w->threads - w->threads_busy);
-    wsgi_json_key(j, "queued");
-    wsgi_json_int(j, w->queued);
-    wsgi_json_key(j, "websockets");
-    wsgi_json_int(j, w->websockets);
-    wsgi_json_key(j, "rss");
-    wsgi_json_int(j, (apr_int64_t)w->rss);
+    wsgi_json_int_member(j, "active", w->active);
+    wsgi_json_int_member(j, "threads_busy", w->threads_busy);
+    wsgi_json_int_member(j, "threads_idle", (apr_int64_t)w->threads - w->threads_busy);
+    wsgi_json_int_member(j, "queued", w->queued);
+    wsgi_json_int_member(j, "websockets", w->websockets);
+    wsgi_json_int_member(j, "rss", (apr_int64_t)w->rss);
     wsgi_json_key(j, "cpu_seconds");
     wsgi_json_number(j, w->cpu_seconds);
-    wsgi_json_key(j, "last_restart_reason");
-    wsgi_json_string(j, w->start_reason);
+    wsgi_json_string_member(j, "last_restart_reason", w->start_reason);
     wsgi_json_object_close(j);
 }
 
@@ -90,16 +78,13 @@ static void group_json(wsgi_json *j, const wsgi_status_group *g)
     int i;
 
     wsgi_json_object_open(j);
-    wsgi_json_key(j, "name");
-    wsgi_json_string(j, g->label);
+    wsgi_json_string_member(j, "name", g->label);
     wsgi_json_key(j, "default");
     wsgi_json_bool(j, !*g->name);
     wsgi_json_key(j, "configured");
     wsgi_json_bool(j, g->configured);
-    wsgi_json_key(j, "processes");
-    wsgi_json_int(j, g->processes);
-    wsgi_json_key(j, "threads");
-    wsgi_json_int(j, g->threads);
+    wsgi_json_int_member(j, "processes", g->processes);
+    wsgi_json_int_member(j, "threads", g->threads);
     wsgi_json_key(j, "requests");
     wsgi_json_number(j, wsgi_status_requests(g->stats));
     wsgi_json_key(j, "requests_by_status");
@@ -111,21 +96,16 @@ static void group_json(wsgi_json *j, const wsgi_status_group *g)
     wsgi_json_object_close(j);
     histogram_summary(j, "request_duration_seconds", g->stats, 0);
     histogram_summary(j, "queue_wait_seconds", g->stats, 1);
-    wsgi_json_key(j, "active");
-    wsgi_json_int(j, g->active);
-    wsgi_json_key(j, "threads_busy");
-    wsgi_json_int(j, g->threads_busy);
-    wsgi_json_key(j, "threads_idle");
-    wsgi_json_int(j, g->threads_idle);
-    wsgi_json_key(j, "queued");
-    wsgi_json_int(j, g->queued);
+    wsgi_json_int_member(j, "active", g->active);
+    wsgi_json_int_member(j, "threads_busy", g->threads_busy);
+    wsgi_json_int_member(j, "threads_idle", g->threads_idle);
+    wsgi_json_int_member(j, "queued", g->queued);
     wsgi_json_key(j, "accept_queue");
     if (g->accept_queue >= 0)
         wsgi_json_int(j, g->accept_queue);
     else
         wsgi_json_null(j);
-    wsgi_json_key(j, "websockets");
-    wsgi_json_int(j, g->websockets);
+    wsgi_json_int_member(j, "websockets", g->websockets);
     wsgi_json_key(j, "processes_by_state");
     wsgi_json_object_open(j);
     for (i = WSGI_STATE_STARTING; i <= WSGI_STATE_STOPPING; ++i) {
@@ -133,8 +113,7 @@ static void group_json(wsgi_json *j, const wsgi_status_group *g)
         wsgi_json_int(j, g->by_state[i]);
     }
     wsgi_json_object_close(j);
-    wsgi_json_key(j, "processes_ended");
-    wsgi_json_int(j, (apr_int64_t)g->ended);
+    wsgi_json_int_member(j, "processes_ended", (apr_int64_t)g->ended);
     wsgi_json_key(j, "restarts");
     wsgi_json_object_open(j);
     for (i = 1; i < WSGI_REASON_COUNT; ++i) {
@@ -154,23 +133,17 @@ static void restart_json(wsgi_json *j, apr_pool_t *p, const wsgi_status_restart 
 {
     wsgi_json_object_open(j);
     seconds(j, "time", r->time_us);
-    wsgi_json_key(j, "group");
-    wsgi_json_string(j, r->group);
-    wsgi_json_key(j, "slot");
-    wsgi_json_int(j, r->slot);
-    wsgi_json_key(j, "index");
-    wsgi_json_int(j, r->index);
-    wsgi_json_key(j, "generation");
-    wsgi_json_int(j, r->generation);
-    wsgi_json_key(j, "old_pid");
-    wsgi_json_int(j, r->old_pid);
+    wsgi_json_string_member(j, "group", r->group);
+    wsgi_json_int_member(j, "slot", r->slot);
+    wsgi_json_int_member(j, "index", r->index);
+    wsgi_json_int_member(j, "generation", r->generation);
+    wsgi_json_int_member(j, "old_pid", r->old_pid);
     wsgi_json_key(j, "new_pid");
     if (r->new_pid)
         wsgi_json_int(j, r->new_pid);
     else
         wsgi_json_null(j);
-    wsgi_json_key(j, "reason");
-    wsgi_json_string(j, r->reason);
+    wsgi_json_string_member(j, "reason", r->reason);
     wsgi_json_key(j, "exit_status");
     if (r->exit_status >= 0)
         wsgi_json_int(j, r->exit_status);
@@ -181,8 +154,7 @@ static void restart_json(wsgi_json *j, apr_pool_t *p, const wsgi_status_restart 
         wsgi_json_int(j, r->signal);
     else
         wsgi_json_null(j);
-    wsgi_json_key(j, "signal_name");
-    wsgi_json_string(j, r->signal ? wsgi_status_signal_name(p, r->signal) : NULL);
+    wsgi_json_string_member(j, "signal_name", r->signal ? wsgi_status_signal_name(p, r->signal) : NULL);
     wsgi_json_object_close(j);
 }
 
