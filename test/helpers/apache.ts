@@ -150,15 +150,14 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Processes whose parent is `pid`, from /proc. */
-export function childPids(pid: number): number[] {
+/** Processes whose /proc/PID/stat field `field` (counted after the command: 1 ppid, 3 session) is `value`. */
+function pidsWhere(field: number, value: number): number[] {
   const out: number[] = []
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'latin1')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === pid) out.push(Number(name))
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[field]) === value) out.push(Number(name))
     } catch {
       /* gone */
     }
@@ -166,23 +165,17 @@ export function childPids(pid: number): number[] {
   return out
 }
 
+/** Processes whose parent is `pid`, from /proc. */
+export function childPids(pid: number): number[] {
+  return pidsWhere(1, pid)
+}
+
 /**
  * Processes of the session `sid`, from /proc: an Apache started with `-k start` leads a session of its
  * own, so these are its children and daemons, even once its death has handed them to init.
  */
 export function sessionPids(sid: number): number[] {
-  const out: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'latin1')
-      const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3])
-      if (session === sid) out.push(Number(name))
-    } catch {
-      /* gone */
-    }
-  }
-  return out
+  return pidsWhere(3, sid)
 }
 
 /** SIGKILL to what is left of the session of an Apache parent that is gone (its orphaned children). */
